@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Each creates .venv and installs the pinned dependencies the first time (stamp file .venv/.installed).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU build of torch 2.13.0 is the one this project is tested with (it lies on disk on our machines).
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test bench lint system-deps clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# FluidSynth (with its TimGM6mb General MIDI soundfont) renders MIDI to audio; without it tunesmith
+# falls back to its own additive synthesizer and says so.
+system-deps:
+	@command -v fluidsynth >/dev/null 2>&1 || { \
+	  echo "installing fluidsynth (apt)"; \
+	  (apt-get install -y -q fluidsynth >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fluidsynth >/dev/null 2>&1)) || \
+	  echo "fluidsynth could not be installed: audio will use the built-in fallback synthesizer"; }
+
+demo: $(STAMP) system-deps
+	$(BIN)/tunesmith demo --out demo-output
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output runs .pytest_cache

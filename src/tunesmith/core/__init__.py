@@ -1,0 +1,1 @@
+"""The central music type (symusic Score in ticks), its helpers, constants and errors."""

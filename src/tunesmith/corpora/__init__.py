@@ -1,0 +1,1 @@
+"""Bundled corpora, usable by name as training data (`tunesmith corpus list | export`)."""

@@ -1,0 +1,27 @@
+"""Shared fixtures: paths to the real MIDI files copied into tests/fixtures (see their licence notes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REALMIDI = FIXTURES / "realmidi"
+CORRUPT_MIDI = REALMIDI / "miditok_tests" / "MIDIs_corrupted" / "ValueError_Control168.mid"
+
+
+def real_midi_files() -> list[Path]:
+    """Every real-world MIDI fixture except the deliberately corrupt one, sorted."""
+    files = [p for p in REALMIDI.rglob("*") if p.suffix.lower() in {".mid", ".midi"}]
+    return sorted(p for p in files if p != CORRUPT_MIDI)
+
+
+@pytest.fixture(scope="session")
+def realmidi_dir() -> Path:
+    return REALMIDI
+
+
+@pytest.fixture(scope="session")
+def jsb_tiny() -> Path:
+    return FIXTURES / "jsb" / "jsb-tiny-quarter.json"
