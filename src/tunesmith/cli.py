@@ -80,6 +80,67 @@ def plot(
 
 
 @app.command()
+def train(
+    config: Path = typer.Argument(None, help="YAML recipe (see configs/); optional with --resume."),
+    set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set optim.lr=1e-3 (repeatable)."),
+    out: Path = typer.Option(None, "--out", help="Run folder (default: runs/NAME-TIMESTAMP)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+) -> None:
+    """Train a model family on a corpus, dataset folder or MIDI folder, as a YAML recipe describes."""
+    if config is None and resume is None:
+        raise UserError("give a recipe (tunesmith train configs/NAME.yaml) or --resume RUN_DIR")
+    if config is not None and not config.is_file():
+        raise UserError(f"config file {config} does not exist")
+    from tunesmith.training.loop import train_command
+
+    run_dir = train_command(config, set_, out, resume)
+    typer.echo(f"run folder: {run_dir} (checkpoints/best.ckpt, metrics.csv, tensorboard/)")
+
+
+@app.command()
+def generate(
+    checkpoint: str = typer.Argument(..., help="A .ckpt file, a run folder, or a shipped name (e.g. lstm-bach)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the generated files."),
+    n: int = typer.Option(4, "--n", min=1, help="Number of pieces."),
+    bars: int = typer.Option(8, "--bars", min=1, help="Length of each piece in bars."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Exactly this many new tokens/frames (instead of --bars)."),
+    primer: Path = typer.Option(None, "--primer", help="MIDI file to continue."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.01, help="Sampling temperature."),
+    top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely tokens."),
+    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    chords: str = typer.Option(None, "--chords", help='Chord progression for chord-conditioned models: "C G Am F".'),
+    audio: bool = typer.Option(False, "--audio", help="Also write WAV audio."),
+    mp3: bool = typer.Option(False, "--mp3", help="Also write MP3 audio."),
+    plot_: bool = typer.Option(False, "--plot", help="Also write a piano-roll PNG."),
+) -> None:
+    """Generate new pieces from a checkpoint, from nothing or continuing a primer."""
+    from tunesmith.generation.generate import GenerateRequest, generate_command
+    from tunesmith.generation.sampling import SamplingConfig
+
+    request = GenerateRequest(
+        n=n, bars=bars, steps=steps, primer=primer, seed=seed,
+        sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p),
+        chords=chords.split() if chords else None, audio="mp3" if mp3 else ("wav" if audio else None), plot=plot_,
+    )
+    for path in generate_command(checkpoint, out, request):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered model families, their objective and their config keys."""
+    import dataclasses
+
+    from tunesmith.models import MODELS
+
+    for name, cls in MODELS.items():
+        defaults = {**dataclasses.asdict(cls.Config()), **cls.defaults()}
+        keys = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        typer.echo(f"{name:<14} {cls.objective:<12} {(cls.__doc__ or '').strip().splitlines()[0]}\n    {keys}")
+
+
+@app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for what the demo writes.")) -> None:
     """End to end on a bundled corpus: train a small model, write MIDI, WAV and PNG."""
     from tunesmith.demo import run_demo

@@ -1,1 +1,57 @@
-"""models"""
+"""The model registry: registered name -> model class (one file per family).
+
+Every model class has a `Config` dataclass (its `__init__` argument), `defaults()` (config values its
+registered name implies), `debug_config()` (tiny, for the shared test suite), `objective`
+("likelihood", "vae" or "adversarial"), `data_kind` (what batches it eats) and `loss(batch) -> dict`.
+Config fields that depend on the data (vocabulary size, padding id, ...) are filled from the
+representation by `data_dims`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from torch import nn
+
+from tunesmith.core.errors import UserError
+from tunesmith.models.rnn import GRULanguageModel, RNNLanguageModel
+from tunesmith.representations.base import Representation
+
+MODELS: dict[str, type[nn.Module]] = {
+    "lstm": RNNLanguageModel,
+    "gru": GRULanguageModel,
+}
+
+
+def model_class(name: str) -> type[nn.Module]:
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def data_dims(representation: Representation) -> dict[str, Any]:
+    """Config values that come from the data, by the field names models use for them."""
+    dims: dict[str, Any] = {}
+    if getattr(representation, "is_tokens", False):
+        dims.update(vocab_size=representation.vocab_size, pad_id=representation.pad_id)
+    return dims
+
+
+def make_config(name: str, user: dict[str, Any], dims: dict[str, Any]) -> Any:
+    """The family's Config: its defaults, then data dims, then the user's values (unknown keys: UserError)."""
+    cls = model_class(name)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(user) - fields)
+    if unknown:
+        raise UserError(f"model {name!r} has no config key {unknown[0]!r}; keys: {', '.join(sorted(fields))}")
+    merged = {**cls.defaults(), **{k: v for k, v in dims.items() if k in fields}, **user}
+    return cls.Config(**merged)
+
+
+def build_model(name: str, config: Any) -> nn.Module:
+    """Instantiate a registered family from its Config (a dataclass instance or a dict)."""
+    cls = model_class(name)
+    if isinstance(config, dict):
+        config = cls.Config(**config)
+    return cls(config)

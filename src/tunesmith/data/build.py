@@ -1,0 +1,89 @@
+"""DataConfig -> representation + train/valid datasets + provenance: the one way data enters training."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from symusic import Score
+from torch.utils.data import Dataset
+
+from tunesmith.core.errors import SkipFile, UserError
+from tunesmith.data.augment import transpositions
+from tunesmith.data.datasets import FrameWindows, TokenWindows
+from tunesmith.data.sources import load_scores
+from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
+from tunesmith.representations import get_representation
+from tunesmith.representations.base import Representation
+from tunesmith.data.config import DataConfig
+
+
+@dataclass
+class PreparedData:
+    representation: Representation
+    train: Dataset
+    valid: Dataset
+    provenance: dict[str, Any]
+    scores: dict[str, list[Score]] = field(default_factory=dict)  # split -> original (unaugmented) scores
+
+
+def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation | None = None) -> PreparedData:
+    """Load `cfg.source`, split by piece, augment and encode the training split, cut windows.
+
+    `representation` is given when resuming (its learned vocabulary must not change); otherwise it is
+    built from the config and fitted on the (augmented) training scores.
+    """
+    pieces = load_scores(cfg.source, cfg.limit)
+    if len(pieces) < 2:
+        raise UserError(f"{cfg.source} holds {len(pieces)} usable piece(s); training needs at least 2")
+    by_id = dict(pieces)
+    groups = split_ids(list(by_id), cfg.valid_fraction, cfg.test_fraction)
+    train_scores = [aug for pid in groups["train"] for aug in transpositions(by_id[pid], cfg.transpose)]
+    if representation is None:
+        representation = get_representation(cfg.representation, **cfg.representation_config)
+        representation.fit(train_scores)
+    encoded = {"train": _encode_all(representation, train_scores),
+               "valid": _encode_all(representation, [by_id[p] for p in groups["valid"]])}
+    if not encoded["train"] or not encoded["valid"]:
+        raise UserError(f"{cfg.source}: no piece could be encoded as {cfg.representation!r} for train or valid")
+    stride = cfg.stride or max(1, cfg.window // 2)
+    datasets = {split: _windows(data_kind, arrays, cfg.window, stride, representation)
+                for split, arrays in encoded.items()}
+    provenance = {
+        "source": cfg.source, "representation": cfg.representation, "split_rule": SPLIT_RULE,
+        "valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction, "transpose": cfg.transpose,
+        "pieces": {k: len(v) for k, v in groups.items()}, "train_ids_sha256": ids_fingerprint(groups["train"]),
+        "valid_ids_sha256": ids_fingerprint(groups["valid"]),
+    }
+    if representation.is_tokens:
+        quarters = sum(s.end() / s.ticks_per_quarter for s in train_scores)
+        provenance["tokens_per_quarter"] = sum(map(len, encoded["train"])) / max(quarters, 1.0)
+    scores = {k: [by_id[p] for p in v] for k, v in groups.items()}
+    return PreparedData(representation, datasets["train"], datasets["valid"], provenance, scores)
+
+
+def _encode_all(representation: Representation, scores: list[Score]) -> list[np.ndarray]:
+    arrays, skipped = [], 0
+    for score in scores:
+        try:
+            array = representation.encode(score)
+        except SkipFile:
+            skipped += 1
+            continue
+        if len(array):
+            arrays.append(array)
+    if skipped:
+        print(f"{skipped} piece(s) could not be encoded as {representation.name} and were left out", file=sys.stderr)
+    return arrays
+
+
+def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep: Representation) -> Dataset:
+    if kind == "tokens":
+        if not rep.is_tokens:
+            raise UserError(f"this model needs a token representation, not {rep.name!r}")
+        return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id)
+    if kind == "frames":
+        return FrameWindows(arrays, window, stride)
+    raise ValueError(f"unknown data kind {kind!r}")

@@ -1,0 +1,71 @@
+"""Torch datasets over encoded pieces: windows of token sequences or of frame arrays.
+
+Both hold a list of encoded pieces and a flat index of (piece, offset) windows, built once; an item
+is one window. Windows cover each piece with the configured stride; the last window of a piece is
+aligned to its end so no tail is dropped; pieces shorter than a window are padded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+def window_offsets(length: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows of `window` steps over a sequence of `length` steps."""
+    if length <= window:
+        return [0]
+    offsets = list(range(0, length - window + 1, stride))
+    if offsets[-1] != length - window:
+        offsets.append(length - window)
+    return offsets
+
+
+class TokenWindows(Dataset):
+    """Items: {"tokens": int64 (window + 1,)}: inputs are [:-1], next-token targets [1:].
+
+    Each piece is [bos] + tokens + [eos]; short pieces are right-padded with `pad_id`.
+    """
+
+    def __init__(self, pieces: list[np.ndarray], window: int, stride: int, bos: int, eos: int, pad: int):
+        self.window, self.pad = window + 1, pad
+        self.pieces = [np.concatenate([[bos], p, [eos]]).astype(np.int64) for p in pieces]
+        self.index = [(i, o) for i, p in enumerate(self.pieces) for o in window_offsets(len(p), self.window, stride)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        piece, offset = self.index[item]
+        chunk = self.pieces[piece][offset : offset + self.window]
+        if len(chunk) < self.window:
+            chunk = np.concatenate([chunk, np.full(self.window - len(chunk), self.pad, np.int64)])
+        return {"tokens": torch.from_numpy(chunk)}
+
+    def n_tokens(self) -> int:
+        """Real (non-padding) tokens over all pieces, each counted once."""
+        return int(sum(len(p) for p in self.pieces))
+
+
+class FrameWindows(Dataset):
+    """Items: {"frames": float32 (window, *frame_shape)} cut along axis 0 of each encoded piece
+    (piano rolls, multitrack rolls, bars); short pieces are zero-padded, with {"mask": (window,)}."""
+
+    def __init__(self, pieces: list[np.ndarray], window: int, stride: int):
+        self.window = window
+        self.pieces = pieces
+        self.index = [(i, o) for i, p in enumerate(pieces) for o in window_offsets(len(p), window, stride)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        piece, offset = self.index[item]
+        chunk = np.asarray(self.pieces[piece][offset : offset + self.window], dtype=np.float32)
+        mask = np.ones(self.window, dtype=bool)
+        if len(chunk) < self.window:
+            mask[len(chunk) :] = False
+            pad = np.zeros((self.window - len(chunk), *chunk.shape[1:]), np.float32)
+            chunk = np.concatenate([chunk, pad])
+        return {"frames": torch.from_numpy(chunk), "mask": torch.from_numpy(mask)}

@@ -1,0 +1,129 @@
+"""LSTM and GRU next-token models over token representations (`notes`, `grid`, `events`).
+
+Embedding -> stacked LSTM/GRU -> dropout -> linear over the vocabulary. Trained on every position
+(`loss_positions="all"`), or, like the seed projects' seq2one windows, only on the last position of each
+window (`loss_positions="last"`): one config option, same code path. Generation steps the network one
+token at a time with its hidden state (`RecurrentStepper`), never re-feeding the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from tunesmith.models.layers import RecurrentStepper, State, masked_cross_entropy
+
+
+@dataclass
+class RNNConfig:
+    vocab_size: int = 0  # filled from the representation
+    pad_id: int = 0  # filled from the representation
+    embed_dim: int = 128
+    hidden_size: int = 512
+    num_layers: int = 3
+    dropout: float = 0.2
+    cell: str = "lstm"  # lstm | gru
+    loss_positions: str = "all"  # all | last (seq2one, as the seed projects trained)
+
+
+class RNNLanguageModel(nn.Module):
+    """Next-token model. Batch: {"tokens": int64 (batch, window + 1)}; inputs are [:-1], targets [1:]."""
+
+    name: ClassVar[str] = "lstm"
+    Config: ClassVar[type] = RNNConfig
+    objective: ClassVar[str] = "likelihood"
+    data_kind: ClassVar[str] = "tokens"
+    cpu_threads: ClassVar[int] = 1  # recurrent training measured fastest on one thread per process here
+
+    def __init__(self, config: RNNConfig) -> None:
+        super().__init__()
+        if config.vocab_size <= 0:
+            raise ValueError("RNNConfig.vocab_size must be set (it comes from the representation)")
+        if config.cell not in ("lstm", "gru") or config.loss_positions not in ("all", "last"):
+            raise ValueError(f"bad cell {config.cell!r} or loss_positions {config.loss_positions!r}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
+        rnn_cls = nn.LSTM if config.cell == "lstm" else nn.GRU
+        inner_dropout = config.dropout if config.num_layers > 1 else 0.0
+        self.rnn = rnn_cls(config.embed_dim, config.hidden_size, config.num_layers,
+                           batch_first=True, dropout=inner_dropout)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Config values this registered name sets before the user's (the GRU name picks GRU cells)."""
+        return {"cell": "lstm"}
+
+    @classmethod
+    def debug_config(cls) -> dict:
+        """A tiny config for the shared CPU test suite."""
+        return {"embed_dim": 8, "hidden_size": 16, "num_layers": 2, "dropout": 0.0}
+
+    @classmethod
+    def debug_dims(cls) -> dict:
+        """Data dims for the shared test suite (normally they come from the representation)."""
+        return {"vocab_size": 24, "pad_id": 0}
+
+    def example_batch(self, batch_size: int = 2, length: int = 12) -> dict[str, Tensor]:
+        """A random batch of the shape `loss` expects (tests and benchmarks)."""
+        return {"tokens": torch.randint(1, self.config.vocab_size, (batch_size, length + 1))}
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (batch, time) int64 -> logits (batch, time, vocab)."""
+        hidden, _ = self.rnn(self.embed(tokens))
+        return self.head(self.drop(hidden))
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Cross-entropy in nats per predicted token, and accuracy."""
+        tokens = batch["tokens"]
+        logits = self(tokens[:, :-1])
+        targets = tokens[:, 1:]
+        if self.config.loss_positions == "last":
+            logits, targets = logits[:, -1:], targets[:, -1:]
+        loss, accuracy = masked_cross_entropy(logits, targets, self.config.pad_id)
+        return {"loss": loss, "accuracy": accuracy}
+
+    def stepper(self, quantize: bool = False) -> TokenStepper:
+        """An incremental-state view of this network for sampling (see `generation.sampling`)."""
+        return TokenStepper(self, quantize)
+
+
+class TokenStepper(nn.Module):
+    """Feeds one token per call and keeps the recurrent state: logits (batch, vocab) per step."""
+
+    def __init__(self, model: RNNLanguageModel, quantize: bool = False) -> None:
+        super().__init__()
+        self.embed, self.head = model.embed, model.head
+        self.core = RecurrentStepper(model.rnn, quantize)
+        if quantize:
+            from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+            from torch.ao.quantization import default_dynamic_qconfig
+
+            head = nn.Linear(model.head.in_features, model.head.out_features)
+            head.load_state_dict(model.head.state_dict())
+            head.qconfig = default_dynamic_qconfig
+            self.head = DynamicLinear.from_float(head)
+        self.eval()
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        return self.core.initial_state(batch_size, device)
+
+    @torch.no_grad()
+    def forward(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """tokens (batch,) int64 -> logits (batch, vocab), new state."""
+        hidden, state = self.core(self.embed(tokens), state)
+        return self.head(hidden), state
+
+
+class GRULanguageModel(RNNLanguageModel):
+    """The same next-token model with GRU cells (the seed's second model)."""
+
+    name: ClassVar[str] = "gru"
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {"cell": "gru"}
