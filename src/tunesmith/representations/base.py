@@ -29,6 +29,8 @@ class Representation(ABC):
     name: ClassVar[str]
     Config: ClassVar[type]
     is_tokens: ClassVar[bool] = False
+    # Note-table fields (`core.score.NOTE_FIELDS`) that survive decode(encode(s)); the law compares these.
+    note_fields: ClassVar[tuple[str, ...]] = ("pitch", "start", "duration")
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         base = config if config is not None else self.Config()
@@ -54,7 +56,7 @@ class Representation(ABC):
         """Learned state to save beside the config (e.g. a vocabulary); default: none."""
         return {}
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook, default no-op)
         """Restore what `state()` returned."""
 
     def to_dict(self) -> dict[str, Any]:

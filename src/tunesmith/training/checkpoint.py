@@ -118,3 +118,17 @@ def _to_lists(value: Any) -> Any:
 
 def _to_tuples(value: Any) -> Any:
     return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def export_for_inference(src: Path | str, dst: Path | str, half: bool = False) -> dict[str, Any]:
+    """Write a slim copy of a checkpoint for shipping: no optimizer, RNG or resume position.
+
+    `half=True` stores floating-point weights as fp16 (they are cast back to fp32 on load by
+    `load_state_dict`); returns the payload written.
+    """
+    payload = load_checkpoint(src)
+    slim = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
+    if half:
+        slim["weights"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["weights"].items()}
+    save_checkpoint(slim, Path(dst))
+    return slim

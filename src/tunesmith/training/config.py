@@ -35,6 +35,7 @@ class OptimConfig(Strict):
 class TrainerConfig(Strict):
     max_epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps, whatever the epoch
+    max_minutes: float | None = None  # stop after this much wall-clock training time (demo budgets)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     num_threads: int | None = None  # CPU threads; default: 1 for recurrent models (fastest measured here)

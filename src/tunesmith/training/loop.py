@@ -28,7 +28,8 @@ from tunesmith.data.build import PreparedData, prepare_data
 from tunesmith.models import build_model, data_dims, make_config, model_class
 from tunesmith.representations import representation_from_dict
 from tunesmith.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from tunesmith.training.config import RunConfig, dump_config, load_config, parse_config
+from tunesmith.training.config import RunConfig, TrainerConfig, dump_config, load_config, parse_config
+from tunesmith.training.curves import plot_learning_curves
 from tunesmith.training.logs import RunLog
 from tunesmith.training.objectives import OBJECTIVES
 
@@ -104,6 +105,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> Path:
         _run_epochs(config, data, model, objective, position, log, run_dir, device)
     finally:
         log.close()
+    plot_learning_curves(run_dir)  # run_dir/learning_curves.png from metrics.csv
     return run_dir
 
 
@@ -125,12 +127,15 @@ def _restore(checkpoint: dict[str, Any], model: torch.nn.Module, objective: Any)
 def _run_epochs(config: RunConfig, data: PreparedData, model: torch.nn.Module, objective: Any,
                 position: Position, log: RunLog, run_dir: Path, device: torch.device) -> None:
     tr, bs = config.trainer, config.optim.batch_size
-    while position.epoch < tr.max_epochs and not _done(position, tr.max_steps):
+    started = time.perf_counter()
+    while position.epoch < tr.max_epochs and not _done(position, tr, started):
         batches = epoch_batches(len(data.train), bs, tr.seed, position.epoch)
         bar = tqdm(total=len(batches), initial=position.batch, desc=f"epoch {position.epoch + 1}/{tr.max_epochs}",
                    disable=not tr.progress, leave=False)
         model.train()
-        while position.batch < len(batches) and not _done(position, tr.max_steps):
+        if hasattr(model, "progress"):  # schedules inside a model (e.g. teacher forcing) read this
+            model.progress = position.epoch / tr.max_epochs
+        while position.batch < len(batches) and not _done(position, tr, started):
             batch = to_device(default_collate([data.train[i] for i in batches[position.batch]]), device)
             metrics = objective.train_step(batch, position.step)
             position.step, position.batch = position.step + 1, position.batch + 1
@@ -147,8 +152,10 @@ def _run_epochs(config: RunConfig, data: PreparedData, model: torch.nn.Module, o
         _end_of_epoch(config, data, model, objective, position, log, run_dir, device)
 
 
-def _done(position: Position, max_steps: int | None) -> bool:
-    return max_steps is not None and position.step >= max_steps
+def _done(position: Position, trainer: TrainerConfig, started: float) -> bool:
+    if trainer.max_minutes is not None and time.perf_counter() - started > 60 * trainer.max_minutes:
+        return True
+    return trainer.max_steps is not None and position.step >= trainer.max_steps
 
 
 def _decay_lr(objective: Any, factor: float) -> None:

@@ -1,0 +1,100 @@
+"""`grid`: one symbol per grid step, pitch / hold / rest (the Bach LSTM and VAE representation).
+
+Array: 1-D int64 token ids, one per step of 1/`steps_per_quarter` quarter (default 4: 16th notes)
+from tick 0 to the end of the last melody note. Fixed vocabulary of 133 tokens:
+
+    id 0 `<pad>`, 1 `<bos>`, 2 `<eos>`, 3 `r` (a rest starts), 4 `_` (hold the previous symbol),
+    5 + p  the MIDI pitch p (0..127) starts, written as its number ("60").
+
+A note of pitch 67 lasting a quarter then a 16th rest is `67 _ _ _ r`; a 3-step rest is `r _ _`.
+
+Polyphony (see `canonical`): the melody is the *skyline* of all pitched tracks (drums dropped): at
+each step the highest sounding pitch after quantization and roll semantics (`_grid` docstring). A
+melody note starts where the top pitch changes or where the top note itself starts (a re-struck
+note); it lasts while the same note stays on top. Velocity is dropped (decoded notes: 80).
+Decoding ignores special tokens (they take no time); a leading `_` holds silence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from symusic import Score
+
+from tunesmith.core.constants import N_PITCHES
+from tunesmith.core.errors import UserError
+from tunesmith.representations import _grid, _melody
+from tunesmith.representations.base import Representation
+
+REST_ID, HOLD_ID, PITCH0_ID = 3, 4, 5
+VOCAB = (*_grid.SPECIALS, "r", "_", *(str(p) for p in range(N_PITCHES)))
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """steps_per_quarter: grid resolution (4 = 16th notes, as the seed)."""
+
+    steps_per_quarter: int = 4
+
+    def __post_init__(self) -> None:
+        _grid.check_positive("steps_per_quarter", self.steps_per_quarter)
+
+
+class GridRepresentation(Representation):
+    """Monophonic pitch / hold / rest symbols per step; see the module docstring."""
+
+    name = "grid"
+    Config = GridConfig
+    is_tokens = True
+    vocab: ClassVar[list[str]] = list(VOCAB)
+    vocab_size: ClassVar[int] = len(VOCAB)
+    pad_id, bos_id, eos_id = 0, 1, 2
+
+    @property
+    def tpq(self) -> int:
+        """Ticks per quarter of decoded and canonical scores."""
+        return _grid.output_tpq(self.config.steps_per_quarter)
+
+    def melody_steps(self, score: Score) -> tuple[np.ndarray, np.ndarray]:
+        """The skyline melody per step: (pitch or -1 for silence, True where a note starts); int64, bool."""
+        top, top_start = _melody.skyline(*_melody.steps_of_score(score, self.config.steps_per_quarter))
+        steps = np.arange(len(top))
+        prev = np.r_[_melody.REST, top[:-1]]
+        starts = (top != _melody.REST) & ((top != prev) | (top_start == steps))
+        return top, starts
+
+    def encode(self, score: Score) -> np.ndarray:
+        """Score -> (steps,) int64 ids: pitch at a note start, `r` at a rest start, `_` elsewhere."""
+        top, starts = self.melody_steps(score)
+        rest_starts = (top == _melody.REST) & (np.r_[0, top[:-1]] != _melody.REST)
+        ids = np.full(len(top), HOLD_ID, np.int64)
+        ids[starts] = PITCH0_ID + top[starts]
+        ids[rest_starts] = REST_ID
+        return ids
+
+    def decode(self, array: np.ndarray) -> Score:
+        """(n,) ids -> one melody track at `self.tpq`; special ids are skipped."""
+        ids = _grid.as_int_array(array, "grid tokens", 1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise UserError(f"grid token ids must lie in 0..{self.vocab_size - 1}")
+        ids = ids[ids >= REST_ID]
+        # Each step carries the last symbol that was not a hold (or a rest before any symbol).
+        last = np.maximum.accumulate(np.where(ids != HOLD_ID, np.arange(len(ids)), -1))
+        state = np.where(last >= 0, ids[np.maximum(last, 0)], REST_ID)
+        sounding = state >= PITCH0_ID
+        starts = ids >= PITCH0_ID
+        return self._score(np.where(sounding, state - PITCH0_ID, _melody.REST), starts)
+
+    def canonical(self, score: Score) -> Score:
+        """The skyline melody of the pitched tracks, quantized; velocity 80."""
+        return self._score(*self.melody_steps(score))
+
+    def _score(self, top: np.ndarray, starts: np.ndarray) -> Score:
+        """One track from per-step pitch (-1 = silence) and note-start flags."""
+        inside = top != _melody.REST
+        _, start, end = _grid.runs(starts[:, None], inside[:, None])
+        ticks = self.tpq // self.config.steps_per_quarter
+        track = _grid.make_step_track(top[start], start, end, _grid.DEFAULT_VELOCITY, ticks, name="melody")
+        return _grid.score_with_tracks([track], self.tpq)
