@@ -50,21 +50,27 @@ def ingest(
     workers: int = typer.Option(0, "--workers", help="Parser processes (0: one per core)."),
 ) -> None:
     """Parse a MIDI collection into a deduplicated, memory-mappable dataset cache."""
-    from tunesmith.io.ingest import ingest_folder
+    from tunesmith.io.ingest import ingest_folder, summary_line
 
-    ingest_folder(src_dir, out, workers=workers)
+    report = ingest_folder(src_dir, out, workers=workers)
+    typer.echo(f"{summary_line(report)}; report in {out / 'report.json'}")
 
 
 @app.command()
 def render(
     midi: Path = typer.Argument(..., help="MIDI file to render."),
     out: Path = typer.Option(..., "--out", help="Audio file to write: .wav, .flac or .mp3."),
+    engine: str = typer.Option(
+        "auto", "--engine", help="auto (FluidSynth if installed), fluidsynth, or builtin (the fallback)."
+    ),
 ) -> None:
     """Render a MIDI file to audio with FluidSynth (or the built-in fallback synthesizer)."""
-    from tunesmith.io.audio import render_midi_file
+    from tunesmith.io.audio import ENGINES, render_midi_file
 
-    engine = render_midi_file(midi, out)
-    typer.echo(f"wrote {out} ({engine})")
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+    used = render_midi_file(midi, out, engine=engine)
+    typer.echo(f"wrote {out} with {used}")
 
 
 @app.command()
@@ -138,6 +144,76 @@ def models() -> None:
         defaults = {**dataclasses.asdict(cls.Config()), **cls.defaults()}
         keys = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
         typer.echo(f"{name:<14} {cls.objective:<12} {(cls.__doc__ or '').strip().splitlines()[0]}\n    {keys}")
+
+
+@app.command()
+def evaluate(
+    generated_dir: Path = typer.Argument(..., help="Generated MIDI folder, or a run folder."),
+    reference: str = typer.Option(..., "--reference", help="Real music: corpus, dataset or MIDI folder."),
+    train: str = typer.Option(None, "--train", help="Training set for the copy check (default: reference)."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="Report: .html (self-contained) or .json."),
+    limit: int = typer.Option(None, "--limit", min=2, help="Use at most this many pieces of each set."),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="Likelihood checkpoint: adds each set's NLL."),
+    embedder: str = typer.Option(None, "--embedder", help="Autoencoder checkpoint: adds a Frechet distance."),
+) -> None:
+    """Measure generated music against real music (features, overlap, copies) and write a report."""
+    from tunesmith.evaluation.hooks import embed_fn_from_checkpoint, nll_fn_from_checkpoint
+    from tunesmith.evaluation.report import check_out, write_evaluation
+    from tunesmith.evaluation.runs import evaluate_set, load_run, load_set
+
+    check_out(out)
+    generated = load_run(generated_dir, limit)
+    ref = load_set(reference, limit=limit)
+    train_set = load_set(train, limit=limit) if train else None
+    result = evaluate_set(
+        generated, ref, train_set,
+        nll_fn=nll_fn_from_checkpoint(checkpoint) if checkpoint else None,
+        embed_fn=embed_fn_from_checkpoint(embedder) if embedder else None,
+    )
+    write_evaluation(result, ref, out)
+    copies = sum(m.copied for m in result.memorization)
+    typer.echo(f"wrote {out}: mean overlapping area {result.comparison.mean_overlap_area:.3f}, "
+               f"{copies} of {len(result.memorization)} pieces flagged as copies")
+
+
+@app.command()
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Run folders or generated MIDI folders."),
+    reference: str = typer.Option(..., "--reference", help="Real music: corpus, dataset or MIDI folder."),
+    train: str = typer.Option(None, "--train", help="Training set for the copy check (default: reference)."),
+    out: Path = typer.Option(Path("comparison.html"), "--out", help="Report: .html or .json."),
+    limit: int = typer.Option(None, "--limit", min=2, help="Use at most this many pieces of each set."),
+) -> None:
+    """Compare several models side by side against one reference: one table, best value per column marked."""
+    from tunesmith.evaluation.report import check_out, write_comparison
+    from tunesmith.evaluation.runs import evaluate_runs, load_run, load_set
+
+    check_out(out)
+    sets = [load_run(run, limit) for run in runs]
+    ref = load_set(reference, limit=limit)
+    results = evaluate_runs(sets, ref, load_set(train, limit=limit) if train else None)
+    write_comparison(results, ref, out)
+    for result in results:
+        typer.echo(f"{result.name}: mean overlapping area {result.comparison.mean_overlap_area:.3f}, "
+                   f"{sum(m.copied for m in result.memorization)} copies")
+    typer.echo(f"wrote {out}")
+
+
+@benchmark_app.command("jsb")
+def benchmark_jsb(
+    checkpoint: str = typer.Argument(..., help="A .ckpt file, a run folder, or a shipped name (jsb-best)."),
+    data: Path = typer.Option(..., "--data", help="JSB Chorales file (JSON or pickle) holding the split."),
+    split: str = typer.Option("valid", "--split", help="valid or test."),
+    out: Path = typer.Option(None, "--out", help="JSON file for the result (default: jsb-MODEL-SPLIT.json)."),
+) -> None:
+    """Exact negative log-likelihood per time step (nats, 88 keys per frame) of a piano-roll model on JSB."""
+    from tunesmith.training.jsb_benchmark import benchmark_jsb as score_jsb
+
+    result = score_jsb(checkpoint, data, split, out)
+    typer.echo(f"JSB Chorales {split}: {result['nll_nats_per_frame']:.4f} nats per frame "
+               f"({result['pieces']} pieces, {result['frames']} frames; model {result['model']}, "
+               f"{result['parameters']:,} parameters)")
+    typer.echo(f"wrote {result['written']}")
 
 
 @app.command()

@@ -7,6 +7,7 @@ Scores themselves. Everything written goes through `write_outputs`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,9 @@ def write_outputs(scores: list[Score], out: Path, request: GenerateRequest, stem
         base = out / f"{stem}_{i:02d}"
         write_midi(score, base.with_suffix(".mid"))
         written.append(base.with_suffix(".mid"))
+        if score.note_num() == 0:  # nothing to hear or draw; the (empty) MIDI file still says so
+            print(f"{base.name}: the model produced no notes; no audio or plot written", file=sys.stderr)
+            continue
         if request.audio:
             from tunesmith.io.audio import render_score
 
