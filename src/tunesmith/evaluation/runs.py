@@ -1,0 +1,146 @@
+"""What `tunesmith evaluate` and `tunesmith compare` work on: piece sets, run folders, one evaluation.
+
+A *piece set* is a named list of scores with their ids, loaded from anything `data.sources.load_scores`
+accepts (a corpus name, an ingest dataset folder, a MIDI folder). A *run folder* is a folder with
+generated MIDI files, either in `samples/` or in the folder itself, and possibly the `metrics.csv` that
+training writes. An `Evaluation` is one generated set measured against a reference set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from symusic import Score
+
+from tunesmith.core.errors import UserError
+from tunesmith.evaluation.compare import EmbedFn, NllFn, SetComparison, compare_sets
+from tunesmith.evaluation.memorization import (
+    NgramIndex,
+    PieceMemorization,
+    Thresholds,
+    build_index,
+    check_set,
+    summarize,
+)
+
+MIDI_SUFFIXES = {".mid", ".midi", ".kar", ".smf", ".rmi"}
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg")
+
+
+@dataclass
+class PieceSet:
+    """Scores with their ids; `folder` is the MIDI folder they came from (None for corpora and datasets)."""
+
+    name: str
+    ids: list[str]
+    scores: list[Score]
+    folder: Path | None = None
+    metrics_csv: Path | None = None
+
+    def audio_path(self, piece_id: str) -> Path | None:
+        """A rendered audio file beside the piece's MIDI file (same name, audio suffix), if there is one."""
+        if self.folder is None:
+            return None
+        base = self.folder / piece_id
+        return next((base.with_suffix(s) for s in AUDIO_SUFFIXES if base.with_suffix(s).is_file()), None)
+
+
+def load_set(source: str | Path, name: str | None = None, limit: int | None = None) -> PieceSet:
+    """Load a corpus name, dataset folder or MIDI folder as a `PieceSet`; UserError when it holds no piece."""
+    from tunesmith.data.sources import load_scores
+
+    pairs = load_scores(source, limit)
+    if not pairs:
+        raise UserError(f"{source} holds no readable MIDI piece")
+    path = Path(source)
+    has_midi = path.is_dir() and any(p.suffix.lower() in MIDI_SUFFIXES for p in path.rglob("*"))
+    folder = path if has_midi else None  # corpora and datasets have no files to find audio beside
+    return PieceSet(name or path.name or str(source), [p for p, _ in pairs], [s for _, s in pairs], folder)
+
+
+def find_run_midi(path: Path) -> Path:
+    """The folder of generated MIDI in a run folder: `samples/` when it has MIDI files, else the folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path} is not a folder")
+    for candidate in (path / "samples", path):
+        if candidate.is_dir() and any(p.suffix.lower() in MIDI_SUFFIXES for p in candidate.rglob("*")):
+            return candidate
+    raise UserError(f"{path} has no generated MIDI files (looked in {path / 'samples'} and in {path})")
+
+
+def load_run(path: Path, limit: int | None = None) -> PieceSet:
+    """A run folder (or a plain folder of generated MIDI) as a `PieceSet` named after the folder."""
+    path = Path(path).resolve()
+    name = path.parent.name if path.name == "samples" else path.name
+    pieces = load_set(find_run_midi(path), name=name, limit=limit)
+    csv_path = path / "metrics.csv"
+    pieces.metrics_csv = csv_path if csv_path.is_file() else None
+    return pieces
+
+
+@dataclass
+class Evaluation:
+    """A generated set measured against a reference: features, PCH KL, hooks and memorization."""
+
+    generated: PieceSet
+    comparison: SetComparison
+    memorization: list[PieceMemorization]
+    memorization_against: str
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    ngram: int = 8
+
+    @property
+    def name(self) -> str:
+        return self.generated.name
+
+    def summary(self) -> dict:
+        """JSON-ready: the comparison, the memorization summary and per-piece results, the thresholds."""
+        return {
+            "name": self.name,
+            "comparison": self.comparison.summary(),
+            "memorization": {
+                "against": self.memorization_against,
+                "ngram_tokens": self.ngram,
+                "thresholds": {"fraction": self.thresholds.fraction,
+                               "span_notes": self.thresholds.span_notes},
+                **summarize(self.memorization),
+                "pieces": [m.to_dict() for m in self.memorization],
+            },
+            "metrics_csv": str(self.generated.metrics_csv) if self.generated.metrics_csv else None,
+        }
+
+
+def memorization_index(pieces: PieceSet, n: int = 8) -> NgramIndex:
+    """The n-gram index of a training (or reference) set."""
+    return build_index(pieces.scores, pieces.ids, n=n)
+
+
+def evaluate_set(generated: PieceSet, reference: PieceSet, train: PieceSet | None = None, *,
+                 index: NgramIndex | None = None, thresholds: Thresholds = Thresholds(),
+                 embed_fn: EmbedFn | None = None, nll_fn: NllFn | None = None) -> Evaluation:
+    """Compare `generated` with `reference` and check it for copies of `train` (the reference if None).
+
+    Pass a prebuilt `index` (of `train`) to evaluate several generated sets against one training set.
+    """
+    if len(reference.scores) < 2:
+        raise UserError(f"the reference {reference.name} needs at least 2 pieces to compare against")
+    against = train if train is not None else reference
+    index = index if index is not None else memorization_index(against)
+    comparison = compare_sets(reference.scores, generated.scores, embed_fn=embed_fn, nll_fn=nll_fn)
+    memorization = check_set(index, generated.scores, generated.ids, thresholds)
+    return Evaluation(generated, comparison, memorization, against.name, thresholds, index.n)
+
+
+def evaluate_runs(runs: Sequence[PieceSet], reference: PieceSet, train: PieceSet | None = None,
+                  thresholds: Thresholds = Thresholds()) -> list[Evaluation]:
+    """`evaluate_set` for every run against one reference, sharing one n-gram index."""
+    seen: dict[str, int] = {}
+    for run in runs:  # two runs named alike (a/samples, b/samples are named a, b; x/run, y/run are not)
+        seen[run.name] = seen.get(run.name, 0) + 1
+        if seen[run.name] > 1:
+            run.name = f"{run.name} ({seen[run.name]})"
+    index = memorization_index(train if train is not None else reference)
+    return [evaluate_set(run, reference, train, index=index, thresholds=thresholds) for run in runs]
