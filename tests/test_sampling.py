@@ -7,9 +7,9 @@ import math
 import numpy as np
 import torch
 
+from tunesmith.core.score import make_track, new_score
 from tunesmith.generation.sampling import SamplingConfig, filter_logits, sample_sequence
 from tunesmith.training.token_report import longest_repeated_pitch_run, ngram_baselines
-from tunesmith.core.score import make_track, new_score
 
 
 def test_top_k_keeps_k_most_likely():

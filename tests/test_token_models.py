@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.generation.generate import GenerateRequest, generate_scores, load_model
+from tunesmith.generation.scoring import make_nll_fn
 from tunesmith.training.config import load_config
 from tunesmith.training.loop import train
 
@@ -20,5 +21,7 @@ def test_debug_recipe_trains_and_generates_notes(recipe, tmp_path):
     scores = generate_scores(loaded, GenerateRequest(n=2, bars=4, seed=3))
     assert len(scores) == 2 and all(s.note_num() > 0 for s in scores)
     names = {line.split(",")[3] for line in (run / "metrics.csv").read_text().splitlines()[1:]}
+    nll = make_nll_fn(str(run / "checkpoints" / "best.ckpt"))(scores[0])
+    assert 0 < nll < 10  # nats per token of the model's own sample: finite and sane
     if recipe == "token-gan":  # diversity is logged so a collapse shows
         assert {"g_distinct_tokens", "g_distinct_4grams", "distinct_4grams_vs_real"} <= names
