@@ -5,6 +5,7 @@ Times are ticks; `division` is the raw 16-bit header field (ticks per quarter, o
 
 from __future__ import annotations
 
+import random
 import struct
 
 
@@ -83,3 +84,33 @@ def simple_song() -> bytes:
     melody = track(program(5) + note(60) + note(64) + note(67, length=960))
     drums = track(note(36, channel=9, length=120) + note(38, delta=360, channel=9, length=120))
     return midi(conductor, melody, drums)
+
+
+# Malformed files and the start of the reason they are skipped with.
+MALFORMED = {
+    "empty": (b"", "not MIDI: 0 bytes"),
+    "random": (random.Random(0).randbytes(4096), "not MIDI: starts with"),
+    "wrong magic": (b"MTHD" + simple_song()[4:], "not MIDI: starts with b'MTHD'"),
+    "truncated header": (simple_song()[:11], "not MIDI: 11 bytes"),
+    "short header length": (header(length=4) + track(note()), "bad header: header chunk length 4"),
+    "truncated track": (simple_song()[:-9], "truncated: track 3 declares"),
+    "track length past end": (header() + track(note(), declared=1000), "truncated: track 1 declares 1000"),
+    "missing track": (header(n_tracks=3) + track(note()), "truncated: file ends after 1 of 3 tracks"),
+    "zero tracks": (header(n_tracks=0), "bad header: declares 0 tracks"),
+    "ppq 0": (midi(track(note()), division=0), "bad header: 0 ticks per quarter"),
+    "smpte 20 fps": (midi(track(note()), division=smpte_division(20, 40)), "bad header: SMPTE division 20"),
+    "format 2": (midi(track(note()), track(note(64)), fmt=2), "unsupported: MIDI format 2"),
+    "format 7": (midi(track(note()), fmt=7), "bad header: format 7"),
+    "running status, no status": (midi(track(b"\x00\x3c\x40" + note())), "parse error: Unexpected running"),
+    "delta overflow": (midi(track(b"".join(note(60, 0x0FFFFFFF) for _ in range(10)))), "tick overflow"),
+    "huge deltas": (midi(track(note(60, 0x0FFFFFFF) + note(62, 0x0FFFFFFF))), "too long: 155.3 hours"),
+    "tempo 0": (midi(track(tempo(0) + note())), "invalid tempo: 0 microseconds per quarter at tick 0"),
+    "tempo too fast": (midi(track(tempo(1, delta=5) + note())), "invalid tempo: 60000000 quarters per"),
+    "time signature 4/512": (midi(track(meta(0x58, b"\x04\x09\x18\x08") + note())), "invalid time signature"),
+    "sysex length past end": (midi(track(b"\x00\xf0" + vlq(100_000) + b"\x01\xf7" + note())), "parse error"),
+    "meta length past end": (midi(track(meta(0x01, b"abc", declared=100_000) + note())), "parse error"),
+    "endless length": (midi(track(b"\x00\xff\x01\xff\xff\xff\xff\x7f", end=False)), "parse error"),
+    "data byte 168": (midi(track(b"\x00\xb0\x07\xa8" + note())), "parse error: Get control_value=168"),
+    "riff not rmid": (b"RIFF\x04\x00\x00\x00WAVEfmt ", "not MIDI: RIFF file of type 'WAVE'"),
+    "rmid without data": (b"RIFF\x04\x00\x00\x00RMID", "not MIDI: RIFF RMID file without a data chunk"),
+}

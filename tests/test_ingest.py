@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from conftest import CORRUPT_MIDI, REALMIDI, real_midi_files
-from midi_bytes import midi, note, simple_song, tempo, track
-from tunesmith.core.errors import UserError
+from midi_bytes import MALFORMED, midi, note, simple_song, tempo, track, vlq
+from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import scores_have_same_notes
 from tunesmith.io import cache_writer, workers
 from tunesmith.io.cache import is_dataset_dir, open_dataset
 from tunesmith.io.ingest import ingest_folder, summary_line
-from tunesmith.io.midi import read_midi
+from tunesmith.io.midi import Limits, read_midi
 
 ALL_FIELDS = ("pitch", "start", "duration", "velocity", "program", "is_drum")
 
@@ -122,11 +122,11 @@ def test_note_tables_are_read_only_memory_maps_matching_the_scores(real_dataset)
         assert np.all(table["is_drum"][rows] == track_.is_drum)
 
 
-def write_song(folder: Path, name: str | bytes, data: bytes = b"") -> None:
+def write_song(folder: Path, name: str | bytes, data: bytes | None = None) -> None:
     path = os.path.join(os.fsencode(folder), os.fsencode(name))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:
-        handle.write(data or simple_song())
+        handle.write(simple_song() if data is None else data)
 
 
 def test_copies_are_reported_as_duplicates_and_stored_once(tmp_path):
@@ -186,6 +186,33 @@ def test_a_killed_run_loses_at_most_its_current_shard(tmp_path, parse_calls, mon
     assert open_dataset(out).piece_ids == open_dataset(tmp_path / "fresh").piece_ids
 
 
+def test_a_run_killed_before_its_first_shard_leaves_a_dataset_to_resume(tmp_path):
+    write_song(tmp_path / "src", "a.mid")
+    cache_writer.DatasetWriter(tmp_path / "out", str((tmp_path / "src").resolve()), {}).release()
+    assert is_dataset_dir(tmp_path / "out") and len(open_dataset(tmp_path / "out")) == 0
+    assert ingest_folder(tmp_path / "src", tmp_path / "out")["summary"]["ok"] == 1
+
+
+def test_one_writer_at_a_time(tmp_path):
+    write_song(tmp_path / "src", "a.mid")
+    holder = cache_writer.DatasetWriter(tmp_path / "out", str((tmp_path / "src").resolve()), {})
+    with pytest.raises(UserError, match="another ingest is writing"):
+        ingest_folder(tmp_path / "src", tmp_path / "out")
+    holder.release()
+    assert ingest_folder(tmp_path / "src", tmp_path / "out")["summary"]["ok"] == 1
+
+
+def test_skips_are_rechecked_when_the_limits_change(tmp_path, parse_calls):
+    write_song(tmp_path / "src", "three.mid", midi(track(note(60) + note(62) + note(64))))
+    strict = ingest_folder(tmp_path / "src", tmp_path / "out", limits=Limits(max_notes=2))
+    assert statuses(strict) == {"three.mid": ("skipped", "too many notes: 3 (cap 2)")}
+    again = ingest_folder(tmp_path / "src", tmp_path / "out", limits=Limits(max_notes=2))
+    assert again["parsed"] == 0 and len(parse_calls) == 1
+    relaxed = ingest_folder(tmp_path / "src", tmp_path / "out")
+    assert statuses(relaxed) == {"three.mid": ("ok", None)} and len(parse_calls) == 2
+    assert len(open_dataset(tmp_path / "out")) == 1
+
+
 def test_bad_entries_in_a_folder_are_reported_and_the_run_goes_on(tmp_path):
     src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
     write_song(src, "good.mid")
@@ -210,6 +237,24 @@ def test_bad_entries_in_a_folder_are_reported_and_the_run_goes_on(tmp_path):
     }
     assert summary_line(report) == "2 ok, 4 skipped (3 not a regular file, 1 not MIDI), 0 duplicate"
     assert open_dataset(tmp_path / "out").paths == ["caf\\xe9 \\xff.mid", "good.mid"]
+
+
+def test_ingest_gives_every_malformed_file_the_verdict_read_midi_gives(tmp_path):
+    crowd = b"".join(vlq(0) + bytes([0x90 | i % 16, 30 + i % 60, 80]) for i in range(1500))
+    crowd += b"".join(vlq(480 if i == 0 else 0) + bytes([0x80 | i % 16, 30 + i % 60, 0]) for i in range(1500))
+    files = {f"{name}.mid": data for name, (data, _) in MALFORMED.items()}
+    files |= {"crowded.mid": midi(track(crowd)), "good.mid": simple_song()}
+    for name, data in files.items():
+        write_song(tmp_path / "src", name, data)
+    report = ingest_folder(tmp_path / "src", tmp_path / "out", workers=2)
+    for entry in report["files"]:
+        try:
+            expected = ("ok", None, read_midi(tmp_path / "src" / entry["path"]).note_num())
+        except SkipFile as reason:
+            expected = ("skipped", str(reason), None)
+        assert (entry["status"], entry["reason"], entry["n_notes"]) == expected
+    assert report["summary"] == {"ok": 1, "skipped": len(files) - 1, "duplicate": 0}
+    assert statuses(report)["crowded.mid"][1].startswith("too many simultaneous notes: 1500")
 
 
 def test_unusable_arguments_raise_user_errors(tmp_path):
@@ -238,6 +283,9 @@ def test_empty_folder_gives_an_empty_dataset(tmp_path):
     report = ingest_folder(tmp_path / "src", tmp_path / "out")
     assert report["files"] == [] and report["summary"] == {"ok": 0, "skipped": 0, "duplicate": 0}
     assert is_dataset_dir(tmp_path / "out") and len(open_dataset(tmp_path / "out")) == 0
+    assert not is_dataset_dir(tmp_path / "src")
+    with pytest.raises(UserError, match="is not a tunesmith dataset folder"):
+        open_dataset(tmp_path / "src")
 
 
 def test_cli_exits_0_on_bad_files_and_2_on_bad_arguments(tmp_path):

@@ -4,7 +4,6 @@ within 10 s and 2 GiB. Every malformed file is built here, byte by byte (see mid
 from __future__ import annotations
 
 import os
-import random
 import resource
 import time
 from pathlib import Path
@@ -16,9 +15,8 @@ from hypothesis import strategies as st
 from symusic import Score, Tempo, TimeSignature
 
 from midi_bytes import (
-    header,
+    MALFORMED,
     key_signature,
-    meta,
     midi,
     note,
     rmid,
@@ -56,38 +54,9 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
-SKIPPED = {
-    "empty": (b"", "not MIDI: 0 bytes"),
-    "random": (random.Random(0).randbytes(4096), "not MIDI: starts with"),
-    "wrong magic": (b"MTHD" + simple_song()[4:], "not MIDI: starts with b'MTHD'"),
-    "truncated header": (simple_song()[:11], "not MIDI: 11 bytes"),
-    "short header length": (header(length=4) + track(note()), "bad header: header chunk length 4"),
-    "truncated track": (simple_song()[:-9], "truncated: track 3 declares"),
-    "track length past end": (header() + track(note(), declared=1000), "truncated: track 1 declares 1000"),
-    "missing track": (header(n_tracks=3) + track(note()), "truncated: file ends after 1 of 3 tracks"),
-    "zero tracks": (header(n_tracks=0), "bad header: declares 0 tracks"),
-    "ppq 0": (midi(track(note()), division=0), "bad header: 0 ticks per quarter"),
-    "smpte 20 fps": (midi(track(note()), division=smpte_division(20, 40)), "bad header: SMPTE division 20"),
-    "format 2": (midi(track(note()), track(note(64)), fmt=2), "unsupported: MIDI format 2"),
-    "format 7": (midi(track(note()), fmt=7), "bad header: format 7"),
-    "running status, no status": (midi(track(b"\x00\x3c\x40" + note())), "parse error: Unexpected running"),
-    "delta overflow": (midi(track(b"".join(note(60, 0x0FFFFFFF) for _ in range(10)))), "tick overflow"),
-    "huge deltas": (midi(track(note(60, 0x0FFFFFFF) + note(62, 0x0FFFFFFF))), "too long: 155.3 hours"),
-    "tempo 0": (midi(track(tempo(0) + note())), "invalid tempo: 0 microseconds per quarter at tick 0"),
-    "tempo too fast": (midi(track(tempo(1, delta=5) + note())), "invalid tempo: 60000000 quarters per"),
-    "time signature 4/512": (midi(track(meta(0x58, b"\x04\x09\x18\x08") + note())), "invalid time signature"),
-    "sysex length past end": (midi(track(b"\x00\xf0" + vlq(100_000) + b"\x01\xf7" + note())), "parse error"),
-    "meta length past end": (midi(track(meta(0x01, b"abc", declared=100_000) + note())), "parse error"),
-    "endless length": (midi(track(b"\x00\xff\x01\xff\xff\xff\xff\x7f", end=False)), "parse error"),
-    "data byte 168": (midi(track(b"\x00\xb0\x07\xa8" + note())), "parse error: Get control_value=168"),
-    "riff not rmid": (b"RIFF\x04\x00\x00\x00WAVEfmt ", "not MIDI: RIFF file of type 'WAVE'"),
-    "rmid without data": (b"RIFF\x04\x00\x00\x00RMID", "not MIDI: RIFF RMID file without a data chunk"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(SKIPPED))
+@pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_file_is_skipped_with_its_reason(tmp_path, case):
-    data, reason = SKIPPED[case]
+    data, reason = MALFORMED[case]
     result = outcome(write(tmp_path, "bad.mid", data))
     assert isinstance(result, str) and result.startswith(reason), result
 
@@ -147,10 +116,15 @@ def test_fifo_named_mid_does_not_hang(tmp_path):
     assert outcome(fifo) == "not a regular file: FIFO"
 
 
-def test_symlink_loop_named_mid_is_not_followed(tmp_path):
+def test_symlink_loop_named_mid_fails_at_once_and_a_plain_link_is_followed(tmp_path):
     loop = tmp_path / "loop.mid"
     loop.symlink_to(loop)
-    assert outcome(loop) == "not a regular file: symbolic link (not followed)"
+    assert outcome(loop) == "not a regular file: symbolic link loop"
+    (tmp_path / "link.mid").symlink_to(write(tmp_path, "song.mid", simple_song()))
+    assert outcome(tmp_path / "link.mid").note_num() == 5
+    (tmp_path / "fifo-link.mid").symlink_to(tmp_path / "pipe")
+    os.mkfifo(tmp_path / "pipe")
+    assert outcome(tmp_path / "fifo-link.mid") == "not a regular file: FIFO"
 
 
 def test_missing_file_is_skipped(tmp_path):
@@ -164,7 +138,7 @@ def test_non_utf8_file_name_is_read(tmp_path):
     assert outcome(Path(os.fsdecode(name))).note_num() == 5
 
 
-# --- big files: built once per session -------------------------------------------------------------
+# --- big files: built once per session; the 50 MB ones are marked slow (about a second each) ---------
 
 
 @pytest.fixture(scope="session")
@@ -185,12 +159,14 @@ def big(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_ten_thousand_tracks_over_the_cap_are_skipped_and_load_under_a_higher_cap(big):
     assert outcome(big["tracks_10k"]) == "too many tracks: 10000 (cap 1024)"
     score = outcome(big["tracks_10k"], Limits(max_tracks=10_000))
     assert score.note_num() == 10_000
 
 
+@pytest.mark.slow
 def test_fifty_megabyte_track_is_refused_before_reading_and_by_note_count(big):
     assert outcome(big["track_50mb"]).startswith("file too large: 47.7 MiB (cap 32 MiB)")
     roomy = Limits(max_file_bytes=64 << 20)
@@ -207,12 +183,14 @@ def test_a_million_pitch_bends_load(big):
     assert sum(len(t.pitch_bends) for t in score.tracks) == 1_000_000
 
 
+@pytest.mark.slow
 def test_parse_time_limit_kills_a_slow_parse(big):
     hasty = Limits(max_file_bytes=64 << 20, parse_seconds=0.05)
     assert outcome(big["track_50mb"], hasty) == "parse timed out after 0.05 s"
     assert outcome(big["chord_100k"], hasty).startswith("too many simultaneous")  # a fresh worker serves
 
 
+@pytest.mark.slow
 def test_parse_memory_limit_stops_a_hungry_parse(big):
     frugal = Limits(max_file_bytes=64 << 20, parse_memory_bytes=96 << 20)
     reason = outcome(big["track_50mb"], frugal)
@@ -230,19 +208,35 @@ def test_worker_address_space_is_capped():
     assert soft != "unlimited" and int(soft) <= size + Limits().parse_memory_bytes
 
 
+@pytest.mark.slow
 def test_crashed_worker_answers_its_task_and_the_queue_goes_on(big):
     roomy = Limits(max_file_bytes=64 << 20)
     with workers.ParserPool(1, roomy) as pool:
         pool.submit("victim", "score", path=os.fsencode(big["track_50mb"]))
-        pool.submit("next", "score", data=simple_song())
         while not pool._workers[0].inflight:
             pool.poll(0.05)
+        pool.submit("next", "score", data=simple_song())  # queued behind, in a batch of its own
+        pool.poll(0)
         pool._workers[0].process.kill()
         results = {}
         while pool.busy:
             results.update((key, (ok, payload)) for key, ok, payload in pool.poll(None))
     assert results["victim"] == (False, "parser crashed: killed by SIGKILL")
     assert results["next"][0] and results["next"][1].note_num() == 5
+
+
+@pytest.mark.slow
+def test_a_failed_batch_is_retried_file_by_file(big, tmp_path):
+    small = write(tmp_path, "small.mid", simple_song())
+    hasty = Limits(max_file_bytes=64 << 20, parse_seconds=0.25)
+    with workers.ParserPool(1, hasty) as pool:
+        for key, path in (("a", small), ("slow", big["track_50mb"]), ("b", small)):
+            pool.submit(key, "score", path=os.fsencode(path))  # three small messages: one batch
+        results = {}
+        while pool.busy:
+            results.update((key, (ok, payload)) for key, ok, payload in pool.poll(None))
+    assert results["slow"] == (False, "parse timed out after 0.25 s")
+    assert results["a"][0] and results["b"][0] and results["a"][1].note_num() == 5
 
 
 # --- properties -----------------------------------------------------------------------------------

@@ -1,0 +1,217 @@
+"""Writer side of the dataset cache (format: see `cache.py`): buffer pieces, commit shards atomically.
+
+A commit writes `NNNNNN.bin`, then `NNNNNN.json`, then the manifest that lists the shard, each
+through a temp file and os.replace. Only shards named in the manifest exist for readers and for
+resume, so a kill at any moment loses at most the shard being filled; files left by an interrupted
+commit are removed when the dataset is opened again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tunesmith.core.errors import UserError
+from tunesmith.io.atomic import write_atomic
+from tunesmith.io.cache import ALIGN, FORMAT, GROUPS, PIECE_DTYPES, VERSION, read_manifest
+
+
+def pack_score(score) -> tuple[bytes, tuple[int, ...], int, list[str]]:
+    """One score as (raw bytes of its arrays in PIECE_DTYPES order, the length of each GROUPS group,
+    tpq, track names): one buffer crosses the process boundary, built with a single copy.
+
+    Notes are grouped by track, in symusic's order within a track.
+    """
+    tracks = list(score.tracks)
+    per_track = [track.notes.numpy() for track in tracks]
+    tempos, sigs = score.tempos.numpy(), score.time_signatures.numpy()
+    # Native-endian views named as the cache names them: symusic's int8 pitch and velocity are
+    # 0-127, so reading their bytes as u8 changes nothing.
+    sources = {
+        "pitch": [n["pitch"] for n in per_track], "start": [n["time"] for n in per_track],
+        "duration": [n["duration"] for n in per_track], "velocity": [n["velocity"] for n in per_track],
+        "track_program": [np.array([t.program for t in tracks], np.uint8)],
+        "track_is_drum": [np.array([t.is_drum for t in tracks], np.bool_)],
+        "track_notes": [np.array([len(n["time"]) for n in per_track], np.int64)],
+        "tempo_time": [tempos["time"]], "tempo_mspq": [tempos["mspq"]],
+        "ts_time": [sigs["time"]], "ts_numerator": [sigs["numerator"]],
+        "ts_denominator": [sigs["denominator"]],
+    }
+    parts = [_raw(a, dtype) for name, dtype in PIECE_DTYPES.items() for a in sources[name]]
+    counts = (sum(len(a) for a in sources["pitch"]), len(tracks), len(tempos["time"]), len(sigs["time"]))
+    return b"".join(parts), counts, int(score.ticks_per_quarter), [t.name for t in tracks]
+
+
+def _raw(array: np.ndarray, dtype) -> np.ndarray:
+    """`array` for a byte join as `dtype`: itself when its items have that width (symusic's int8
+    pitch and velocity are 0-127, the same bytes as u8), else converted."""
+    return array if array.itemsize == np.dtype(dtype).itemsize else array.astype(dtype)
+
+
+def piece_arrays(score) -> dict:
+    """The arrays of PIECE_DTYPES for one score, plus 'tpq' and 'track_names' (see `pack_score`)."""
+    return unpack_piece(pack_score(score))
+
+
+def unpack_piece(packed: tuple[bytes, tuple[int, ...], int, list[str]]) -> dict:
+    """The arrays of a `pack_score` result (read-only views of its buffer), plus 'tpq' and 'track_names'."""
+    blob, counts, tpq, names = packed
+    arrays, offset = {}, 0
+    for n, group in zip(counts, GROUPS.values(), strict=True):
+        for name, dtype in group.items():
+            arrays[name] = np.frombuffer(blob, dtype, n, offset)
+            offset += n * np.dtype(dtype).itemsize
+    return {**arrays, "tpq": tpq, "track_names": names}
+
+
+class DatasetWriter:
+    """Append-only writer over a dataset folder. `files` and `by_sha` describe everything committed.
+
+    files: path -> latest record {path, size, mtime_ns, sha256, status, reason, n_notes}
+    by_sha: sha256 -> first record with that content (its status says ok / skipped / duplicate)
+    """
+
+    def __init__(self, out: Path, source: str, limits: dict, shard_files: int = 512,
+                 shard_notes: int = 2_000_000):
+        self.out, self.folder = Path(out), Path(out) / "shards"
+        self.shard_files, self.shard_notes = shard_files, shard_notes
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_folder(self.out)
+        except OSError as error:
+            raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
+        manifest = read_manifest(self.out)
+        # Skip verdicts of earlier runs under other limits do not hold any more (see `limits_changed`).
+        self.limits_changed = manifest is not None and manifest.get("limits") != limits
+        self.manifest = manifest or {"format": FORMAT, "version": VERSION, "source": source, "shards": []}
+        self.manifest["limits"] = limits
+        self._write_manifest()  # from here on the folder is a dataset, even if this run dies at once
+        self.files: dict[str, dict] = {}
+        self.by_sha: dict[str, dict] = {}
+        self._load_committed()
+        self._remove_orphans()
+        self._records: list[dict] = []
+        self._pieces: list[tuple[dict, dict]] = []
+        self._notes = 0
+
+    def _load_committed(self) -> None:
+        for shard in self.manifest["shards"]:
+            index = json.loads((self.folder / f"{shard['name']}.json").read_text())
+            for record in index["files"]:
+                self.files[record["path"]] = record
+                if record["sha256"]:
+                    self.by_sha.setdefault(record["sha256"], record)
+
+    def _remove_orphans(self) -> None:
+        committed = {s["name"] for s in self.manifest["shards"]}
+        for path in self.folder.iterdir():
+            if path.name.split(".")[0] not in committed or path.name.startswith("."):
+                path.unlink(missing_ok=True)
+
+    def add(self, record: dict, arrays: dict | None = None) -> None:
+        """Buffer a file's record, with its piece arrays when its status is 'ok'."""
+        self._records.append(record)
+        if arrays is not None:
+            self._pieces.append((record, arrays))
+            self._notes += len(arrays["pitch"])
+        if record["sha256"]:
+            self.by_sha.setdefault(record["sha256"], record)
+
+    @property
+    def full(self) -> bool:
+        return len(self._records) >= self.shard_files or self._notes >= self.shard_notes
+
+    def close(self) -> None:
+        """Commit what is buffered and let other writers in."""
+        self.commit()
+        self.release()
+
+    def release(self) -> None:
+        """Let other writers in, dropping what is buffered (an interrupted run)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def _write_manifest(self) -> None:
+        write_atomic(self.out / "manifest.json", json.dumps(self.manifest, indent=1).encode())
+
+    def commit(self) -> None:
+        """Write the buffered records and pieces as the next shard (nothing when the buffer is empty)."""
+        if not self._records:
+            return
+        try:
+            self._commit()
+        except OSError as error:  # disk full, folder removed or made read-only under us
+            raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
+
+    def _commit(self) -> None:
+        name = f"{len(self.manifest['shards']):06d}"
+        layout, arrays = _pack([arrays for _, arrays in self._pieces])
+        if layout:
+            _write_arrays(self.folder / f"{name}.bin", arrays)
+        pieces = [{"id": rec["sha256"], "path": rec["path"], "track_names": arrays["track_names"]}
+                  for rec, arrays in self._pieces]
+        index = {"layout": layout, "pieces": pieces, "files": self._records}
+        write_atomic(self.folder / f"{name}.json", json.dumps(index).encode())
+        self.manifest["shards"].append(
+            {"name": name, "pieces": len(pieces), "notes": self._notes, "files": len(self._records)})
+        self._write_manifest()
+        for record in self._records:
+            self.files[record["path"]] = record
+        self._records, self._pieces, self._notes = [], [], 0
+
+
+def _lock_folder(out: Path) -> int:
+    """An exclusive lock on `out` held through the returned descriptor (UserError when taken)."""
+    import fcntl
+
+    fd = os.open(out / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserError(f"another ingest is writing to {out}; wait for it to finish") from None
+    return fd
+
+
+def _pack(pieces: list[dict]) -> tuple[dict, list[np.ndarray]]:
+    """Concatenate the pieces' arrays, derive the per-note track/program/is_drum, add the offsets.
+
+    Returns the layout (name -> (dtype string, length, byte offset), offsets multiples of ALIGN;
+    empty without pieces) and the arrays in layout order.
+    """
+    if not pieces:
+        return {}, []
+    little = {name: np.dtype(dtype).newbyteorder("<") for name, dtype in PIECE_DTYPES.items()}
+    arrays = {name: np.concatenate([p[name] for p in pieces]).astype(little[name], copy=False)
+              for name in PIECE_DTYPES}
+    offsets = {group: np.concatenate([[0], np.cumsum([len(p[next(iter(names))]) for p in pieces])])
+               for group, names in GROUPS.items()}
+    # Index of each track within its piece, then one value per note by repeating over track_notes.
+    first_track = np.repeat(offsets["tracks"][:-1], np.diff(offsets["tracks"]))
+    track_index = np.arange(len(arrays["track_notes"])) - first_track
+    repeats = arrays["track_notes"]
+    arrays["track"] = np.repeat(track_index, repeats).astype("<i2")
+    arrays["program"] = np.repeat(arrays["track_program"], repeats)
+    arrays["is_drum"] = np.repeat(arrays["track_is_drum"], repeats)
+    arrays["piece_tpq"] = np.array([p["tpq"] for p in pieces], "<i4")
+    arrays.update({f"piece_{group}": offsets[group].astype("<i8") for group in GROUPS})
+    layout, offset = {}, 0
+    for name, array in arrays.items():
+        layout[name] = (array.dtype.str, len(array), offset)
+        offset += -(-array.nbytes // ALIGN) * ALIGN
+    return layout, list(arrays.values())
+
+
+def _write_arrays(path: Path, arrays: list[np.ndarray]) -> None:
+    """Write arrays back to back, each padded to ALIGN bytes, atomically."""
+
+    def write(out) -> None:
+        for array in arrays:
+            out.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+            out.write(b"\0" * (-array.nbytes % ALIGN))
+
+    write_atomic(path, write)

@@ -1,0 +1,371 @@
+"""Guarded parser processes: symusic runs in a child with a wall-clock and an address-space limit.
+
+symusic is C++: a malformed file could crash it, loop or allocate without bound, and none of that
+may take the caller down. `ParserPool` keeps N long-lived worker processes (plain subprocesses of
+`python`, so they work from any caller, daemonic DataLoader workers and `python -` included) and
+feeds each up to `depth` batches of tasks, so a worker seldom waits for the parent. The parent enforces the
+time limit per task and restarts a worker that overran or died; the worker caps its own address
+space once it has started. Pools are lent and kept warm (`borrow_pool`), so a process pays the
+worker start-up (a few tenths of a second) once, not per file or per call.
+
+A task carries the file's bytes (ingest has read them to hash them) or its path (`read_midi`: the
+worker reads it); results come back pickled over a socket pair.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import NamedTuple
+
+from tunesmith.core.errors import SkipFile
+from tunesmith.io.midi import Limits, parse_bytes, read_named_file
+
+
+def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limits):
+    """Do one task in this process, on `data` or else the file at `path`.
+
+    kind 'score' -> the fully checked Score; kind 'table' -> `cache_writer.pack_score` of it, checked
+    only by `checks.check_size`: the receiver runs `checks.check_piece` on the unpacked arrays.
+    """
+    if data is None:
+        data = read_named_file(path, limits)
+    if kind == "score":
+        return parse_bytes(data, limits)
+    from tunesmith.io.cache_writer import pack_score
+
+    return pack_score(parse_bytes(data, limits, checked=False))
+
+
+def worker_main() -> None:
+    """Child entry point (argv: socket fd, Limits as JSON): announce 'ready', then answer each batch
+    of tasks [(key, kind, path, data), ...] with [(key, ok, result or reason), ...] until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    conn = Connection(int(sys.argv[1]))
+    limits = Limits(**json.loads(sys.argv[2]))
+    _warm_up()
+    _limit_address_space(limits.parse_memory_bytes)
+    conn.send("ready")
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        conn.send([_answer(task, limits) for task in message])
+
+
+def _answer(message: tuple, limits: Limits) -> tuple:
+    key, kind, path, data = message
+    try:
+        return key, True, handle_task(kind, path, data, limits)
+    except SkipFile as reason:
+        return key, False, str(reason)
+    except MemoryError:
+        return key, False, f"out of memory: parsing needs over {limits.parse_memory_bytes >> 20} MiB"
+    except Exception as error:  # anything else symusic or numpy throws: one line, never a crash
+        return key, False, f"parse error: {type(error).__name__}: {error}"[:240]
+
+
+def _limit_address_space(extra_bytes: int) -> None:
+    """Cap this process's address space at its current size + `extra_bytes` (Linux; no-op elsewhere)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as handle:
+            current = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = current + extra_bytes
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+def _warm_up() -> None:
+    """Import numpy and the check modules and run symusic once (its first `.numpy()` imports numpy),
+    so that the first file's deadline measures parsing, not imports."""
+    from symusic import Score
+
+    from tunesmith.io import cache_writer, checks  # noqa: F401 (imported for their import cost)
+
+    tiny = b"MThd\0\0\0\6\0\0\0\1\1\xe0MTrk\0\0\0\x0c\0\x90\x3c\x40\x60\x80\x3c\0\0\xff\x2f\0"
+    for track in Score.from_midi(tiny).tracks:
+        track.notes.numpy()
+
+
+# Tasks queued behind a busy worker wait in the socket's send buffer: together they may fill at most a
+# quarter of it, so the parent never blocks in send() while a worker is stuck. We ask for 4 MiB; the
+# kernel may give less (Linux default: about 200 KiB), and the budget follows what it gives.
+SOCKET_BUFFER = 4 << 20
+MESSAGE_OVERHEAD = 1024  # bytes of pickle framing counted per queued task
+# Small files travel in batches: one message each way per batch, not per file. A batch shares one
+# deadline; when it runs out (or the worker dies), each of its files is retried alone, so only a
+# file that fails on its own is skipped.
+BATCH_FILES, BATCH_BYTES = 8, 256 << 10
+STARTUP_SECONDS = 60.0  # a worker that has not said 'ready' by then means a broken installation
+
+
+class _Task(NamedTuple):
+    key: object
+    message: tuple  # (key, kind, path, data) as the worker receives it
+    size: int  # bytes it occupies in a socket buffer
+    solo: bool = False  # send it in a batch of its own (a retry after its batch failed)
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen
+    conn: Connection
+    ready: bool = False  # said 'ready': imports done, memory capped
+    inflight: deque = field(default_factory=deque)  # (tasks, bytes) batches; the head is being parsed
+    started: float = field(default_factory=time.monotonic)  # when the head batch (or start-up) began
+
+
+class ParserPool:
+    """`n_workers` guarded parser processes. Use `submit`, then `poll` until `busy` is False.
+
+    Results are `(key, ok, payload)`: ok=True with the task's result, or ok=False with the one-line
+    skip reason (including 'parse timed out ...' and 'parser crashed ...').
+    """
+
+    def __init__(self, n_workers: int, limits: Limits, depth: int = 4):
+        self.limits, self.depth = limits, max(1, depth)
+        self.queued_bytes = 0  # payload bytes of the tasks submitted and not yet answered
+        self._pending: deque = deque()
+        self._workers = [self._start() for _ in range(max(1, n_workers))]
+
+    def _start(self) -> _Worker:
+        ours, theirs = socket.socketpair()
+        with contextlib.suppress(OSError):
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        self._queue_budget = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
+        code = "from tunesmith.io.workers import worker_main; worker_main()"
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(self.limits.as_dict())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env=_child_env(),
+        )
+        theirs.close()  # so the parent sees EOF when the worker dies
+        return _Worker(process, Connection(ours.detach()))
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending) or any(w.inflight for w in self._workers)
+
+    @property
+    def backlog(self) -> int:
+        """Tasks submitted and not yet answered."""
+        return len(self._pending) + sum(len(tasks) for w in self._workers for tasks, _ in w.inflight)
+
+    def submit(self, key, kind: str, path: bytes | None = None, data: bytes | None = None) -> None:
+        """Queue a task on the file at `path`, or on `data` when given; `poll` hands it to a worker."""
+        task = _Task(key, (key, kind, path, data), MESSAGE_OVERHEAD + (0 if data is None else len(data)))
+        self.queued_bytes += task.size
+        self._pending.append(task)
+
+    def poll(self, timeout: float | None = 0.0) -> list[tuple]:
+        """Dispatch queued tasks and collect finished ones, waiting at most `timeout` s (None: until
+        at least one finishes). Kills and replaces workers past their deadline or dead."""
+        self._dispatch()
+        watched = [w for w in self._workers if w.inflight or (not w.ready and self._pending)]
+        if not watched:
+            return []
+        limit = {True: self.limits.parse_seconds, False: STARTUP_SECONDS}
+        next_deadline = min(w.started + limit[w.ready] for w in watched) - time.monotonic()
+        wait_s = max(0.0, next_deadline if timeout is None else min(timeout, next_deadline))
+        ready = set(wait([w.conn for w in watched], timeout=wait_s))
+        results = [r for w in watched if w.conn in ready for r in self._receive(w)]
+        results += self._enforce_deadlines()
+        self._dispatch()
+        return results
+
+    def _dispatch(self) -> None:
+        for worker in list(self._workers):
+            while worker.ready and self._pending and len(worker.inflight) < self.depth:
+                tasks = self._next_batch()
+                size = sum(task.size for task in tasks)
+                queued = sum(n for _, n in list(worker.inflight)[1:])
+                if worker.inflight and queued + size > self._queue_budget:
+                    self._pending.extendleft(reversed(tasks))
+                    break  # wait for the worker to take what it has: send() must never block
+                try:
+                    worker.conn.send([task.message for task in tasks])
+                except OSError:  # the worker is gone: poll() answers its tasks; an idle one is replaced
+                    self._pending.extendleft(reversed(tasks))
+                    if not worker.inflight:
+                        self._replace(worker)
+                    break
+                if not worker.inflight:
+                    worker.started = time.monotonic()
+                worker.inflight.append((tasks, size))
+
+    def _next_batch(self) -> list[_Task]:
+        """Pop the next batch from the queue: up to BATCH_FILES tasks and BATCH_BYTES, or one solo."""
+        tasks = [self._pending.popleft()]
+        size = tasks[0].size
+        while (not tasks[0].solo and self._pending and len(tasks) < BATCH_FILES
+               and not self._pending[0].solo and size + self._pending[0].size <= BATCH_BYTES):
+            tasks.append(self._pending.popleft())
+            size += tasks[-1].size
+        return tasks
+
+    def _receive(self, worker: _Worker) -> list[tuple]:
+        results = []
+        try:
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if message == "ready":
+                    worker.ready = True
+                    continue
+                self.queued_bytes -= worker.inflight.popleft()[1]
+                worker.started = time.monotonic()
+                results.extend(message)
+        except (EOFError, OSError):
+            code = worker.process.wait()
+            if not worker.ready:
+                raise RuntimeError(f"the MIDI parser failed to start ({_exit_reason(code)})") from None
+            results.extend(self._fail(worker, f"parser crashed: {_exit_reason(code)}"))
+        return results
+
+    def _enforce_deadlines(self) -> list[tuple]:
+        now, results = time.monotonic(), []
+        for worker in self._workers:
+            if not worker.ready and now - worker.started > STARTUP_SECONDS:
+                raise RuntimeError(f"the MIDI parser process did not start within {STARTUP_SECONDS:g} s")
+            if worker.inflight and now - worker.started > self.limits.parse_seconds:
+                worker.process.kill()
+                worker.process.wait()
+                results.extend(self._fail(worker, f"parse timed out after {self.limits.parse_seconds:g} s"))
+        return results
+
+    def _fail(self, worker: _Worker, reason: str) -> list[tuple]:
+        """The head batch failed: a lone task is answered with `reason`, the tasks of a larger batch
+        are retried one by one; the worker's other batches go back to the queue; it is replaced."""
+        (head, _), *rest = worker.inflight
+        answered, retry = [], []
+        if len(head) == 1:
+            answered.append((head[0].key, False, reason))
+            self.queued_bytes -= head[0].size
+        else:
+            retry = [task._replace(solo=True) for task in head]
+        self._pending.extendleft(reversed(retry + [task for tasks, _ in rest for task in tasks]))
+        worker.inflight.clear()
+        self._replace(worker)
+        return answered
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.wait()
+        worker.conn.close()
+        self._workers[self._workers.index(worker)] = self._start()
+
+    @property
+    def alive(self) -> bool:
+        """Every worker process is running (an idle worker may have been killed from outside)."""
+        return all(w.process.poll() is None for w in self._workers)
+
+    def close(self) -> None:
+        """Stop every worker. They hold no state worth a clean exit, so they are killed: an
+        interpreter teardown would cost a tenth of a second each."""
+        for worker in self._workers:
+            worker.process.kill()
+            worker.process.wait()
+            worker.conn.close()
+        self._workers = []
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _child_env() -> dict:
+    """The parent's environment, with tunesmith's own folder first on PYTHONPATH (the parent may have
+    found it through a path the child would not) and one BLAS thread (the child only parses)."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1"}
+
+
+_IDLE: dict[tuple[int, Limits], ParserPool] = {}  # warm pools waiting for the next borrower
+_IDLE_LOCK = threading.Lock()
+_MAX_IDLE = 4  # pools kept; tests use a few custom Limits
+
+
+def borrow_pool(n_workers: int, limits: Limits) -> ParserPool:
+    """A warm pool of `n_workers` from this process's cache, or a new one. Give it back with
+    `return_pool`: workers start once per process, not once per file or per call."""
+    with _IDLE_LOCK:
+        pool = _IDLE.pop((n_workers, limits), None)
+    if pool is not None and pool.alive:
+        return pool
+    if pool is not None:
+        pool.close()
+    return ParserPool(n_workers, limits)
+
+
+def return_pool(pool: ParserPool) -> None:
+    """Keep an idle, healthy pool for the next borrower; close one left with tasks (an interrupted run)."""
+    if pool.busy or not pool.alive:
+        pool.close()
+        return
+    key = (len(pool._workers), pool.limits)
+    with _IDLE_LOCK:
+        spare = _IDLE.pop(key, None)
+        _IDLE[key] = pool
+        evicted = _IDLE.pop(next(iter(_IDLE))) if len(_IDLE) > _MAX_IDLE else None
+    for extra in (spare, evicted):
+        if extra is not None:
+            extra.close()
+
+
+def run_guarded(kind: str, path: bytes | None, data: bytes | None, limits: Limits):
+    """One task through a borrowed one-worker pool; the result, or SkipFile with the reason."""
+    pool = borrow_pool(1, limits)
+    try:
+        pool.submit(0, kind, path, data)
+        results: list[tuple] = []
+        while not results:
+            results = pool.poll(None)
+    finally:
+        return_pool(pool)
+    _, ok, payload = results[0]
+    if not ok:
+        raise SkipFile(payload)
+    return payload
+
+
+@atexit.register
+def close_pools() -> None:
+    """Stop the idle worker processes kept for later calls (also run at exit)."""
+    with _IDLE_LOCK:
+        pools = list(_IDLE.values())
+        _IDLE.clear()
+    for pool in pools:
+        pool.close()
