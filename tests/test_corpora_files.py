@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -269,3 +270,15 @@ def test_lpd_bad_files_are_user_errors(tmp_path, lpd_file):
         archive.writestr("info.json", source.read("info.json"))
     with pytest.raises(UserError, match="inconsistent"):
         load_lpd(broken)
+
+
+def test_lpd_array_announcing_gigabytes_is_refused_before_loading(tmp_path):
+    header = io.BytesIO()  # a .npy magic + header that claims 1.3 GB, followed by no data at all
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (10_000_000, 128)})
+    path = tmp_path / "claims-huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("pianoroll_0.npy", header.getvalue())
+        archive.writestr("info.json", json.dumps({"resolution": 24, "0": {"name": "Piano"}}))
+    with pytest.raises(UserError, match="too large"):
+        load_lpd(path)
