@@ -62,6 +62,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     assert a["step"] == b["step"]
     assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
     assert a["metrics"]["loss"] == b["metrics"]["loss"]
+    # the resumed log reads as if the run had never stopped (rows past the checkpoint are replayed once)
+    assert (full / "metrics.csv").read_text() == (killed / "metrics.csv").read_text()
 
 
 def test_corrupt_checkpoint_is_one_clear_error(tmp_path):

@@ -16,11 +16,13 @@ from torch import nn
 
 from tunesmith.core.errors import UserError
 from tunesmith.models.rnn import GRULanguageModel, RNNLanguageModel
+from tunesmith.models.token_gan import TokenGAN
 from tunesmith.representations.base import Representation
 
 MODELS: dict[str, type[nn.Module]] = {
     "lstm": RNNLanguageModel,
     "gru": GRULanguageModel,
+    "token-gan": TokenGAN,
 }
 
 

@@ -100,7 +100,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> Path:
     position = _restore(checkpoint, model, objective) if checkpoint else Position()
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
-    log = RunLog(run_dir)
+    log = RunLog(run_dir, resume_step=position.step if checkpoint else None)
     try:
         _run_epochs(config, data, model, objective, position, log, run_dir, device)
     finally:
