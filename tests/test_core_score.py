@@ -7,7 +7,14 @@ import numpy as np
 
 from tunesmith.core.constants import pitch_from_name, pitch_name, program_group
 from tunesmith.core.score import (
-    bar_starts, make_track, new_score, note_table, quantize, scores_have_same_notes, transpose, trim,
+    bar_starts,
+    make_track,
+    new_score,
+    note_table,
+    quantize,
+    scores_have_same_notes,
+    transpose,
+    trim,
 )
 
 

@@ -144,7 +144,7 @@ def bar_starts(score: Score, end_tick: int | None = None) -> np.ndarray:
     """
     tpq = score.ticks_per_quarter
     end = score.end() if end_tick is None else end_tick
-    sigs = sorted(((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures))
+    sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures)
     if not sigs or sigs[0][0] > 0:
         sigs.insert(0, (0, 4, 4))
     starts: list[int] = []

@@ -12,12 +12,13 @@ from torch.utils.data import Dataset
 
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.data.augment import transpositions
+from tunesmith.data.bar_pairs import BarPairs, encode_bar_pieces
+from tunesmith.data.config import DataConfig
 from tunesmith.data.datasets import FrameWindows, TokenWindows
-from tunesmith.data.sources import load_scores
+from tunesmith.data.sources import describe_source, file_split, load_scores
 from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
 from tunesmith.representations import get_representation
 from tunesmith.representations.base import Representation
-from tunesmith.data.config import DataConfig
 
 
 @dataclass
@@ -39,20 +40,24 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
     if len(pieces) < 2:
         raise UserError(f"{cfg.source} holds {len(pieces)} usable piece(s); training needs at least 2")
     by_id = dict(pieces)
-    groups = split_ids(list(by_id), cfg.valid_fraction, cfg.test_fraction)
+    own_splits = describe_source(cfg.source) == "jsb-file"  # a benchmark file's splits are kept as they are
+    groups = ({s: [p for p in by_id if file_split(p) == s] for s in ("train", "valid", "test")} if own_splits
+              else split_ids(list(by_id), cfg.valid_fraction, cfg.test_fraction))
     train_scores = [aug for pid in groups["train"] for aug in transpositions(by_id[pid], cfg.transpose)]
     if representation is None:
         representation = get_representation(cfg.representation, **cfg.representation_config)
         representation.fit(train_scores)
-    encoded = {"train": _encode_all(representation, train_scores),
-               "valid": _encode_all(representation, [by_id[p] for p in groups["valid"]])}
+    encode = encode_bar_pieces if data_kind == "bars" else _encode_all
+    encoded = {"train": encode(representation, train_scores),
+               "valid": encode(representation, [by_id[p] for p in groups["valid"]])}
     if not encoded["train"] or not encoded["valid"]:
         raise UserError(f"{cfg.source}: no piece could be encoded as {cfg.representation!r} for train or valid")
     stride = cfg.stride or max(1, cfg.window // 2)
     datasets = {split: _windows(data_kind, arrays, cfg.window, stride, representation)
                 for split, arrays in encoded.items()}
     provenance = {
-        "source": cfg.source, "representation": cfg.representation, "split_rule": SPLIT_RULE,
+        "source": cfg.source, "representation": cfg.representation,
+        "split_rule": "the file's own train/valid/test splits" if own_splits else SPLIT_RULE,
         "valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction, "transpose": cfg.transpose,
         "pieces": {k: len(v) for k, v in groups.items()}, "train_ids_sha256": ids_fingerprint(groups["train"]),
         "valid_ids_sha256": ids_fingerprint(groups["valid"]),
@@ -86,4 +91,6 @@ def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep:
         return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id)
     if kind == "frames":
         return FrameWindows(arrays, window, stride)
+    if kind == "bars":
+        return BarPairs(arrays)
     raise ValueError(f"unknown data kind {kind!r}")

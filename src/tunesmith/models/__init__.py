@@ -15,6 +15,8 @@ from typing import Any
 from torch import nn
 
 from tunesmith.core.errors import UserError
+from tunesmith.models.bar_autoencoder import BarAutoencoder
+from tunesmith.models.midinet import MidiNet
 from tunesmith.models.rnn import GRULanguageModel, RNNLanguageModel
 from tunesmith.models.token_gan import TokenGAN
 from tunesmith.representations.base import Representation
@@ -23,6 +25,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "lstm": RNNLanguageModel,
     "gru": GRULanguageModel,
     "token-gan": TokenGAN,
+    "midinet": MidiNet,
+    "bar-autoencoder": BarAutoencoder,
 }
 
 
@@ -37,6 +41,8 @@ def data_dims(representation: Representation) -> dict[str, Any]:
     dims: dict[str, Any] = {}
     if getattr(representation, "is_tokens", False):
         dims.update(vocab_size=representation.vocab_size, pad_id=representation.pad_id)
+    if hasattr(representation.config, "steps_per_bar"):  # bars
+        dims["steps_per_bar"] = representation.config.steps_per_bar
     return dims
 
 

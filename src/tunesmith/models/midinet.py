@@ -1,0 +1,326 @@
+"""Attention MidiNet: a conv GAN that writes a melody one bar at a time (after Yang et al. 2017,
+arXiv:1703.10847, with the SAGAN self-attention of the Isotton & Munafo "Attention MidiNet" project).
+
+A bar is (16 steps, 128 pitches), one note or rest per step (the `bars` representation). Batch (data
+kind "bars"): {"bar": (B, 16, 128) float one-hot target bar, "prev": (B, 16, 128) the bar before it
+(zeros at a piece's start), "chord": (B, 13) the target bar's chord (zeros = no chord)}.
+
+- Conditioner: a CNN over the previous bar with feature maps at 16, 8, 4 and 2 steps; each is
+  concatenated into the generator at its scale (with the chord vector when `chords` is on).
+- Generator: noise (100) [+ chord] -> 1024 -> (2 steps x 128 ch) -> three 2x upsamplings -> per-step
+  logits over 128 pitches + rest. Self-attention (its own module each) at 4 and 16 steps when
+  `attention` is on. Its output is a hard one-hot (monophonic, like real bars) whose backward pass is
+  the softmax's (straight-through), so the discriminator's gradient reaches the generator: the seed
+  computed the adversarial term on a detached argmax and its generator never learned from D.
+- Discriminator: (2, 128) conv -> features `f` (used for feature matching) -> (4, 1) conv ->
+  [self-attention] -> 1024 -> logit; the chord vector is concatenated to `f` and to the flat features.
+- Losses (seed values as defaults): D = BCE(D(x), 0.9) + BCE(D(G(z)), 0) (one-sided label smoothing);
+  G = BCE(D(G(z)), 1) + lambda_mean * 1/2 |E[G(z)] - E[x]|^2 + lambda_feature * 1/2 |E[f(G(z))] - E[f(x)]|^2
+  with batch means E; `g_steps` generator updates per discriminator update (seed: 2).
+
+Departures from the seed, each for a stated reason: D's first layer has 16 channels (seed: 1, which
+made feature matching compare 8 numbers); chord vectors are dropped (zeroed) for `chord_dropout` of the
+training bars so one chord model also generates without chords; a bank of real training bars rides in
+the weights (`seed_bank`), so `generate` can start from a random real bar with nothing but the file.
+Generation is in `midinet_generate.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from tunesmith.evaluation.density import pitch_class_kl
+from tunesmith.models.midinet_layers import (
+    PairDown,
+    PairUp,
+    SelfAttention,
+    StepNorm,
+    broadcast_cat,
+    straight_through_onehot,
+)
+from tunesmith.representations.bars import CHORD_DIM
+
+N_PITCHES = 128
+
+
+@dataclass
+class MidiNetConfig:
+    steps_per_bar: int = 16  # filled from the representation; a multiple of 8
+    chords: bool = False  # condition G and D on the bar's chord vector
+    attention: bool = True  # self-attention in G (at 4 and 16 steps) and in D
+    noise_dim: int = 100
+    gen_hidden: int = 1024
+    gen_channels: int = 128
+    cond_channels: int = 16
+    disc_first_channels: int = 16  # channels of D's first layer: the feature-matching features
+    disc_channels: int = 77
+    disc_hidden: int = 1024
+    lambda_mean: float = 0.8  # weight of the mean-matching term of the generator loss
+    lambda_feature: float = 10.0  # weight of the feature-matching term
+    label_smoothing: float = 0.9  # target for real bars in the discriminator loss (one-sided)
+    chord_dropout: float = 0.2  # share of training bars whose chord is replaced by "no chord"
+    tau: float = 1.0  # softmax temperature of the straight-through gradient
+    d_steps: int = 1
+    g_steps: int = 2
+    seed_bank: int = 256  # real training bars kept for generation (0 disables)
+
+    def __post_init__(self) -> None:
+        if self.steps_per_bar % 8 or self.steps_per_bar < 16:
+            raise ValueError(f"steps_per_bar must be a multiple of 8, at least 16, not {self.steps_per_bar}")
+
+    @property
+    def chord_dim(self) -> int:
+        return CHORD_DIM if self.chords else 0
+
+
+class Conditioner(nn.Module):
+    """Previous bar (B, T, 128) -> feature maps {T: (B, T, C), T/2: ..., T/4: ..., T/8: ...}."""
+
+    def __init__(self, cfg: MidiNetConfig) -> None:
+        super().__init__()
+        c = cfg.cond_channels
+        self.first = nn.Linear(N_PITCHES, c)  # the (1, 128) conv: one step's pitches -> c channels
+        self.downs = nn.ModuleList(PairDown(c, c) for _ in range(3))
+        self.norms = nn.ModuleList(StepNorm(c) for _ in range(4))
+
+    def forward(self, prev: Tensor) -> dict[int, Tensor]:
+        h = F.leaky_relu(self.norms[0](self.first(prev)), 0.2)
+        maps = {h.shape[1]: h}
+        for down, norm in zip(self.downs, self.norms[1:], strict=True):
+            h = F.leaky_relu(norm(down(h)), 0.2)
+            maps[h.shape[1]] = h
+        return maps
+
+
+class Generator(nn.Module):
+    """(noise (B, Z), prev (B, T, 128), chord (B, 13) or None) -> logits (B, T, 129); [..., 128] = rest."""
+
+    def __init__(self, cfg: MidiNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        g, cd = cfg.gen_channels, cfg.chord_dim
+        self.start_steps = cfg.steps_per_bar // 8
+        width = g + cfg.cond_channels + cd  # channels after each concatenation
+        self.conditioner = Conditioner(cfg)
+        hidden = cfg.gen_hidden
+        self.fc0 = nn.Sequential(nn.Linear(cfg.noise_dim + cd, hidden), nn.BatchNorm1d(hidden))
+        self.fc1 = nn.Sequential(nn.Linear(hidden + cd, g * self.start_steps),
+                                 nn.BatchNorm1d(g * self.start_steps))
+        self.ups = nn.ModuleList(PairUp(width, g) for _ in range(3))
+        self.norms = nn.ModuleList(StepNorm(g) for _ in range(3))
+        # One module per scale (the seed called one attention module twice, leaving the second unused).
+        self.attention = nn.ModuleDict({str(s): SelfAttention(width) for s in self.attention_steps()}
+                                       if cfg.attention else {})
+        self.out = nn.Linear(width, N_PITCHES + 1)  # the (1, 128) transposed conv, plus a rest logit
+
+    def attention_steps(self) -> tuple[int, int]:
+        """The two scales (in steps) that get self-attention: after the first upsampling, and the last."""
+        return 2 * self.start_steps, self.cfg.steps_per_bar
+
+    def forward(self, noise: Tensor, prev: Tensor, chord: Tensor | None) -> Tensor:
+        maps = self.conditioner(prev)
+        h = F.relu(self.fc0(broadcast_cat(noise, chord)))
+        h = F.relu(self.fc1(broadcast_cat(h, chord))).reshape(len(noise), self.start_steps, -1)
+        h = broadcast_cat(h, maps[self.start_steps], chord)
+        for up, norm in zip(self.ups, self.norms, strict=True):
+            h = F.relu(norm(up(h)))
+            h = broadcast_cat(h, maps[h.shape[1]], chord)
+            if str(h.shape[1]) in self.attention:
+                h = self.attention[str(h.shape[1])](h)
+        return self.out(h)
+
+
+class Discriminator(nn.Module):
+    """(bar (B, T, 128), chord (B, 13) or None) -> (logit (B,), first-layer features (B, T/2, C1))."""
+
+    def __init__(self, cfg: MidiNetConfig) -> None:
+        super().__init__()
+        c1, c2, cd = cfg.disc_first_channels, cfg.disc_channels, cfg.chord_dim
+        self.first = PairDown(N_PITCHES, c1)  # the (2, 128) conv, stride 2
+        self.second = nn.Linear(4 * (c1 + cd), c2)  # the (4, 1) conv, stride 2, no padding
+        self.norm = StepNorm(c2)
+        self.attention = SelfAttention(c2) if cfg.attention else nn.Identity()
+        steps = (cfg.steps_per_bar // 2 - 4) // 2 + 1
+        self.fc = nn.Sequential(nn.Linear(steps * c2 + cd, cfg.disc_hidden), nn.BatchNorm1d(cfg.disc_hidden),
+                                nn.LeakyReLU(0.2), nn.Linear(cfg.disc_hidden, 1))
+
+    def forward(self, bar: Tensor, chord: Tensor | None) -> tuple[Tensor, Tensor]:
+        features = F.leaky_relu(self.first(bar), 0.2)
+        h = broadcast_cat(features, chord)
+        windows = h.unfold(1, 4, 2).transpose(2, 3)  # (B, T', 4, C): 4-step windows, stride 2
+        h = self.second(windows.reshape(len(bar), windows.shape[1], -1))
+        h = F.leaky_relu(self.attention(self.norm(h)), 0.2)
+        return self.fc(broadcast_cat(h.flatten(1), chord)).squeeze(-1), features
+
+
+class MidiNet(nn.Module):
+    """Attention MidiNet: bar-by-bar conv GAN on the previous bar (and chords), self-attention as a flag.
+
+    Holds the generator, the discriminator and the seed bank of real bars (buffers `bank_pitches`
+    (K, T) int16 pitch per step or -1, `bank_chords` (K, 13) their chords, `bank_count`).
+    """
+
+    name: ClassVar[str] = "midinet"
+    Config: ClassVar[type] = MidiNetConfig
+    objective: ClassVar[str] = "adversarial"
+    data_kind: ClassVar[str] = "bars"
+    cpu_threads: ClassVar[int] = 1  # small matrices: one thread per process is fastest on a shared CPU
+
+    def __init__(self, config: MidiNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generator = Generator(config)
+        self.discriminator = Discriminator(config)
+        bank = config.seed_bank
+        self.register_buffer("bank_pitches", torch.full((bank, config.steps_per_bar), -1, dtype=torch.int16))
+        self.register_buffer("bank_chords", torch.zeros(bank, config.chord_dim))
+        self.register_buffer("bank_count", torch.zeros((), dtype=torch.int64))
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {}
+
+    @classmethod
+    def debug_config(cls) -> dict:
+        return {"noise_dim": 8, "gen_hidden": 32, "gen_channels": 8, "cond_channels": 4,
+                "disc_first_channels": 4, "disc_channels": 8, "disc_hidden": 16, "chords": True,
+                "seed_bank": 8}
+
+    @classmethod
+    def debug_dims(cls) -> dict:
+        return {"steps_per_bar": 16}
+
+    def example_batch(self, batch_size: int = 4) -> dict[str, Tensor]:
+        """Random monophonic bars (with some rests) and chords of the shapes the losses expect."""
+        steps = self.config.steps_per_bar
+
+        def bars() -> Tensor:
+            onehot = F.one_hot(torch.randint(0, N_PITCHES + 1, (batch_size, steps)), N_PITCHES + 1)
+            return onehot[..., :N_PITCHES].float()
+
+        chord = F.one_hot(torch.randint(0, 12, (batch_size,)), CHORD_DIM).float()
+        return {"bar": bars(), "prev": bars(), "chord": chord}
+
+    def generator_parameters(self):
+        return self.generator.parameters()
+
+    def discriminator_parameters(self):
+        return self.discriminator.parameters()
+
+    def chord_input(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The batch's chords as the networks take them (None without chords); in training, a random
+        `chord_dropout` share of them becomes "no chord" (zeros)."""
+        if not self.config.chords:
+            return None
+        chord = batch["chord"].float()
+        if self.training and self.config.chord_dropout > 0:
+            keep = torch.rand(len(chord), 1, device=chord.device) >= self.config.chord_dropout
+            chord = chord * keep
+        return chord
+
+    def generate_logits(self, prev: Tensor, chord: Tensor | None, noise: Tensor | None = None) -> Tensor:
+        """Generator logits (B, T, 129) for previous bars (B, T, 128); fresh noise unless given."""
+        if noise is None:
+            noise = torch.randn(len(prev), self.config.noise_dim, device=prev.device)
+        return self.generator(noise, prev, chord)
+
+    def fake_bars(self, prev: Tensor, chord: Tensor | None, noise: Tensor | None = None) -> Tensor:
+        """Generated bars (B, T, 128): one-hot forward, straight-through gradient; all-zero rows = rests."""
+        onehot = straight_through_onehot(self.generate_logits(prev, chord, noise), self.config.tau)
+        return onehot[..., :N_PITCHES]
+
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        real, prev, chord = batch["bar"].float(), batch["prev"].float(), self.chord_input(batch)
+        with torch.no_grad():
+            fake = self.fake_bars(prev, chord)
+        real_logit, _ = self.discriminator(real, chord)
+        fake_logit, _ = self.discriminator(fake, chord)
+        smooth = torch.full_like(real_logit, self.config.label_smoothing)
+        loss = (F.binary_cross_entropy_with_logits(real_logit, smooth)
+                + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+        if self.training:
+            self.remember(batch)
+        accuracy = ((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2
+        return {"loss": loss, "accuracy": accuracy}
+
+    def generator_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        real, prev, chord = batch["bar"].float(), batch["prev"].float(), self.chord_input(batch)
+        fake = self.fake_bars(prev, chord)
+        fake_logit, fake_features = self.discriminator(fake, chord)  # not detached: G learns from D
+        with torch.no_grad():
+            _, real_features = self.discriminator(real, chord)
+        adversarial = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
+        mean_match = 0.5 * ((fake.mean(0) - real.mean(0)) ** 2).sum()
+        feature_match = 0.5 * ((fake_features.mean(0) - real_features.mean(0)) ** 2).sum()
+        loss = adversarial + self.config.lambda_mean * mean_match + self.config.lambda_feature * feature_match
+        return {"loss": loss, "adversarial": adversarial, "mean_match": mean_match,
+                "feature_match": feature_match}
+
+    @torch.no_grad()
+    def validation_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Bars generated from held-out previous bars vs the real next bars.
+
+        "pch_kl": KL(real || generated) of the batch's pitch-class histograms (epsilon 1e-10, the seed's
+        training metric); "rest_rate_*": share of silent steps; "change_rate_*": share of steps whose
+        pitch differs from the step before. "loss" (picks the best checkpoint) = pch_kl + |rest rate
+        difference| + |change rate difference|, so a generator must match pitches and rhythm.
+        """
+        real, prev, chord = batch["bar"].float(), batch["prev"].float(), self.chord_input(batch)
+        fake = self.fake_bars(prev, chord)
+        stats = {"real": bar_statistics(real), "gen": bar_statistics(fake)}
+        kl = pitch_class_kl(stats["real"]["pch"], stats["gen"]["pch"])
+        out = {"pch_kl": kl}
+        for key in ("rest_rate", "change_rate"):
+            out.update({f"{key}_{who}": stats[who][key] for who in stats})
+        out["loss"] = kl + sum(abs(stats["real"][k] - stats["gen"][k]) for k in ("rest_rate", "change_rate"))
+        real_logit, _ = self.discriminator(real, chord)
+        fake_logit, _ = self.discriminator(fake, chord)
+        out["d_accuracy"] = float(((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2)
+        return {k: torch.tensor(float(v)) for k, v in out.items()}
+
+    @torch.no_grad()
+    def remember(self, batch: dict[str, Tensor]) -> None:
+        """Write the batch's real bars into the seed bank, cycling (training batches are shuffled, so
+        the bank ends up holding a random sample of training bars)."""
+        size = self.config.seed_bank
+        if size == 0:
+            return
+        pitches = bars_to_pitches(batch["bar"])[:size].to(torch.int16)
+        index = (self.bank_count + torch.arange(len(pitches), device=pitches.device)) % size
+        self.bank_pitches[index] = pitches
+        if self.config.chords:
+            self.bank_chords[index] = batch["chord"][:size].float()
+        self.bank_count += len(pitches)
+
+    def generate_scores(self, representation, request, primer):
+        """`tunesmith generate`: see `midinet_generate.generate_scores`."""
+        from tunesmith.models.midinet_generate import generate_scores
+
+        return generate_scores(self, representation, request, primer)
+
+
+def bars_to_pitches(bars: Tensor) -> Tensor:
+    """(B, T, 128) one-hot bars -> (B, T) int64 pitch per step, -1 for a rest (an all-zero row)."""
+    return torch.where(bars.amax(-1) > 0, bars.argmax(-1), torch.full_like(bars.argmax(-1), -1))
+
+
+def pitches_to_bars(pitches: Tensor) -> Tensor:
+    """Inverse of `bars_to_pitches`: (B, T) pitches (-1 = rest) -> (B, T, 128) float one-hot."""
+    onehot = F.one_hot((pitches.long() + 1).clamp(min=0), N_PITCHES + 1).float()
+    return onehot[..., 1:]
+
+
+def bar_statistics(bars: Tensor) -> dict[str, np.ndarray | float]:
+    """Pitch-class histogram (12,), rest rate and change rate of a stack of bars (B, T, 128)."""
+    pitches = bars_to_pitches(bars)
+    counts = bars.sum(dim=(0, 1)).double().cpu().numpy()  # (128,) steps per pitch
+    folded = np.bincount(np.arange(N_PITCHES) % 12, weights=counts, minlength=12)
+    pch = folded / folded.sum() if folded.sum() > 0 else np.full(12, 1 / 12)
+    changes = (pitches[:, 1:] != pitches[:, :-1]).float().mean()
+    return {"pch": pch, "rest_rate": float((pitches < 0).float().mean()), "change_rate": float(changes)}
