@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from symusic import Score
 
@@ -77,16 +78,17 @@ def generate_scores(loaded: LoadedModel, request: GenerateRequest) -> list[Score
 def _sample_tokens(loaded: LoadedModel, request: GenerateRequest, primer: Score | None) -> list[Score]:
     rep = loaded.representation
     prefix = [rep.bos_id] + (rep.encode(primer).tolist() if primer is not None else [])
-    n_steps = request.steps or _steps_for_bars(loaded, request.bars or 8)
+    n_steps = request.steps or _steps_for_bars(loaded, request.bars or 8)  # new tokens, after the primer
     tokens = torch.tensor([prefix] * request.n, dtype=torch.long)
     generator = torch.Generator().manual_seed(request.seed)
     new = sample_sequence(loaded.model.stepper(), tokens, n_steps, request.sampling, generator,
                           stop_id=None if request.steps else rep.eos_id, banned_ids=[rep.pad_id, rep.bos_id])
+    primer_end = rep.decode(torch.tensor(prefix[1:], dtype=torch.long).numpy()).end() if primer else 0
     pieces = []
     for row in new.tolist():
         body = prefix[1:] + [t for t in row if t != rep.eos_id]
         score = rep.decode(torch.tensor(body).numpy())
-        pieces.append(_cut_to_bars(score, request.bars) if request.bars and not request.steps else score)
+        pieces.append(_cut_to_bars(score, request.bars, primer_end) if request.bars and not request.steps else score)
     return pieces
 
 
@@ -96,11 +98,13 @@ def _steps_for_bars(loaded: LoadedModel, bars: int) -> int:
     return int(bars * 4 * per_quarter * 1.5) + 8
 
 
-def _cut_to_bars(score: Score, bars: int) -> Score:
-    starts = bar_starts(score, end_tick=max(score.end(), 1) + 1)
-    if len(starts) <= bars:
+def _cut_to_bars(score: Score, bars: int, after_tick: int = 0) -> Score:
+    """Keep `bars` bars after the bar in which `after_tick` (the primer's end) falls."""
+    starts = bar_starts(score, end_tick=max(score.end(), after_tick, 1) + 1)
+    first = int(np.searchsorted(starts, after_tick, side="left"))  # bars wholly or partly taken by the primer
+    if len(starts) <= first + bars:
         return score
-    return trim(score, 0, int(starts[bars]))
+    return trim(score, 0, int(starts[first + bars]))
 
 
 def write_outputs(scores: list[Score], out: Path, request: GenerateRequest, stem: str = "sample") -> list[Path]:
