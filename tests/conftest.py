@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline anywhere: CI machines are shared and timing is not what these tests check.
+settings.register_profile("tunesmith", deadline=None)
+settings.load_profile("tunesmith")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REALMIDI = FIXTURES / "realmidi"
