@@ -174,3 +174,13 @@ def scores_have_same_notes(a: Score, b: Score, fields: tuple[str, ...] = ("pitch
     rows_a = sorted(zip(*(ta[f].tolist() for f in fields), strict=True))
     rows_b = sorted(zip(*(tb[f].tolist() for f in fields), strict=True))
     return rows_a == rows_b
+
+
+def bars_after(score: Score, bars: int, after_tick: int = 0) -> Score:
+    """The score cut `bars` bars after the bar in which `after_tick` falls (a primer's end: the bar it
+    ends in belongs to it); the whole score when it is shorter."""
+    starts = bar_starts(score, end_tick=max(score.end(), after_tick, 1) + 1)
+    first = int(np.searchsorted(starts, after_tick, side="left"))
+    if len(starts) <= first + bars:
+        return score
+    return trim(score, 0, int(starts[first + bars]))

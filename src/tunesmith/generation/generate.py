@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from symusic import Score
 
 from tunesmith.core.errors import SkipFile, UserError
-from tunesmith.core.score import bar_starts, trim
+from tunesmith.core.score import bars_after
 from tunesmith.generation.sampling import SamplingConfig, sample_sequence
 from tunesmith.models import build_model
 from tunesmith.representations import representation_from_dict
@@ -88,7 +87,7 @@ def _sample_tokens(loaded: LoadedModel, request: GenerateRequest, primer: Score 
     for row in new.tolist():
         body = prefix[1:] + [t for t in row if t != rep.eos_id]
         score = rep.decode(torch.tensor(body).numpy())
-        pieces.append(_cut_to_bars(score, request.bars, primer_end) if request.bars and not request.steps else score)
+        pieces.append(bars_after(score, request.bars, primer_end) if request.bars and not request.steps else score)
     return pieces
 
 
@@ -96,15 +95,6 @@ def _steps_for_bars(loaded: LoadedModel, bars: int) -> int:
     """Token budget for `bars` bars: the training data's tokens per quarter x 4 x bars, with margin."""
     per_quarter = float(loaded.checkpoint.get("provenance", {}).get("tokens_per_quarter", 4.0))
     return int(bars * 4 * per_quarter * 1.5) + 8
-
-
-def _cut_to_bars(score: Score, bars: int, after_tick: int = 0) -> Score:
-    """Keep `bars` bars after the bar in which `after_tick` (the primer's end) falls."""
-    starts = bar_starts(score, end_tick=max(score.end(), after_tick, 1) + 1)
-    first = int(np.searchsorted(starts, after_tick, side="left"))  # bars wholly or partly taken by the primer
-    if len(starts) <= first + bars:
-        return score
-    return trim(score, 0, int(starts[first + bars]))
 
 
 def write_outputs(scores: list[Score], out: Path, request: GenerateRequest, stem: str = "sample") -> list[Path]:

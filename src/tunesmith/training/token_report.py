@@ -4,8 +4,8 @@
   every token after bos predicted from everything before it in the piece);
 - unigram and interpolated-bigram baselines estimated on the training pieces of the same split, their
   interpolation weight chosen on valid (so the baseline is, if anything, flattered);
-- degeneracy of generated pieces next to real ones: pitch-class entropy (bits), distinct pitches,
-  longest run of one repeated pitch (notes in a row).
+- degeneracy of generated pieces next to real ones cut to the same number of bars: pitch-class
+  entropy (bits), distinct pitches, longest run of one repeated pitch (notes in a row).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from symusic import Score
 
-from tunesmith.core.score import note_table
+from tunesmith.core.score import bars_after, note_table
 from tunesmith.data.build import prepare_data
 from tunesmith.evaluation.metrics import pitch_class_entropy
 from tunesmith.generation.generate import GenerateRequest, LoadedModel, generate_scores
@@ -95,6 +95,7 @@ def token_model_report(loaded: LoadedModel, n_generated: int = 16, bars: int = 1
         "model": loaded.checkpoint["model"]["name"],
         "valid": model_nll(loaded, valid),
         "baselines": ngram_baselines(train, valid, rep.vocab_size, rep.bos_id, rep.eos_id),
-        "generated": degeneracy(generated), "real_valid": degeneracy(data.scores["valid"]),
+        "generated": degeneracy(generated),
+        "real_valid": degeneracy([bars_after(s, bars) for s in data.scores["valid"]]),  # same length
         "sampling": {"n": n_generated, "bars": bars, "temperature": temperature, "seed": seed},
     }
