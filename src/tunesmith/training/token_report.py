@@ -4,7 +4,8 @@
   every token after bos predicted from everything before it in the piece);
 - unigram and interpolated-bigram baselines estimated on the training pieces of the same split, their
   interpolation weight chosen on valid (so the baseline is, if anything, flattered);
-- degeneracy of generated pieces next to real ones cut to the same number of bars: pitch-class
+- degeneracy of generated pieces next to real ones as the representation holds them (`canonical`),
+  cut to the same number of bars: pitch-class
   entropy (bits), distinct pitches, longest run of one repeated pitch (notes in a row).
 """
 
@@ -96,6 +97,6 @@ def token_model_report(loaded: LoadedModel, n_generated: int = 16, bars: int = 1
         "valid": model_nll(loaded, valid),
         "baselines": ngram_baselines(train, valid, rep.vocab_size, rep.bos_id, rep.eos_id),
         "generated": degeneracy(generated),
-        "real_valid": degeneracy([bars_after(s, bars) for s in data.scores["valid"]]),  # same length
+        "real_valid": degeneracy([rep.canonical(bars_after(s, bars)) for s in data.scores["valid"]]),
         "sampling": {"n": n_generated, "bars": bars, "temperature": temperature, "seed": seed},
     }
