@@ -62,3 +62,19 @@ class Representation(ABC):
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild this representation: name, config and learned state (JSON-able)."""
         return {"name": self.name, "config": dataclasses.asdict(self.config), "state": self.state()}
+
+
+class LearnedVocabRepresentation(Representation):
+    """A token representation whose vocabulary is built at run time (from data or a tokenizer) and
+    kept in `self._vocab` (token strings in id order)."""
+
+    is_tokens: ClassVar[bool] = True
+    _vocab: list[str]
+
+    @property
+    def vocab(self) -> list[str]:
+        return list(self._vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)

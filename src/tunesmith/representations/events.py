@@ -36,7 +36,7 @@ from symusic import Score
 
 from tunesmith.core.errors import UserError
 from tunesmith.representations import _grid
-from tunesmith.representations.base import Representation
+from tunesmith.representations.base import LearnedVocabRepresentation
 
 TOKENIZERS = ("REMI", "TSD")
 DRUM_PITCH_RANGE = (27, 88)  # miditok's default drums_pitch_range, inclusive
@@ -87,12 +87,11 @@ def build_tokenizer(config: EventsConfig) -> Any:
     return getattr(miditok, config.tokenizer)(tok_config)
 
 
-class EventsRepresentation(Representation):
+class EventsRepresentation(LearnedVocabRepresentation):
     """miditok REMI / TSD single-stream tokens; see the module docstring."""
 
     name = "events"
     Config = EventsConfig
-    is_tokens = True
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -102,14 +101,6 @@ class EventsRepresentation(Representation):
         ids = self.tokenizer.vocab
         self.pad_id, self.bos_id, self.eos_id = ids["PAD_None"], ids["BOS_None"], ids["EOS_None"]
         self._special_ids = np.asarray(self.tokenizer.special_tokens_ids, np.int64)
-
-    @property
-    def vocab(self) -> list[str]:
-        return list(self._vocab)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
 
     @property
     def note_fields(self) -> tuple[str, ...]:  # type: ignore[override]

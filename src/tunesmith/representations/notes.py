@@ -42,7 +42,7 @@ from symusic import Score
 from tunesmith.core.constants import pitch_from_name, pitch_name
 from tunesmith.core.errors import UserError
 from tunesmith.representations import _grid
-from tunesmith.representations.base import Representation
+from tunesmith.representations.base import LearnedVocabRepresentation
 
 UNK = "<unk>"
 SPECIAL_TOKENS = (*_grid.SPECIALS, UNK)
@@ -132,12 +132,11 @@ class NotesConfig:
             raise UserError(f"max_chord_size must be between 2 and 12, not {self.max_chord_size}")
 
 
-class NotesRepresentation(Representation):
+class NotesRepresentation(LearnedVocabRepresentation):
     """Note / chord / rest tokens with durations; see the module docstring."""
 
     name = "notes"
     Config = NotesConfig
-    is_tokens = True
     pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
@@ -149,14 +148,6 @@ class NotesRepresentation(Representation):
         self.fitted = False  # True once fit() or load_state() gave a vocabulary (even an empty one)
 
     # ----- vocabulary -----
-
-    @property
-    def vocab(self) -> list[str]:
-        return list(self._vocab)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
 
     def _set_vocab(self, vocab: list[str]) -> None:
         if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS or len(set(vocab)) != len(vocab):
