@@ -16,8 +16,11 @@ from torch import nn
 
 from tunesmith.core.errors import UserError
 from tunesmith.models.bar_autoencoder import BarAutoencoder
+from tunesmith.models.frame_nade import FrameNADE
 from tunesmith.models.midinet import MidiNet
+from tunesmith.models.nade_mixture import NADEMixture
 from tunesmith.models.rnn import GRULanguageModel, RNNLanguageModel
+from tunesmith.models.seq2seq import Seq2One, Seq2Seq
 from tunesmith.models.token_gan import TokenGAN
 from tunesmith.representations.base import Representation
 
@@ -25,6 +28,10 @@ MODELS: dict[str, type[nn.Module]] = {
     "lstm": RNNLanguageModel,
     "gru": GRULanguageModel,
     "token-gan": TokenGAN,
+    "seq2one": Seq2One,
+    "seq2seq": Seq2Seq,
+    "lstm-nade": FrameNADE,
+    "lstm-nade-mix": NADEMixture,
     "midinet": MidiNet,
     "bar-autoencoder": BarAutoencoder,
 }

@@ -76,8 +76,8 @@ def check_grid(payload: dict[str, Any], data: Path) -> int:
     file_grid = grid_from_name(data) or 1
     model_grid = payload.get("representation", {}).get("config", {}).get("steps_per_quarter", file_grid)
     if model_grid != file_grid:
-        raise UserError(f"the model was trained at {model_grid} steps per quarter but {data.name} has "
-                        f"{file_grid}; score it on a JSB file of its own grid")
+        raise UserError(f"the model was trained on a grid of {model_grid} step(s) per quarter note but "
+                        f"{data.name} has {file_grid}; score it on a JSB file of its own grid")
     return file_grid
 
 
