@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import resource
 import subprocess
@@ -132,10 +133,12 @@ def ship(row: dict, payload: dict, member_rows: list[dict], name: str = "jsb-bes
     save_checkpoint(payload, path)
     optim = payload["run_config"]["optim"]
     members = "\n".join(
-        f"- `{m['recipe']}` (run `{m['run']}`): best epoch {m['epoch']}, valid NLL {r['valid_nll']:.3f}, "
+        f"  - `{m['recipe']}` (run `{m['run']}`): best epoch {m['epoch']}, valid NLL {r['valid_nll']:.3f}, "
         f"{r.get('cpu_seconds', 0) / 60:.0f} min CPU" for m, r in zip(payload["provenance"]["members"],
                                                                      member_rows, strict=True))
-    provenance = "\n".join(f"- {k}: {v}" for k, v in payload["provenance"].items() if k != "members")
+    skip = ("members", "valid_fraction", "test_fraction", "transpose")  # unused with a file's own splits
+    provenance = "\n".join(f"- {k}: {v}" for k, v in payload["provenance"].items() if k not in skip)
+    digest = hashlib.sha256(Path(payload["provenance"]["source"]).read_bytes()).hexdigest()
     path.with_suffix(".md").write_text(
         f"# {name}: two LSTM-NADEs mixed per frame, JSB Chorales (quarter-note grid)\n\n"
         f"- model: `{payload['model']['name']}`, {row['parameters']:,} parameters, "
@@ -147,7 +150,10 @@ def ship(row: dict, payload: dict, member_rows: list[dict], name: str = "jsb-bes
         f"({row['wall_seconds'] / 60:.0f} min wall-clock on a shared 2-core box); AdamW lr {optim['lr']}, "
         f"x{optim['lr_decay']} per epoch, batch {optim['batch_size']}, gradient norm clip {optim['grad_clip']}\n"
         f"- members, trained apart and assembled by `python benchmarks/jsb.py --ship`:\n{members}\n\n"
-        f"## Data provenance\n\n{provenance}\n\n"
+        "- each member: 2-layer LSTM (512) over frames + NADE (300 hidden units) over the 88 keys of a frame, "
+        "trained with random transpositions of +-6 semitones given to the network as an input (shift 0 "
+        "when scoring and generating), dropout 0.3; key orders bass-first and soprano-first\n\n"
+        f"## Data provenance\n\n{provenance}\n- source file sha256: {digest}\n\n"
         "Selected on valid only; the test split is not in this repository.\n\n"
         "Generate chorale-like pieces (quarter-note grid, 4/4 bars), optionally continuing a primer:\n"
         f"`tunesmith generate {name} --out DIR --n 4 --bars 8 [--primer FILE.mid] [--temperature 0.9]`\n")
