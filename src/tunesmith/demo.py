@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from tunesmith.core.errors import UserError
-
-DEMO_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+from tunesmith.resources import shipped_recipe
 
 
 def run_demo(out: Path) -> list[Path]:
@@ -22,10 +21,11 @@ def run_demo(out: Path) -> list[Path]:
     from tunesmith.training.config import load_config
     from tunesmith.training.loop import train
 
-    if not DEMO_RECIPE.is_file():
-        raise UserError(f"the demo recipe {DEMO_RECIPE} is missing: run the demo from a tunesmith checkout")
+    recipe = shipped_recipe("demo")
+    if recipe is None:
+        raise UserError("the demo recipe (demo.yaml) is missing from this tunesmith installation")
     started = time.perf_counter()
-    config = load_config(DEMO_RECIPE)
+    config = load_config(recipe)
     run_dir = out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     print(f"[demo] training {config.model.name} on corpus {config.data.source!r} "

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from tunesmith.core.errors import UserError
+from tunesmith.resources import checkpoint_dirs
 
 FORMAT = "tunesmith-checkpoint/1"
-SHIPPED_DIR = Path(__file__).resolve().parents[3] / "checkpoints"  # repo checkout: <root>/checkpoints
 SUFFIX = ".ckpt"
 
 
@@ -64,7 +64,7 @@ def resolve_checkpoint(name_or_path: Path | str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for folder in _search_dirs():
+    for folder in checkpoint_dirs():
         candidate = folder / f"{path.name.removesuffix(SUFFIX)}{SUFFIX}"
         if candidate.is_file():
             return candidate
@@ -76,12 +76,7 @@ def resolve_checkpoint(name_or_path: Path | str) -> Path:
 
 def shipped_names() -> list[str]:
     """Names of the checkpoints shipped with tunesmith."""
-    return sorted({p.stem for d in _search_dirs() for p in d.glob(f"*{SUFFIX}")})
-
-
-def _search_dirs() -> list[Path]:
-    dirs = [Path(os.environ["TUNESMITH_CHECKPOINTS"])] if "TUNESMITH_CHECKPOINTS" in os.environ else []
-    return [d for d in [*dirs, SHIPPED_DIR] if d.is_dir()]
+    return sorted({p.stem for d in checkpoint_dirs() for p in d.glob(f"*{SUFFIX}")})
 
 
 def _short(error: Exception) -> str:
