@@ -6,95 +6,247 @@ its unit and default). `--set a.b=c` overrides any key; the value is parsed as Y
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from tunesmith.core.errors import UserError
-from tunesmith.data.config import DataConfig, Strict
+from tunesmith.data.config import Count, DataConfig, Float, Int, Name, NonNegative, Positive, Strict
+from tunesmith.io.atomic import write_atomic
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML; anything bigger is not one
+DEVICES = ("auto", "cpu", "cuda", "mps")
+SECTIONS = ("data", "model", "optim", "trainer")
+_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def _run_name(name: str) -> str:
+    if not _RUN_NAME.fullmatch(name):
+        raise ValueError("1-100 letters, digits, '_', '.' or '-', not starting with '.' or '-' "
+                         "(it names run folders)")
+    return name
+
+
+Beta = Annotated[Float, Field(ge=0, lt=1)]
 
 
 class ModelSection(Strict):
     """A registered model family and its Config fields (see `tunesmith models`)."""
 
-    name: str = "lstm"
+    name: Name = "lstm"
     config: dict[str, Any] = Field(default_factory=dict)
 
 
 class OptimConfig(Strict):
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float | None = 1.0  # max global gradient norm; None disables clipping
-    batch_size: int = 32
-    lr_decay: float = 1.0  # multiply the learning rate by this at the end of each epoch
+    lr: Positive = 2e-3  # AdamW learning rate
+    weight_decay: NonNegative = 0.0
+    betas: tuple[Beta, Beta] = (0.9, 0.999)  # AdamW moment decay rates, each in [0, 1)
+    grad_clip: Positive | None = 1.0  # max global gradient norm; None disables clipping
+    batch_size: Count = 32  # examples per optimizer step
+    lr_decay: Annotated[Positive, Field(le=1)] = 1.0  # multiply the learning rate by this at each epoch end
 
 
 class TrainerConfig(Strict):
-    max_epochs: int = 10
-    max_steps: int | None = None  # stop after this many optimizer steps, whatever the epoch
-    max_minutes: float | None = None  # stop after this much wall-clock training time (demo budgets)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    num_threads: int | None = None  # CPU threads; default: 1 for recurrent models (fastest measured here)
-    checkpoint_every: int = 200  # optimizer steps between checkpoints (plus one at each epoch end)
-    log_every: int = 20  # optimizer steps between training-loss log lines
-    valid_batches: int | None = None  # cap on validation batches per evaluation (None: all)
+    max_epochs: Count = 10
+    max_steps: Count | None = None  # stop after this many optimizer steps, whatever the epoch
+    max_minutes: Positive | None = None  # stop after this much wall-clock training time (demo budgets)
+    seed: Annotated[Int, Field(ge=0, le=2**63 - 1)] = 0  # torch seeds are 64-bit
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: CUDA, else MPS, else CPU
+    num_threads: Annotated[Int, Field(ge=1, le=1024)] | None = None  # CPU threads; default: 1 for recurrent models
+    checkpoint_every: Count = 200  # optimizer steps between checkpoints (plus one at each epoch end)
+    log_every: Count = 20  # optimizer steps between training-loss log lines
+    valid_batches: Count | None = None  # cap on validation batches per evaluation (None: all)
     progress: bool = True
 
 
 class RunConfig(Strict):
     """The whole recipe. `name` names run folders and shipped checkpoints."""
 
-    name: str = "run"
+    name: Annotated[str, AfterValidator(_run_name)] = "run"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelSection = Field(default_factory=ModelSection)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
 
+def check_device(name: str) -> None:
+    """UserError when the recipe asks for a device this machine lacks (`auto` and `cpu` always work)."""
+    if name not in ("cuda", "mps"):
+        return
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but this machine has no CUDA; use device: auto or cpu")
+    mps = getattr(torch.backends, "mps", None)
+    if name == "mps" and not (mps and mps.is_available()):
+        raise UserError("device 'mps' was asked for but this machine has no Apple MPS; use device: auto or cpu")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=c` overrides to a nested dict (values parsed as YAML); returns a new dict."""
     out = yaml.safe_load(yaml.safe_dump(raw)) or {}
     for item in overrides:
-        if "=" not in item:
-            raise UserError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise UserError(f"--set expects key=value with a dotted key such as optim.lr=1e-3, got {item!r}")
         node = out
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
+        for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UserError(f"--set {key}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        node[parts[-1]] = _yaml_value(key, value)
     return out
+
+
+def _yaml_value(key: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"--set {key}={text}: the value is not valid YAML") from None
 
 
 def load_config(path: Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML recipe (or start from defaults when `path` is None) and apply overrides."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        if not Path(path).is_file():
-            raise UserError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as error:
-            raise UserError(f"config file {path} is not valid YAML ({error.__class__.__name__})") from None
+    raw = read_recipe(Path(path)) if path is not None else {}
     return parse_config(apply_overrides(raw, overrides or []))
+
+
+def read_recipe(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML recipe file; one UserError for a missing, unreadable, binary, non-UTF-8,
+    empty, malformed or non-mapping file (an empty recipe never means "all defaults")."""
+    text = _recipe_text(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{where} ({type(error).__name__})") from None
+    except RecursionError:
+        raise UserError(f"config file {path} is nested too deeply to be a recipe") from None
+    if raw is None:
+        raise UserError(f"config file {path} is empty; a recipe needs its sections ({', '.join(SECTIONS)}), "
+                        "see the examples in configs/")
+    if not isinstance(raw, dict):
+        raise UserError(f"config file {path} holds a YAML {_yaml_kind(raw)}, but a recipe must be a mapping "
+                        f"of sections ({', '.join(SECTIONS)})")
+    return raw
+
+
+def _recipe_text(path: Path) -> str:
+    """The text of a recipe file: at most MAX_RECIPE_BYTES of UTF-8 without NUL bytes."""
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist" if not path.exists() else
+                        f"config file {path} is not a regular file")
+    try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise UserError(f"config file {path} is larger than {MAX_RECIPE_BYTES >> 20} MiB: not a recipe")
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read config file {path}: {error.strerror or type(error).__name__}") from None
+    if b"\0" in data:
+        raise UserError(f"config file {path} is a binary file, not a YAML recipe")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"config file {path} is not UTF-8 text (bad byte at offset {error.start})") from None
+
+
+def _yaml_kind(value: Any) -> str:
+    return "list" if isinstance(value, list) else f"scalar ({_show(value)})"
 
 
 def parse_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a nested dict as a RunConfig; the first problem becomes one UserError sentence."""
+    if not isinstance(raw, dict):
+        raise UserError(f"a recipe must be a mapping of sections ({', '.join(SECTIONS)}), not {_yaml_kind(raw)}")
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"config key {where}: {first['msg'].lower()}") from None
+        raise UserError(describe_error(error.errors()[0])) from None
+
+
+# pydantic error type -> what is allowed, completed from the error's context.
+_ALLOWED = {
+    "greater_than": "greater than {gt}", "greater_than_equal": "at least {ge}",
+    "less_than": "less than {lt}", "less_than_equal": "at most {le}", "finite_number": "a finite number",
+    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+    "int_parsing_size": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "a string",
+    "string_too_short": "a non-empty string", "literal_error": "one of {expected}",
+    "dict_type": "a mapping of keys to values", "model_type": "a section (a mapping of keys to values)",
+    "model_attributes_type": "a section (a mapping of keys to values)", "tuple_type": "a list",
+    "too_long": "a list of at most {max_length} values", "too_short": "a list of at least {min_length} values",
+}
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """One sentence for a pydantic error on a RunConfig: the key, the value given, what is allowed."""
+    loc, kind = tuple(error["loc"]), error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown config key {_key(loc)}; {_allowed_keys(loc[:-1])}"
+    if kind == "missing" and loc and isinstance(loc[-1], int):  # a tuple given too few values
+        size = len(typing.get_args(_section(loc[:-1])[0]))
+        return f"config key {_key(loc[:-1])} is {_show(error['input'])}, but it must be a list of {size} values"
+    if kind == "value_error" and isinstance(error["input"], dict):  # a rule across the keys of a section
+        return f"config section {_key(loc) or '(top level)'}: {error['ctx']['error']}"
+    ctx = {k: _number(v) for k, v in error.get("ctx", {}).items()}
+    allowed = str(ctx["error"]) if kind == "value_error" else _ALLOWED.get(kind, error["msg"].lower()).format(**ctx)
+    if _nullable(loc):
+        allowed += " (or null)"
+    return f"config key {_key(loc)} is {_show(error['input'])}, but it must be {allowed}"
+
+
+def _key(loc: tuple) -> str:
+    """('optim', 'betas', 0) -> 'optim.betas[0]'."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML: null, true, 'text', 1e-3; long values cut."""
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number(value: Any) -> Any:
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+def _section(loc: tuple) -> tuple[Any, Any]:
+    """(the annotation of the key at `loc`, its FieldInfo); (RunConfig, None) for the top level and
+    (None, None) for a key the recipe classes do not define."""
+    model, field = RunConfig, None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})  # a config class, or a plain type with no fields
+        if part not in fields:
+            return None, None
+        field = fields[part]
+        model = field.annotation
+    return model, field
+
+
+def _nullable(loc: tuple) -> bool:
+    _, field = _section(loc)
+    return field is not None and type(None) in typing.get_args(field.annotation)
+
+
+def _allowed_keys(loc: tuple) -> str:
+    model, _ = _section(loc)
+    if not (isinstance(model, type) and issubclass(model, Strict)):
+        return "see the recipes in configs/"
+    where = f"in {_key(loc)}" if loc else "at the top level"
+    return f"allowed {where}: {', '.join(model.model_fields)}"
 
 
 def dump_config(config: RunConfig, path: Path) -> None:
-    """Write the resolved config as YAML (what the run actually used)."""
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    """Write the resolved config as YAML (what the run actually used), atomically: a reader or a
+    rerun after a kill or a full disk sees the old file or the new one, never an empty one."""
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    write_atomic(path, text.encode("utf-8"))
