@@ -13,7 +13,7 @@ Layout (every array 1-D; `*_offsets` arrays have one more entry than the rows th
 - meta events per piece: `tempo_*` (time ticks, mspq = microseconds per quarter, exact in MIDI),
   `timesig_*` (time, numerator, denominator), `keysig_*` (time, key = sharps, tonality 0 major/1 minor).
 
-Files are written atomically (temp file in the same folder + `os.replace`), read with
+Files are written atomically (`tunesmith.io.atomic.write_atomic`), read with
 `allow_pickle=False`.
 """
 
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
+
+from tunesmith.io.atomic import write_atomic
 
 FORMAT_VERSION = 1
 # Bump when the music21 -> Score conversion changes, so stale user caches are rebuilt.
@@ -158,26 +159,10 @@ def _add_events(score: Score, a: dict, index: int) -> None:
         score.key_signatures.append(KeySignature(time, key, tonality))
 
 
-def temp_beside(path: Path) -> tuple[int, str]:
-    """(fd, name) of a new temp file in `path`'s folder, with the usual permissions (mkstemp's are 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=f"{path.suffix}.tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return fd, tmp
-
-
 def write_cache(path: Path, arrays: dict) -> None:
     """Write `arrays` as a compressed npz at `path`, atomically (readers never see a partial file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def read_cache(path: Path, limit: int | None = None) -> tuple[dict, list[tuple[str, Score]]] | None:

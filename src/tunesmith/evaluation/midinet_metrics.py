@@ -26,6 +26,7 @@ from symusic import Score
 
 from tunesmith.core.errors import SkipFile
 from tunesmith.evaluation.density import PCH_EPSILON, frechet_distance, pitch_class_kl
+from tunesmith.io.atomic import write_atomic
 
 BarsFn = Callable[[np.ndarray], np.ndarray]
 
@@ -112,5 +113,5 @@ def latent_scatter_png(real: np.ndarray, generated: np.ndarray, path: Path | str
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    Path(path).write_bytes(buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     return Path(path)

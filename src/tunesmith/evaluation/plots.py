@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -45,15 +44,12 @@ def _png(fig) -> bytes:
 
 
 def piano_roll_png(score: Score, title: str = "") -> bytes:
-    """A piano roll of `score`: `tunesmith.io.plot.plot_score` if available, else `simple_piano_roll_png`."""
+    """A piano roll of `score`: `tunesmith.io.plot.score_png` if available, else `simple_piano_roll_png`."""
     try:
-        from tunesmith.io.plot import plot_score
+        from tunesmith.io.plot import score_png
     except ImportError:
         return simple_piano_roll_png(score, title)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "roll.png"
-        plot_score(score, path)
-        return path.read_bytes()
+    return score_png(score)
 
 
 def simple_piano_roll_png(score: Score, title: str = "") -> bytes:

@@ -18,6 +18,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.evaluation import plots
 from tunesmith.evaluation.runs import Evaluation, PieceSet
 from tunesmith.evaluation.tables import GOAL_LEGEND, GOAL_SYMBOL, comparison_table
+from tunesmith.io.atomic import write_atomic
 
 MAX_AUDIO_BYTES = 20 * 1024 * 1024  # larger files are named but not embedded
 AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg"}
@@ -192,9 +193,9 @@ def write_report(out: Path, html: Callable[[], str], data: dict) -> Path:
     """Write `data` as JSON when `out` ends in .json, else the HTML that `html()` builds; returns `out`."""
     out = check_out(out)
     suffix = out.suffix.lower()
-    out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, allow_nan=False) if suffix == ".json" else html()
-    out.write_text(text, encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, text.encode("utf-8"))
     return out
 
 

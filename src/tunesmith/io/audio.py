@@ -10,12 +10,13 @@ Two engines:
 
 Every render is trimmed of trailing silence (never before the last note ends), normalised to a peak
 of -1 dBFS (headroom for MP3 encoding, which overshoots the input peak slightly) and written
-atomically: a temporary file in the target folder, then a rename.
+atomically (`tunesmith.io.atomic`: a temporary file in the target folder, size-checked, then a rename).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from symusic import Score
 
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import note_table
+from tunesmith.io.atomic import write_atomic
 from tunesmith.io.synth import notes_in_seconds, synthesize
 
 # Output suffix -> (soundfile format, subtype). MP3 goes through libsndfile's LAME: no ffmpeg needed.
@@ -179,18 +181,14 @@ def trim_tail(samples: np.ndarray, sample_rate: int, min_seconds: float) -> np.n
 
 def write_audio(samples: np.ndarray, sample_rate: int, path: str | os.PathLike) -> Path:
     """Write float samples (n,) or (n, channels) in [-1, 1] to `path`, format from its suffix,
-    atomically (temporary file in the same folder, then rename). Returns the path."""
+    atomically and size-checked (`atomic.write_atomic`: encoded in memory, then written; an OSError
+    such as a full disk leaves `path` as it was). Returns the path."""
     path = Path(path)
     fmt, subtype = _check_output(path)
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, format=fmt, subtype=subtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buffer.getvalue())
     return path
 
 
@@ -260,13 +258,15 @@ def run_fluidsynth(program: str, soundfont: Path, score: Score, midi_file: Path 
     The score must have notes.
     Raises RuntimeError with FluidSynth's last message when it fails or times out.
     """
+    from tunesmith.io.midi import write_midi
+
     with tempfile.TemporaryDirectory(prefix="tunesmith-render-") as tmp:
         wav = Path(tmp) / "out.wav"
         if midi_file is None:
             midi_file = Path(tmp) / "in.mid"
             # Tempo or marker events after the last note would make FluidSynth render silence.
             table = note_table(score)
-            score.clip(0, int((table["start"] + table["duration"]).max()) + 1).dump_midi(str(midi_file))
+            write_midi(score.clip(0, int((table["start"] + table["duration"]).max()) + 1), midi_file)
         # Absolute paths: a file name starting with "-" must not read as an option.
         command = [program, "-ni", "-q", "-g", str(FLUIDSYNTH_GAIN), "-r", str(sample_rate),
                    "-o", "audio.file.format=float", "-F", str(wav),

@@ -291,15 +291,16 @@ def read_midi_bytes(data: bytes, limits: Limits = Limits()) -> Score:  # noqa: B
 
 
 def write_midi(score: Score, path: str | os.PathLike) -> Path:
-    """Write `score` as a Standard MIDI File atomically (`atomic.atomic_path`).
+    """Write `score` as a Standard MIDI File atomically (`atomic.write_atomic`).
 
     Keeps ticks per quarter, tempos, time and key signatures, track names, programs and drums
-    (drum tracks go to channel 10). Returns the path written.
+    (drum tracks go to channel 10). The bytes are built in memory and their size checked on disk,
+    because symusic's own `dump_midi` ignores write errors (a full disk left 0-byte files): any
+    failure raises OSError and leaves `path` as it was. Returns the path written.
     """
-    from tunesmith.io.atomic import atomic_path
+    from tunesmith.io.atomic import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        score.dump_midi(tmp)
+    write_atomic(path, score.dumps_midi())
     return path

@@ -10,8 +10,8 @@ canvas: no pyplot, no global backend switch, and `import tunesmith.io.plot` stay
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from symusic import Score
 from tunesmith.core.constants import pitch_name
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import bar_starts, note_table
+from tunesmith.io.atomic import write_atomic
 
 DPI = 100
 MAX_BAR_LABELS = 32
@@ -49,14 +50,26 @@ def plot_midi_file(midi: str | os.PathLike, out: str | os.PathLike) -> Path:
 def plot_score(score: Score, path: str | os.PathLike, title: str | None = None) -> Path:
     """Draw `score` as a piano roll into the PNG file `path` (written atomically); returns the path.
 
+    Raises UserError for a path not ending in .png or a score without notes (see `score_png`);
+    OSError when the file cannot be written (the old file, if any, is kept).
+    """
+    path = Path(path)
+    _check_png(path)
+    data = score_png(score, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
+    return path
+
+
+def score_png(score: Score, title: str | None = None) -> bytes:
+    """PNG bytes of `score` as a piano roll.
+
     The figure is 10-24 inches wide (wider for more bars) and 6 high (+2 with drums), at 100 dpi.
-    Raises UserError for a path not ending in .png or a score without notes.
+    Raises UserError for a score without notes.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    path = Path(path)
-    _check_png(path)
     notes = note_table(score)
     if len(notes["pitch"]) == 0:
         raise UserError(f"{title or 'the score'} has no notes to draw.")
@@ -84,8 +97,9 @@ def plot_score(score: Score, path: str | os.PathLike, title: str | None = None) 
                    fontsize="small", frameon=False)
     if title:
         axes[0].set_title(title)
-    _save_atomically(fig, path)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def _check_png(path: Path) -> None:
@@ -210,16 +224,3 @@ def _beat_ticks(score: Score, bars: np.ndarray) -> np.ndarray:
         _, num, den = sigs[max(0, int(np.searchsorted(times, bar, side="right")) - 1)]
         beats.append(bar + np.arange(num) * (tpq * 4 // den))
     return np.concatenate(beats)
-
-
-def _save_atomically(fig, path: Path) -> None:
-    """Save the figure as PNG to a temporary file in the target folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -8,8 +8,11 @@ training values logged during that epoch.
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
+
+from tunesmith.io.atomic import write_atomic
 
 PANEL_ORDER = ("loss", "nll", "precision", "recall", "f1", "density")
 
@@ -61,6 +64,8 @@ def plot_learning_curves(run_dir: Path) -> Path | None:
     axes[0][0].legend()
     fig.tight_layout()
     path = run_dir / "learning_curves.png"
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
+    write_atomic(path, buffer.getvalue())
     return path

@@ -10,6 +10,8 @@ import csv
 import io
 from pathlib import Path
 
+from tunesmith.io.atomic import write_atomic
+
 HEADER = ["step", "epoch", "split", "name", "value"]
 
 
@@ -48,7 +50,7 @@ def _rewrite_kept_rows(path: Path, resume_step: int | None) -> None:
     buffer = io.StringIO()
     csv.writer(buffer).writerows([HEADER, *rows])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(buffer.getvalue())
+    write_atomic(path, buffer.getvalue().encode())
 
 
 def _tensorboard(folder: Path):
