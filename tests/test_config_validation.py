@@ -4,17 +4,16 @@ the key, the value and what is allowed; every shipped recipe still parses."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tunesmith.core.errors import UserError
+from tunesmith.resources import recipe_dirs
 from tunesmith.training import config as config_module
 from tunesmith.training.config import check_device, dump_config, load_config, parse_config
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "configs").rglob("*.yaml"))
+RECIPES = sorted({p.resolve() for folder in recipe_dirs() for p in folder.rglob("*.yaml")})
 
 # (section.key, bad value, words the message must contain)
 BAD_VALUES = [
@@ -116,6 +115,10 @@ def test_good_values_at_the_edges_pass():
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.name for p in RECIPES])
 def test_every_shipped_recipe_parses(recipe):
     assert load_config(recipe).name
+
+
+def test_shipped_recipes_are_found():
+    assert len(RECIPES) >= 10
 
 
 # (file bytes, words the message must contain)
