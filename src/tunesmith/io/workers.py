@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -32,6 +33,30 @@ from typing import NamedTuple
 
 from tunesmith.core.errors import SkipFile
 from tunesmith.io.midi import Limits, parse_bytes, read_named_file
+
+log = logging.getLogger(__name__)
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask, lowered by a cgroup v2 CPU quota if any."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def cap_workers(n_workers: int) -> int:
+    """Parser processes to start for a request of `n_workers`: 0 means one per usable core; more
+    than the cores is capped to them with a warning (each worker costs about 10 MB and a core)."""
+    cores = usable_cores()
+    if n_workers > cores:
+        log.warning("%d parser workers requested but only %d CPU cores are usable: using %d",
+                    n_workers, cores, cores)
+    return min(n_workers, cores) if n_workers > 0 else cores
 
 
 def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limits):
@@ -147,7 +172,7 @@ class ParserPool:
         self.limits, self.depth = limits, max(1, depth)
         self.queued_bytes = 0  # payload bytes of the tasks submitted and not yet answered
         self._pending: deque = deque()
-        self._workers = [self._start() for _ in range(max(1, n_workers))]
+        self._workers = [self._start() for _ in range(cap_workers(max(1, n_workers)))]
 
     def _start(self) -> _Worker:
         ours, theirs = socket.socketpair()
