@@ -2,14 +2,17 @@
 
 Layout of a dataset folder (written by `cache_writer.DatasetWriter`):
 
-    manifest.json        format, version, source folder, limits, the committed shards in order
+    manifest.json        format, version, source folder, limits, the committed shards in order, and
+                         for each shard file its size (bytes) and blake2b-128 checksum (hex)
     shards/NNNNNN.bin    the shard's arrays, each 64-byte aligned, raw little-endian
     shards/NNNNNN.json   the shard's array layout, its pieces (id, path, track names) and the
                          ingest record of every file it decided (path, size, mtime, sha256, status)
     report.json          the last run's report;  quarantine.txt: skipped files with their reasons
-    .ingest.lock         held by the one ingest run that may write here at a time
+    .ingest.lock         held (flock) by the one ingest run that may write here; holds its pid
 
 Only shards the manifest lists exist; a shard is written .bin, .json, then manifest, each atomically.
+Opening a dataset checks every shard file's size, and its checksum once per process (`verify`):
+a damaged, truncated or missing file is one UserError that names it and the fix (`--repair`).
 
 Arrays in a shard (P pieces, T tracks, N notes, all pieces concatenated):
     notes  pitch u8, start i32 (ticks), duration i32 (ticks), velocity u8, track i16 (index in the
@@ -24,8 +27,10 @@ A piece id is the sha256 of the file's bytes, so it is stable across runs and ma
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,8 +39,13 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from tunesmith.core.errors import UserError
 
-FORMAT, VERSION = "tunesmith-dataset", 1
+# Version 2 added the per-file sizes and checksums; version 1 folders must be rebuilt (--repair).
+FORMAT, VERSION = "tunesmith-dataset", 2
+CHECKSUM = "blake2b-128"  # hashlib.blake2b(digest_size=16): fast, in the standard library
 ALIGN = 64  # bytes; every array starts on a cache-line boundary
+SHARD_NAME = re.compile(r"\d{6}")
+OWN_FILES = ("report.json", "quarantine.txt")  # written by ingest beside the manifest
+TEMP_NAME = re.compile(r"\..+\.tmp")  # what `io.atomic` leaves behind when a write is killed
 NOTE_DTYPES = {"pitch": np.uint8, "start": np.int32, "duration": np.int32, "velocity": np.uint8,
                "track": np.int16, "program": np.uint8, "is_drum": np.bool_}
 # Arrays per piece, grouped by what their length counts; "notes" holds the per-note arrays a parser
@@ -47,26 +57,171 @@ GROUPS = {
     "ts": {"ts_time": np.int32, "ts_numerator": np.uint8, "ts_denominator": np.uint8},
 }
 PIECE_DTYPES = {name: dtype for group in GROUPS.values() for name, dtype in group.items()}
+_VERIFIED: set[tuple] = set()  # (path, inode, size, mtime_ns, checksum) of files hashed in this process
+
+
+# ---------------------------------------------------------------- checksums
+
+
+def new_checksum():
+    """A fresh hash object of the cache's CHECKSUM (feed it with `update`, read `hexdigest()`)."""
+    return hashlib.blake2b(digest_size=16)
+
+
+def checksum_bytes(data: bytes) -> dict:
+    """{"size": bytes, "blake2b": hex} of `data`, as the manifest records a shard file."""
+    hasher = new_checksum()
+    hasher.update(data)
+    return {"size": len(data), "blake2b": hasher.hexdigest()}
+
+
+def file_checksum(path: Path, chunk_bytes: int = 4 << 20) -> str:
+    """Hex CHECKSUM of the file at `path`, read in chunks (about 1 GB/s on one core)."""
+    hasher = new_checksum()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def file_damage(path: Path, expected: dict, verify: bool | None) -> str | None:
+    """Why the shard file at `path` does not match its manifest entry {"size", "blake2b"}, or None.
+
+    The size is always checked; the checksum when `verify` is True, or when None and this process
+    has not yet hashed this very file (same inode, size and mtime).
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return f"shards/{path.name} is missing"
+    except OSError as error:
+        return f"shards/{path.name} cannot be read ({error.strerror or error})"
+    if info.st_size != expected["size"]:
+        return f"shards/{path.name} has {info.st_size} bytes instead of {expected['size']}"
+    key = (str(path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns, expected["blake2b"])
+    if verify is False or (verify is None and key in _VERIFIED):
+        return None
+    try:
+        actual = file_checksum(path)
+    except OSError as error:
+        return f"shards/{path.name} cannot be read ({error.strerror or error})"
+    if actual != expected["blake2b"]:
+        return f"shards/{path.name} does not match its checksum (its bytes changed after ingest)"
+    _VERIFIED.add(key)
+    return None
+
+
+def shard_damage(folder: Path, shard: dict, verify: bool | None = None) -> str | None:
+    """Why the files of manifest entry `shard` in `folder` (the shards/ folder) are not as committed,
+    or None. The JSON index is always hashed (it is read whole anyway)."""
+    for kind in ("json", "bin"):
+        expected = shard[kind]
+        if expected is not None:
+            reason = file_damage(folder / f"{shard['name']}.{kind}", expected, True if kind == "json" else verify)
+            if reason:
+                return reason
+    return None
+
+
+def repair_hint(path: Path, source: str | None) -> str:
+    """The command that rebuilds what is damaged in dataset folder `path`."""
+    return f"run `tunesmith ingest {source or 'SRC_DIR'} --out {path} --repair` (or ingest again into a new folder)"
+
+
+# ---------------------------------------------------------------- the manifest and the folder
+
+
+def load_manifest(path: Path) -> dict:
+    """The manifest of dataset folder `path`, checked; UserError naming what is wrong and the fix."""
+    file = Path(path) / "manifest.json"
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise UserError(_no_manifest(Path(path))) from None
+    except OSError as error:
+        raise UserError(f"cannot read {file}: {error.strerror or error}") from None
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        what = "empty" if not data.strip() else "not valid JSON (truncated or damaged)"
+        raise UserError(f"{file} is {what}; {repair_hint(Path(path), None)}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise UserError(f"{file} is not a tunesmith dataset manifest; {repair_hint(Path(path), None)}")
+    source = manifest.get("source") if isinstance(manifest.get("source"), str) else None
+    if manifest.get("version") != VERSION:
+        raise UserError(f"{path} was written by another tunesmith version (dataset format "
+                        f"{manifest.get('version')!r}, this one reads {VERSION}, with checksums); "
+                        f"{repair_hint(Path(path), source)}")
+    if not _valid_shard_list(manifest.get("shards")):
+        raise UserError(f"{file} has a damaged shard list; {repair_hint(Path(path), source)}")
+    return manifest
+
+
+def _valid_shard_list(shards) -> bool:
+    def valid_file(entry) -> bool:
+        return (isinstance(entry, dict) and isinstance(entry.get("size"), int)
+                and isinstance(entry.get("blake2b"), str))
+
+    return isinstance(shards, list) and all(
+        isinstance(s, dict) and isinstance(s.get("name"), str) and SHARD_NAME.fullmatch(s["name"])
+        and valid_file(s.get("json")) and (s.get("bin") is None or valid_file(s["bin"])) for s in shards)
+
+
+def _no_manifest(path: Path) -> str:
+    if folder_state(path) == "unfinished":
+        return (f"{path} holds no data yet: the ingest that created it stopped before its first shard; "
+                f"run `tunesmith ingest SRC_DIR --out {path}` to continue it")
+    if folder_state(path) == "damaged":
+        return f"{path}/manifest.json is missing, so its shards cannot be trusted; {repair_hint(path, None)}"
+    return f"{path} is not a tunesmith dataset folder (no manifest.json)"
 
 
 def read_manifest(path: Path) -> dict | None:
-    """The manifest of dataset folder `path`, or None when it is not one."""
+    """The manifest of dataset folder `path`, or None when it has none or it is unusable."""
     try:
-        manifest = json.loads((Path(path) / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return load_manifest(Path(path))
+    except UserError:
         return None
-    ok = isinstance(manifest, dict) and manifest.get("format") == FORMAT
-    return manifest if ok else None
+
+
+def folder_state(path: str | os.PathLike) -> str:
+    """What `path` holds, for ingest and the readers:
+
+    'absent' or 'empty'; 'dataset' (it has a manifest.json, whatever its state); 'unfinished' (only
+    what an ingest run creates before its first manifest: shards/ without shard files, the lock,
+    temp files); 'damaged' (shard files, maybe a report, but no manifest); 'other' (a file, or a
+    folder of other things).
+    """
+    path = Path(path)
+    if not path.exists():
+        return "absent"
+    if not path.is_dir():
+        return "other"
+    everything = {entry.name for entry in os.scandir(path)}
+    if "manifest.json" in everything:
+        return "dataset"
+    names = {name for name in everything if not TEMP_NAME.fullmatch(name)} - {".ingest.lock", *OWN_FILES}
+    if not names:
+        return "unfinished" if everything else "empty"
+    if names != {"shards"} or not (path / "shards").is_dir():
+        return "other"
+    stems = {entry.name.split(".")[0] for entry in os.scandir(path / "shards") if not entry.name.startswith(".")}
+    return "damaged" if any(SHARD_NAME.fullmatch(stem) for stem in stems) else "unfinished"
 
 
 def is_dataset_dir(path: str | os.PathLike) -> bool:
-    """True when `path` is a folder written by `tunesmith ingest` (it holds our manifest.json)."""
-    return Path(path).is_dir() and read_manifest(Path(path)) is not None
+    """True when `path` is a folder written by `tunesmith ingest`, complete or not (opening an
+    incomplete or damaged one raises a UserError that says what to do)."""
+    return folder_state(path) in ("dataset", "unfinished", "damaged")
 
 
-def open_dataset(path: str | os.PathLike) -> DatasetCache:
-    """Open an ingest dataset folder for reading; UserError when it is not one."""
-    return DatasetCache(Path(path))
+def open_dataset(path: str | os.PathLike, verify: bool | None = None) -> DatasetCache:
+    """Open an ingest dataset folder for reading; UserError when it is not one or it is damaged.
+
+    verify: None (default) hashes each shard file once per process; True hashes again; False checks
+    sizes only. Sizes are always checked.
+    """
+    return DatasetCache(Path(path), verify)
 
 
 class _Shard:
@@ -87,6 +242,20 @@ class _Shard:
         return self._arrays
 
 
+def damaged_shards(path: Path, manifest: dict, verify: bool | None = None) -> dict[str, str]:
+    """{shard name: why its files are not as committed} for the shards of dataset `path` (see
+    `shard_damage`; `verify` as in `open_dataset`)."""
+    return {shard["name"]: reason for shard in manifest["shards"]
+            if (reason := shard_damage(path / "shards", shard, verify))}
+
+
+def damage_error(path: Path, manifest: dict, damaged: dict[str, str]) -> UserError:
+    """One sentence naming the first damaged shard file (and how many more) and the fix."""
+    more = f" (and {len(damaged) - 1} more damaged shard(s))" if len(damaged) > 1 else ""
+    first = next(iter(damaged.values()))
+    return UserError(f"dataset {path} is damaged: {first}{more}; {repair_hint(path, manifest.get('source'))}")
+
+
 class DatasetCache:
     """Read access to an ingest dataset: `len`, `piece_ids`, `paths`, `notes(i)`, `score(i)`.
 
@@ -94,11 +263,11 @@ class DatasetCache:
     path still has its content (a file edited between runs shows only its new version).
     """
 
-    def __init__(self, path: Path):
-        manifest = read_manifest(path)
-        if manifest is None:
-            raise UserError(f"{path} is not a tunesmith dataset folder (no valid manifest.json)")
-        self.path, self.manifest = Path(path), manifest
+    def __init__(self, path: Path, verify: bool | None = None):
+        self.path = Path(path)
+        self.manifest = manifest = load_manifest(self.path)
+        if damaged := damaged_shards(self.path, manifest, verify):
+            raise damage_error(self.path, manifest, damaged)
         self._shards = [_Shard(self.path / "shards", s["name"]) for s in manifest["shards"]]
         latest = {rec["path"]: rec["sha256"] for shard in self._shards for rec in shard.index["files"]}
         live = {sha for sha in latest.values() if sha}

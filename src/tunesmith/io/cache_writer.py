@@ -1,14 +1,17 @@
 """Writer side of the dataset cache (format: see `cache.py`): buffer pieces, commit shards atomically.
 
-A commit writes `NNNNNN.bin`, then `NNNNNN.json`, then the manifest that lists the shard, each
-through a temp file and os.replace. Only shards named in the manifest exist for readers and for
-resume, so a kill at any moment loses at most the shard being filled; files left by an interrupted
-commit are removed when the dataset is opened again.
+A commit writes `NNNNNN.bin`, then `NNNNNN.json`, then the manifest that lists the shard with the
+size and checksum of both files, each through a temp file and os.replace. Only shards named in the
+manifest exist for readers and for resume, so a kill at any moment loses at most the shard being
+filled; files left by an interrupted commit (and temp files) are removed when a writer opens the
+folder again. Opening also checks every committed shard against its checksums: a damaged one stops
+the run with the fix, or with `repair=True` is dropped so that its files are ingested again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -16,7 +19,22 @@ import numpy as np
 
 from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import write_atomic
-from tunesmith.io.cache import ALIGN, FORMAT, GROUPS, PIECE_DTYPES, VERSION, read_manifest
+from tunesmith.io.cache import (
+    ALIGN,
+    FORMAT,
+    GROUPS,
+    PIECE_DTYPES,
+    TEMP_NAME,
+    VERSION,
+    checksum_bytes,
+    damage_error,
+    damaged_shards,
+    folder_state,
+    load_manifest,
+    new_checksum,
+)
+
+log = logging.getLogger(__name__)
 
 
 def pack_score(score) -> tuple[bytes, tuple[int, ...], int, list[str]]:
@@ -75,27 +93,64 @@ class DatasetWriter:
     """
 
     def __init__(self, out: Path, source: str, limits: dict, shard_files: int = 512,
-                 shard_notes: int = 2_000_000):
+                 shard_notes: int = 2_000_000, repair: bool = False):
         self.out, self.folder = Path(out), Path(out) / "shards"
         self.shard_files, self.shard_notes = shard_files, shard_notes
+        self.files: dict[str, dict] = {}
+        self.by_sha: dict[str, dict] = {}
+        self._records: list[dict] = []
+        self._pieces: list[tuple[dict, dict]] = []
+        self._notes, self._lock = 0, None
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock = _lock_folder(self.out)
+            self._open(source, limits, repair)
         except OSError as error:
+            self.release()
             raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
-        manifest = read_manifest(self.out)
+        except BaseException:
+            self.release()
+            raise
+
+    def _open(self, source: str, limits: dict, repair: bool) -> None:
+        """Lock the folder, sweep temp files, load (or start) the manifest, check the committed shards."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_folder(self.out)
+        _sweep_temp_files(self.out)
+        manifest = self._previous_manifest(repair)
+        self.folder.mkdir(exist_ok=True)
         # Skip verdicts of earlier runs under other limits do not hold any more (see `limits_changed`).
         self.limits_changed = manifest is not None and manifest.get("limits") != limits
         self.manifest = manifest or {"format": FORMAT, "version": VERSION, "source": source, "shards": []}
         self.manifest["limits"] = limits
-        self._write_manifest()  # from here on the folder is a dataset, even if this run dies at once
-        self.files: dict[str, dict] = {}
-        self.by_sha: dict[str, dict] = {}
+        self.repaired = self._drop_damaged(repair)
+        self.commit_manifest()  # from here on the folder is a dataset, even if this run dies at once
         self._load_committed()
         self._remove_orphans()
-        self._records: list[dict] = []
-        self._pieces: list[tuple[dict, dict]] = []
-        self._notes = 0
+
+    def _previous_manifest(self, repair: bool) -> dict | None:
+        """The manifest of an earlier run, or None to start afresh: for a new or unfinished folder, or
+        with `repair` when the manifest is missing or unusable (the whole cache is rebuilt)."""
+        state = folder_state(self.out)
+        if state in ("empty", "unfinished") or (repair and state == "damaged"):
+            return None
+        try:
+            return load_manifest(self.out)
+        except UserError:
+            if not repair:
+                raise
+        log.warning("%s: the manifest is unusable; --repair rebuilds the whole dataset", self.out)
+        return None
+
+    def _drop_damaged(self, repair: bool) -> list[str]:
+        """Names of the committed shards that fail their size or checksum check, dropped from the
+        manifest (their files are ingested again) when `repair`; UserError naming them otherwise."""
+        damaged = damaged_shards(self.out, self.manifest, verify=True)
+        if damaged and not repair:
+            raise damage_error(self.out, self.manifest, damaged)
+        if damaged:
+            log.warning("%s: dropped %d damaged shard(s) (%s); their files are ingested again",
+                        self.out, len(damaged), ", ".join(damaged))
+        self.manifest["shards"] = [s for s in self.manifest["shards"] if s["name"] not in damaged]
+        return list(damaged)
 
     def _load_committed(self) -> None:
         for shard in self.manifest["shards"]:
@@ -106,9 +161,12 @@ class DatasetWriter:
                     self.by_sha.setdefault(record["sha256"], record)
 
     def _remove_orphans(self) -> None:
+        """Remove shard files the manifest does not list (an interrupted commit, a dropped shard)."""
         committed = {s["name"] for s in self.manifest["shards"]}
         for path in self.folder.iterdir():
             if path.name.split(".")[0] not in committed or path.name.startswith("."):
+                if path.is_dir() and not path.is_symlink():
+                    continue  # not ours to remove
                 path.unlink(missing_ok=True)
 
     def add(self, record: dict, arrays: dict | None = None) -> None:
@@ -135,7 +193,8 @@ class DatasetWriter:
             os.close(self._lock)
             self._lock = None
 
-    def _write_manifest(self) -> None:
+    def commit_manifest(self) -> None:
+        """Write the manifest as it stands (atomically)."""
         write_atomic(self.out / "manifest.json", json.dumps(self.manifest, indent=1).encode())
 
     def commit(self) -> None:
@@ -148,33 +207,50 @@ class DatasetWriter:
             raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
 
     def _commit(self) -> None:
-        name = f"{len(self.manifest['shards']):06d}"
+        name = f"{1 + max((int(s['name']) for s in self.manifest['shards']), default=-1):06d}"
         layout, arrays = _pack([arrays for _, arrays in self._pieces])
-        if layout:
-            _write_arrays(self.folder / f"{name}.bin", arrays)
+        bin_check = _write_arrays(self.folder / f"{name}.bin", arrays) if layout else None
         pieces = [{"id": rec["sha256"], "path": rec["path"], "track_names": arrays["track_names"]}
                   for rec, arrays in self._pieces]
-        index = {"layout": layout, "pieces": pieces, "files": self._records}
-        write_atomic(self.folder / f"{name}.json", json.dumps(index).encode())
-        self.manifest["shards"].append(
-            {"name": name, "pieces": len(pieces), "notes": self._notes, "files": len(self._records)})
-        self._write_manifest()
+        index = json.dumps({"layout": layout, "pieces": pieces, "files": self._records}).encode()
+        write_atomic(self.folder / f"{name}.json", index)
+        self.manifest["shards"].append({"name": name, "pieces": len(pieces), "notes": self._notes,
+                                        "files": len(self._records), "bin": bin_check,
+                                        "json": checksum_bytes(index)})
+        self.commit_manifest()
         for record in self._records:
             self.files[record["path"]] = record
         self._records, self._pieces, self._notes = [], [], 0
 
 
 def _lock_folder(out: Path) -> int:
-    """An exclusive lock on `out` held through the returned descriptor (UserError when taken)."""
+    """An exclusive lock on `out` held through the returned descriptor (UserError when taken).
+
+    The lock is an flock on `.ingest.lock`, which the kernel releases when its holder dies, so the
+    file left by a killed run (with that run's pid in it) is simply taken over.
+    """
     import fcntl
 
     fd = os.open(out / ".ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
         os.close(fd)
-        raise UserError(f"another ingest is writing to {out}; wait for it to finish") from None
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        raise UserError(f"another ingest is writing to {out}{who}; wait for it to finish") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _sweep_temp_files(out: Path) -> None:
+    """Remove the temp files of atomic writes killed in `out` and `out/shards` (we hold the lock)."""
+    for folder in (out, out / "shards"):
+        if folder.is_dir():
+            for entry in os.scandir(folder):
+                if TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    Path(entry.path).unlink(missing_ok=True)
 
 
 def _pack(pieces: list[dict]) -> tuple[dict, list[np.ndarray]]:
@@ -206,12 +282,18 @@ def _pack(pieces: list[dict]) -> tuple[dict, list[np.ndarray]]:
     return layout, list(arrays.values())
 
 
-def _write_arrays(path: Path, arrays: list[np.ndarray]) -> None:
-    """Write arrays back to back, each padded to ALIGN bytes, atomically."""
+def _write_arrays(path: Path, arrays: list[np.ndarray]) -> dict:
+    """Write arrays back to back, each padded to ALIGN bytes, atomically; returns the file's
+    {"size": bytes, "blake2b": hex}, hashed as it is written."""
+    hasher, size = new_checksum(), 0
 
     def write(out) -> None:
+        nonlocal size
         for array in arrays:
-            out.write(memoryview(np.ascontiguousarray(array)).cast("B"))
-            out.write(b"\0" * (-array.nbytes % ALIGN))
+            for part in (memoryview(np.ascontiguousarray(array)).cast("B"), b"\0" * (-array.nbytes % ALIGN)):
+                hasher.update(part)
+                out.write(part)
+                size += len(part)
 
     write_atomic(path, write)
+    return {"size": size, "blake2b": hasher.hexdigest()}

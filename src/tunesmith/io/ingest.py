@@ -21,11 +21,11 @@ from pathlib import Path
 
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.io.atomic import write_atomic
-from tunesmith.io.cache import read_manifest
+from tunesmith.io.cache import folder_state, read_manifest
 from tunesmith.io.cache_writer import DatasetWriter, unpack_piece
 from tunesmith.io.checks import check_piece
 from tunesmith.io.midi import Limits, display_name, file_kind, is_midi_name, read_file_bytes
-from tunesmith.io.workers import borrow_pool, return_pool
+from tunesmith.io.workers import borrow_pool, cap_workers, return_pool
 
 READ_AHEAD_FILES, READ_AHEAD_BYTES = 32, 64 << 20  # per worker: files read and queued, not yet parsed
 # Skip reasons that may not recur (machine load, I/O): such files are tried again by a rerun.
@@ -76,12 +76,11 @@ def check_arguments(src: Path, out: Path, workers: int) -> tuple[Path, Path, int
         raise UserError(f"{src} is a file, not a folder: give the folder that holds the MIDI files")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file: give a new or existing dataset folder")
-    if out.is_dir() and any(out.iterdir()) and read_manifest(out) is None:
+    if folder_state(out) == "other":
         raise UserError(f"--out {out} is a non-empty folder that is not a tunesmith dataset")
     if workers < 0:
         raise UserError(f"--workers must be 0 (one per core) or more, not {workers}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return src.resolve(), out, workers or cores
+    return src.resolve(), out, cap_workers(workers)
 
 
 class _Run:
@@ -190,22 +189,26 @@ class _Run:
             return_pool(self.pool)  # kept warm for the next run in this process, closed if interrupted
 
 
-
-
 def ingest_folder(src: Path, out: Path, workers: int = 0, limits: Limits = Limits(),  # noqa: B008
-                  shard_files: int = 512) -> dict:
+                  shard_files: int = 512, repair: bool = False) -> dict:
     """Ingest every MIDI file under `src` into the dataset folder `out` (created or resumed).
 
+    workers: parser processes, 0 for one per core, capped at the cores (with a warning).
+    repair: rebuild what is damaged instead of stopping with a UserError: shards that fail their
+    size or checksum check are dropped and their files parsed again; an unusable or missing
+    manifest rebuilds the whole dataset.
+
     Returns the report written to `out/report.json` ({"files": [...], "summary": {...}}) plus
-    "parsed" (files sent to a parser this run) and "reused" (files decided by an earlier run).
-    Bad files are reported, never raised; unusable arguments raise UserError.
+    "parsed" (files sent to a parser this run), "reused" (files decided by an earlier run) and
+    "repaired" (names of the damaged shards rebuilt). Bad files are reported, never raised;
+    unusable arguments and a damaged dataset (without `repair`) raise UserError.
     """
     src, out, n_workers = check_arguments(src, out, workers)
     manifest = read_manifest(out)
     if manifest is not None and manifest.get("source") not in (None, str(src)):
         raise UserError(f"--out {out} was built from {manifest['source']}, not {src}: use another folder")
     started = time.perf_counter()
-    writer = DatasetWriter(out, str(src), limits.as_dict(), shard_files=shard_files)
+    writer = DatasetWriter(out, str(src), limits.as_dict(), shard_files=shard_files, repair=repair)
     try:
         entries, unlisted = walk_midi(os.fsencode(src))
         run = _Run(src, out, n_workers, limits, writer)
@@ -222,7 +225,7 @@ def ingest_folder(src: Path, out: Path, workers: int = 0, limits: Limits = Limit
         writer.release()
     report = _report(run.records, unlisted)
     _write_report(out, report)
-    return {**report, "parsed": run.parsed, "reused": run.reused,
+    return {**report, "parsed": run.parsed, "reused": run.reused, "repaired": writer.repaired,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
