@@ -6,7 +6,8 @@
 1. file name suffix (.mid .midi .kar .smf .rmi, any case), regular file (no FIFO or device; a
    symlink is followed by `read_midi`, never by ingest), size cap — all before a byte is read;
 2. RIFF/RMID unwrapping, then a header check (MThd, format 0-1, track count, division; SMPTE
-   division converted to ticks per quarter) and a walk over the chunk lengths — before parsing;
+   division converted to ticks per quarter; extra header bytes skipped, as the SMF spec asks) and
+   a walk over the chunk lengths — before parsing;
 3. symusic parses in a worker process with a wall-clock and an address-space limit (`workers.py`);
 4. checks (`checks.py`): the note count right after parsing, before any numpy array exists; then
    ticks, duration in seconds, tempos, time signatures and notes per tick on the note arrays
@@ -226,12 +227,28 @@ def _check_chunks(data: bytes, pos: int, n_tracks: int) -> None:
 
 
 def prepare_bytes(data: bytes, limits: Limits) -> tuple[bytes, Header]:
-    """RIFF-unwrapped bytes ready for symusic plus their checked header (SMPTE patched to ticks)."""
-    data = unwrap_riff(data)
+    """RIFF-unwrapped bytes ready for symusic plus their checked header (SMPTE patched to ticks, a
+    header chunk longer than 6 bytes cut to the standard 6)."""
+    data = standard_header(unwrap_riff(data))
     header = check_header(data, limits)
     if header.smpte_mspq is not None:  # symusic refuses SMPTE: hand it the converted division
         data = data[:12] + struct.pack(">H", header.tpq) + data[14:]
     return data, header
+
+
+def standard_header(data: bytes) -> bytes:
+    """`data` with an MThd chunk longer than 6 bytes rewritten to the standard 6-byte form.
+
+    The SMF spec lets later versions extend the header and tells readers to skip the extra bytes
+    (honour the length field); symusic rejects any length but 6. Other bytes are returned unchanged
+    (`check_header` reports what is wrong with them).
+    """
+    if len(data) < 14 or data[:4] != b"MThd":
+        return data
+    length = struct.unpack_from(">I", data, 4)[0]
+    if length <= 6 or 8 + length > len(data):
+        return data
+    return data[:4] + struct.pack(">I", 6) + data[8:14] + data[8 + length :]
 
 
 def parse_bytes(data: bytes, limits: Limits, checked: bool = True) -> Score:
