@@ -7,6 +7,9 @@ PIANO_LOW = 21  # A0, lowest key of an 88-key piano
 PIANO_KEYS = 88  # A0..C8 = MIDI 21..108
 PIANO_HIGH = PIANO_LOW + PIANO_KEYS - 1
 DRUM_CHANNEL = 9  # 0-based MIDI channel reserved for percussion in General MIDI
+# File name suffixes (compared in lower case) of the file kinds tunesmith reads.
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf", ".rmi")  # a tuple, so str.endswith takes it too
+LPD_SUFFIXES = (".npz",)  # Lakh Pianoroll Dataset / pypianoroll files (`corpora/lpd.py`)
 # music21 note names, spelled with sharps: flats would be ambiguous in octave -1 ("E-1" is E-flat 1 or E -1).
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 

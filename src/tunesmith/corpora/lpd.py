@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,10 @@ from tunesmith.core.score import make_track
 BINARY_VELOCITY = 64
 MAX_ARRAY_BYTES = 512 * 2**20
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+# What a damaged or foreign zip raises: truncation, bad CRC or deflate data, an unknown compression
+# method (NotImplementedError), encryption (RuntimeError).
+_UNREADABLE = (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError, zlib.error,
+               zipfile.BadZipFile)
 MAX_STEPS = 1_000_000  # about 6 hours at 24 steps per beat and 120 qpm (128 MB per track): longer is bogus
 
 
@@ -53,8 +58,8 @@ def read_lpd(path: Path | str) -> dict:
         _check_array_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files if key != "info.json"}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise UserError(f"LPD file {path} is not a readable npz file ({error})") from None
+    except _UNREADABLE as error:
+        raise UserError(f"LPD file {path} is not a readable npz file ({error or type(error).__name__})") from None
     resolution = info.get("resolution", info.get("beat_resolution"))
     if not isinstance(resolution, int) or resolution < 1:
         raise UserError(f"LPD file {path} has no valid resolution (steps per beat) in info.json")

@@ -20,6 +20,15 @@ from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
 from tunesmith.representations import get_representation
 from tunesmith.representations.base import Representation
 
+# Where time lies in a representation's arrays when not on axis 0 (multitrack: (5 groups, steps, 128),
+# see representations/multitrack.py). A representation class may declare it as `time_axis` instead.
+TIME_AXIS = {"multitrack": 1}
+
+
+def time_axis(representation: Representation) -> int:
+    """Axis of time in the arrays `representation.encode` returns."""
+    return getattr(representation, "time_axis", TIME_AXIS.get(representation.name, 0))
+
 
 @dataclass
 class PreparedData:
@@ -90,7 +99,7 @@ def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep:
             raise UserError(f"this model needs a token representation, not {rep.name!r}")
         return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id)
     if kind == "frames":
-        return FrameWindows(arrays, window, stride)
+        return FrameWindows(arrays, window, stride, time_axis(rep))
     if kind == "bars":
         return BarPairs(arrays)
     raise ValueError(f"unknown data kind {kind!r}")

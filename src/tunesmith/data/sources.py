@@ -1,5 +1,7 @@
-"""Resolve a user's data argument to scores: a bundled corpus name, an ingest dataset folder, a MIDI folder,
-or a JSB Chorales benchmark file (JSON or pickle; its pieces keep the file's own splits, see `file_split`).
+"""Resolve a user's data argument to scores: a bundled corpus name, an ingest dataset folder, a folder
+of MIDI and/or LPD-5 `.npz` files (e.g. the Lakh Pianoroll Dataset's `lpd_5_cleansed/`), one MIDI file,
+one LPD-5 `.npz` file, or a JSB Chorales benchmark file (JSON or pickle; its pieces keep the file's own
+splits, see `file_split`).
 
 Torch-free, so evaluation and the CLI can use it. Every source yields `(piece_id, Score)` pairs in a
 stable order; piece ids are what splits hash (see `splits.py`).
@@ -13,15 +15,15 @@ from pathlib import Path
 
 from symusic import Score
 
+from tunesmith.core.constants import LPD_SUFFIXES, MIDI_SUFFIXES
 from tunesmith.core.errors import SkipFile, UserError
 
-MIDI_SUFFIXES = {".mid", ".midi", ".kar", ".smf", ".rmi"}
-JSB_SUFFIXES = {".json", ".pickle", ".pkl"}
+JSB_SUFFIXES = (".json", ".pickle", ".pkl")
 
 
 def describe_source(source: str | Path) -> str:
-    """'corpus', 'dataset' (an ingest output folder), 'midi-folder', 'midi-file' or 'jsb-file'; UserError
-    otherwise."""
+    """'corpus', 'dataset' (an ingest output folder), 'midi-folder' (a folder of MIDI and/or LPD npz
+    files), 'midi-file', 'lpd-file' or 'jsb-file'; UserError otherwise."""
     from tunesmith.corpora import CORPORA
     from tunesmith.io.cache import is_dataset_dir
 
@@ -32,16 +34,19 @@ def describe_source(source: str | Path) -> str:
         return "dataset" if is_dataset_dir(path) else "midi-folder"
     if path.is_file() and path.suffix.lower() in MIDI_SUFFIXES:
         return "midi-file"
+    if path.is_file() and path.suffix.lower() in LPD_SUFFIXES:
+        return "lpd-file"
     if path.is_file() and path.suffix.lower() in JSB_SUFFIXES:
         return "jsb-file"
     raise UserError(
-        f"{source} is neither a bundled corpus ({', '.join(CORPORA)}), a dataset folder, MIDI files, "
-        "nor a JSB Chorales file"
+        f"{source} is neither a bundled corpus ({', '.join(CORPORA)}), a dataset folder, MIDI or LPD "
+        "(.npz) files, nor a JSB Chorales file"
     )
 
 
 def iter_scores(source: str | Path, limit: int | None = None) -> Iterator[tuple[str, Score]]:
-    """Yield `(piece_id, Score)` from `source`; unreadable MIDI files are skipped with a warning."""
+    """Yield `(piece_id, Score)` from `source`; unreadable files of a folder are skipped with their
+    reason on stderr (a single unreadable file is a UserError)."""
     yield from islice(_iter_kind(describe_source(source), source), limit)
 
 
@@ -61,22 +66,36 @@ def _iter_kind(kind: str, source: str | Path) -> Iterator[tuple[str, Score]]:
         from tunesmith.io.cache import open_dataset
 
         yield from open_dataset(Path(source)).iter_scores()
+    elif kind == "lpd-file":
+        yield Path(source).name, _read_piece(Path(source))
     else:
-        yield from _iter_midi(Path(source))
+        yield from _iter_files(Path(source))
 
 
-def _iter_midi(path: Path) -> Iterator[tuple[str, Score]]:
-    import sys
+def _read_piece(path: Path) -> Score:
+    """One MIDI (guarded reader; SkipFile when unusable) or LPD-5 npz file (UserError) as a Score."""
+    if path.suffix.lower() in LPD_SUFFIXES:
+        from tunesmith.corpora.lpd import load_lpd
 
+        return load_lpd(path)
     from tunesmith.io.midi import read_midi
 
+    return read_midi(path)
+
+
+def _iter_files(path: Path) -> Iterator[tuple[str, Score]]:
+    """The MIDI and LPD files of a folder (recursively, no symlinks; or one MIDI file) in path order,
+    ids are paths relative to the folder; an unusable file is skipped with its reason on stderr."""
+    import sys
+
+    suffixes = MIDI_SUFFIXES + LPD_SUFFIXES
     files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file() and not p.is_symlink()
+        p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file() and not p.is_symlink()
     )
     for file in files:
         try:
-            yield str(file.relative_to(path) if path.is_dir() else file.name), read_midi(file)
-        except SkipFile as reason:
+            yield str(file.relative_to(path) if path.is_dir() else file.name), _read_piece(file)
+        except (SkipFile, UserError) as reason:
             print(f"skipped {file}: {reason}", file=sys.stderr)
 
 
