@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,tensorboard]'
 	touch $(STAMP)
 
 # FluidSynth (with its TimGM6mb General MIDI soundfont) renders MIDI to audio; without it tunesmith

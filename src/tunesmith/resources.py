@@ -1,7 +1,10 @@
 """Where the files that ship with tunesmith live: pretrained checkpoints and recipes.
 
-Both travel inside the package (so `pip install .` brings them); `TUNESMITH_CHECKPOINTS` adds a
-folder of the user's own checkpoints that shipped names are also looked up in.
+Both travel inside the package as package data (so `pip install .` brings them):
+`tunesmith/checkpoints/` (each `.ckpt` with its `.md` card) and `tunesmith/recipes/` (YAML recipes,
+`debug/` ones for the tests). A source checkout also has `checkpoints` and `configs` at its root: links
+to these two folders. `TUNESMITH_CHECKPOINTS` names a folder of the user's own checkpoints, searched
+first for checkpoint names.
 """
 
 from __future__ import annotations
@@ -10,20 +13,19 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-_CHECKOUT_ROOT = PACKAGE_DIR.parents[1]  # <root>/src/tunesmith -> <root>, in a source checkout
+CHECKPOINTS_DIR = PACKAGE_DIR / "checkpoints"
+RECIPES_DIR = PACKAGE_DIR / "recipes"
 
 
 def checkpoint_dirs() -> list[Path]:
-    """Folders searched for shipped checkpoint names, first match wins."""
-    user = [Path(os.environ["TUNESMITH_CHECKPOINTS"])] if "TUNESMITH_CHECKPOINTS" in os.environ else []
-    candidates = [*user, PACKAGE_DIR / "checkpoints", _CHECKOUT_ROOT / "checkpoints"]
-    return [d for d in candidates if d.is_dir()]
+    """Folders searched for shipped checkpoint names, first match wins: $TUNESMITH_CHECKPOINTS, then the package's."""
+    user = [Path(os.environ["TUNESMITH_CHECKPOINTS"])] if os.environ.get("TUNESMITH_CHECKPOINTS") else []
+    return [d for d in [*user, CHECKPOINTS_DIR] if d.is_dir()]
 
 
 def recipe_dirs() -> list[Path]:
     """Folders holding the shipped YAML recipes."""
-    candidates = [PACKAGE_DIR / "recipes", _CHECKOUT_ROOT / "configs"]
-    return [d for d in candidates if d.is_dir()]
+    return [d for d in [RECIPES_DIR] if d.is_dir()]
 
 
 def shipped_recipe(name: str) -> Path | None:
