@@ -239,3 +239,40 @@ def test_worker_counts_are_capped_at_the_cores_with_a_warning(tmp_path, caplog):
         check_arguments(tmp_path / "src", tmp_path / "out", -1)
     with workers.ParserPool(10_000, workers.Limits()) as pool:
         assert len(pool._workers) == cores
+
+
+def full_disk_after(n_writes: int):
+    """A write_atomic that fails with ENOSPC (leaving its temp file, as a killed write would) after
+    `n_writes` successful writes."""
+    import errno
+
+    from tunesmith.io.atomic import write_atomic
+
+    done = [0]
+
+    def write(path, data):
+        if done[0] >= n_writes:
+            Path(path).with_name(f".{Path(path).name}.1.deadbeef.tmp").write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done[0] += 1
+        write_atomic(path, data)
+
+    return write
+
+
+@pytest.mark.parametrize("n_writes", [0, 1, 2, 3, 5, 100])  # 100: only the report fails
+def test_a_full_disk_is_one_sentence_and_the_next_run_completes(tmp_path, monkeypatch, n_writes):
+    from tunesmith.io import cache_writer, ingest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for path in SOURCES[:4]:
+        shutil.copy2(path, src / path.name)
+    monkeypatch.setattr(cache_writer, "write_atomic", full_disk_after(n_writes))
+    monkeypatch.setattr(ingest, "write_atomic", full_disk_after(0))
+    with pytest.raises(UserError, match="No space left on device"):
+        ingest_folder(src, tmp_path / "out", workers=1, shard_files=2)
+    monkeypatch.undo()
+    report = ingest_folder(src, tmp_path / "out", workers=1, shard_files=2)
+    assert report["summary"]["ok"] == 4 and len(open_dataset(tmp_path / "out")) == 4
+    assert not list((tmp_path / "out").rglob("*.tmp"))

@@ -268,7 +268,10 @@ class DatasetCache:
         self.manifest = manifest = load_manifest(self.path)
         if damaged := damaged_shards(self.path, manifest, verify):
             raise damage_error(self.path, manifest, damaged)
-        self._shards = [_Shard(self.path / "shards", s["name"]) for s in manifest["shards"]]
+        try:
+            self._shards = [_Shard(self.path / "shards", s["name"]) for s in manifest["shards"]]
+        except OSError as error:  # the files changed since they were checked
+            raise UserError(f"cannot read dataset {self.path}: {error.strerror or error}") from None
         latest = {rec["path"]: rec["sha256"] for shard in self._shards for rec in shard.index["files"]}
         live = {sha for sha in latest.values() if sha}
         entries = {}

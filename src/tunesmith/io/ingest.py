@@ -245,12 +245,17 @@ def _report(records: list[dict], unlisted: list[tuple[bytes, str]]) -> dict:
 
 
 def _write_report(out: Path, report: dict) -> None:
+    """report.json and quarantine.txt, atomically; UserError when the disk is full or read-only."""
     # One file per line: readable, and json's C encoder only runs without `indent`.
     files = ",\n  ".join(json.dumps(f, ensure_ascii=False) for f in report["files"])
     text = f'{{"files": [\n  {files}\n ],\n "summary": {json.dumps(report["summary"])}}}\n'
-    write_atomic(out / "report.json", text.encode())
     lines = [f"{f['path']}\t{f['reason']}\n" for f in report["files"] if f["status"] == "skipped"]
-    write_atomic(out / "quarantine.txt", "".join(lines).encode())
+    try:
+        write_atomic(out / "report.json", text.encode())
+        write_atomic(out / "quarantine.txt", "".join(lines).encode())
+    except OSError as error:
+        raise UserError(f"the dataset in {out} is complete, but its report could not be written: "
+                        f"{error.strerror or error}") from None
 
 
 def summary_line(report: dict) -> str:
