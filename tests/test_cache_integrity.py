@@ -20,7 +20,7 @@ from tunesmith.core.score import scores_have_same_notes
 from tunesmith.data.sources import describe_source, load_scores
 from tunesmith.io import cache, workers
 from tunesmith.io.cache import file_checksum, folder_state, open_dataset
-from tunesmith.io.ingest import check_arguments, ingest_folder
+from tunesmith.io.ingest import check_arguments, ingest_folder, summary_line
 
 SOURCES = sorted((REALMIDI / "tonejs_midi_tests").glob("*.mid"))[:6]
 
@@ -132,6 +132,8 @@ def test_hashes_once_per_process_unless_asked(dataset, monkeypatch):
     flip_bits(path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert "shards/000001.bin does not match" in one_sentence_error(out, verify=True)
+    with pytest.raises(UserError, match="000001.bin does not match"):
+        load_scores(str(out), verify=True)
 
 
 def test_truncated_empty_or_missing_shard_files_are_one_sentence_even_without_hashing(dataset):
@@ -188,6 +190,7 @@ def test_repair_rebuilds_only_the_damaged_shards(dataset):
         assert scores_have_same_notes(score, before[pid])
     again = ingest_folder(src, out, workers=1)
     assert (again["parsed"], again["repaired"]) == (0, [])
+    assert summary_line(report).endswith("0 duplicate; rebuilt 2 damaged shard(s)")
 
 
 def dead_pid() -> int:

@@ -44,18 +44,21 @@ def describe_source(source: str | Path) -> str:
     )
 
 
-def iter_scores(source: str | Path, limit: int | None = None) -> Iterator[tuple[str, Score]]:
+def iter_scores(source: str | Path, limit: int | None = None, verify: bool | None = None,
+                ) -> Iterator[tuple[str, Score]]:
     """Yield `(piece_id, Score)` from `source`; unreadable files of a folder are skipped with their
-    reason on stderr (a single unreadable file is a UserError)."""
-    yield from islice(_iter_kind(describe_source(source), source), limit)
+    reason on stderr (a single unreadable file is a UserError). `verify` applies to an ingest
+    dataset (see `io.cache.open_dataset`: None hashes its shards once per process)."""
+    yield from islice(_iter_kind(describe_source(source), source, verify), limit)
 
 
-def load_scores(source: str | Path, limit: int | None = None) -> list[tuple[str, Score]]:
+def load_scores(source: str | Path, limit: int | None = None, verify: bool | None = None,
+                ) -> list[tuple[str, Score]]:
     """All `(piece_id, Score)` of `source` (see `iter_scores`) as a list."""
-    return list(iter_scores(source, limit))
+    return list(iter_scores(source, limit, verify))
 
 
-def _iter_kind(kind: str, source: str | Path) -> Iterator[tuple[str, Score]]:
+def _iter_kind(kind: str, source: str | Path, verify: bool | None) -> Iterator[tuple[str, Score]]:
     if kind == "corpus":
         from tunesmith.corpora import load_corpus
 
@@ -65,7 +68,7 @@ def _iter_kind(kind: str, source: str | Path) -> Iterator[tuple[str, Score]]:
     elif kind == "dataset":
         from tunesmith.io.cache import open_dataset
 
-        yield from open_dataset(Path(source)).iter_scores()
+        yield from open_dataset(Path(source), verify).iter_scores()
     elif kind == "lpd-file":
         yield Path(source).name, _read_piece(Path(source))
     else:

@@ -259,9 +259,11 @@ def _write_report(out: Path, report: dict) -> None:
 
 
 def summary_line(report: dict) -> str:
-    """One line: counts of ok, skipped (grouped by reason category) and duplicate files."""
+    """One line: counts of ok, skipped (grouped by reason category) and duplicate files, and the
+    damaged shards a repair rebuilt."""
     summary = report["summary"]
     kinds = Counter((f["reason"] or "").split(":")[0] for f in report["files"] if f["status"] == "skipped")
     detail = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
     skipped = f"{summary['skipped']} skipped" + (f" ({detail})" if detail else "")
-    return f"{summary['ok']} ok, {skipped}, {summary['duplicate']} duplicate"
+    repaired = f"; rebuilt {len(report['repaired'])} damaged shard(s)" if report.get("repaired") else ""
+    return f"{summary['ok']} ok, {skipped}, {summary['duplicate']} duplicate{repaired}"
