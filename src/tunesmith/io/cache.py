@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,8 @@ def file_damage(path: Path, expected: dict, verify: bool | None) -> str | None:
         return f"shards/{path.name} is missing"
     except OSError as error:
         return f"shards/{path.name} cannot be read ({error.strerror or error})"
+    if not stat.S_ISREG(info.st_mode):
+        return f"shards/{path.name} is not a regular file"
     if info.st_size != expected["size"]:
         return f"shards/{path.name} has {info.st_size} bytes instead of {expected['size']}"
     key = (str(path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns, expected["blake2b"])

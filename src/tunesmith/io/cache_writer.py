@@ -137,6 +137,8 @@ class DatasetWriter:
         except UserError:
             if not repair:
                 raise
+        if not (self.out / "manifest.json").is_file():
+            raise UserError(f"{self.out / 'manifest.json'} is not a file: remove it, then repair again")
         log.warning("%s: the manifest is unusable; --repair rebuilds the whole dataset", self.out)
         return None
 
