@@ -8,6 +8,11 @@ Two engines:
 2. The built-in additive synthesizer (`tunesmith.io.synth`), used when FluidSynth or a soundfont is
    missing, when FluidSynth fails, or when asked for (`engine="builtin"`). Its description says so.
 
+Renders are bounded: a score longer than `MAX_RENDER_SECONDS` (10 minutes, about 100 MB of float
+samples per channel at 44.1 kHz) or with more than `MAX_RENDER_NOTES` notes (FluidSynth needs about
+1 ms of CPU per note of dense music here) is rendered only up to the cap, and one WARNING log line
+says so. (A 7 MB file of 960,000 notes over two hours: its first 156 s in 20 s and 300 MB.)
+
 Every render is trimmed of trailing silence (never before the last note ends), normalised to a peak
 of -1 dBFS (headroom for MP3 encoding, which overshoots the input peak slightly) and written
 atomically (`tunesmith.io.atomic`: a temporary file in the target folder, size-checked, then a rename).
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -25,13 +31,17 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from symusic import Score
+from symusic import Note, Score
 
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import note_table
 from tunesmith.io.atomic import write_atomic
+from tunesmith.io.checks import tick_at_seconds
 from tunesmith.io.synth import notes_in_seconds, synthesize
 
+log = logging.getLogger(__name__)
+MAX_RENDER_SECONDS = 600.0  # longer scores are rendered up to this point (see the module docstring)
+MAX_RENDER_NOTES = 20_000  # and scores with more notes up to the start of the next one
 # Output suffix -> (soundfile format, subtype). MP3 goes through libsndfile's LAME: no ffmpeg needed.
 FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III")}
 ENGINES = ("auto", "fluidsynth", "builtin")
@@ -54,20 +64,23 @@ PREFERRED_SOUNDFONTS = ("default-GM.sf2", "FluidR3_GM.sf2", "MuseScore_General.s
 def render_score(
     score: Score, path: str | os.PathLike, sample_rate: int = 44100,
     soundfont: str | os.PathLike | None = None, *, engine: str = "auto",
+    max_seconds: float = MAX_RENDER_SECONDS, max_notes: int = MAX_RENDER_NOTES,
 ) -> str:
     """Render `score` to the audio file `path` (.wav, .flac or .mp3) and return the engine used.
 
     `sample_rate` is in Hz; `soundfont` is an .sf2/.sf3 file (default: `find_soundfont()`); `engine`
     is "auto" (FluidSynth when it and a soundfont are found, else the built-in synthesizer),
-    "fluidsynth" (an error when unavailable) or "builtin". Raises UserError for an unknown suffix,
-    a missing soundfont, or a score without notes.
+    "fluidsynth" (an error when unavailable) or "builtin"; only the first `max_seconds` and the
+    first `max_notes` notes are rendered (a warning is logged when that cuts the score). Raises UserError for an unknown
+    suffix, a missing soundfont, or a score without notes.
     """
-    return _render(score, None, Path(path), sample_rate, soundfont, engine)
+    return _render(score, None, Path(path), sample_rate, soundfont, engine, (max_seconds, max_notes))
 
 
 def render_midi_file(
     midi_path: str | os.PathLike, out_path: str | os.PathLike, *, engine: str = "auto",
     sample_rate: int = 44100, soundfont: str | os.PathLike | None = None,
+    max_seconds: float = MAX_RENDER_SECONDS, max_notes: int = MAX_RENDER_NOTES,
 ) -> str:
     """Render the MIDI file `midi_path` to `out_path` and return the engine used (see `render_score`).
 
@@ -75,7 +88,8 @@ def render_midi_file(
     """
     _check_output(Path(out_path))
     score = load_midi(midi_path)
-    return _render(score, Path(midi_path), Path(out_path), sample_rate, soundfont, engine)
+    caps = (max_seconds, max_notes)
+    return _render(score, Path(midi_path), Path(out_path), sample_rate, soundfont, engine, caps)
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -201,7 +215,7 @@ def _check_output(path: Path) -> tuple[str, str]:
 
 
 def _render(score: Score, midi_file: Path | None, out: Path, sample_rate: int,
-            soundfont: str | os.PathLike | None, engine: str) -> str:
+            soundfont: str | os.PathLike | None, engine: str, caps: tuple[float, int]) -> str:
     """Choose the engine, render, trim, normalise and write; returns the engine's description."""
     _check_output(out)
     if engine not in ENGINES:
@@ -210,10 +224,7 @@ def _render(score: Score, midi_file: Path | None, out: Path, sample_rate: int,
         raise ValueError(f"MP3 needs one of the sample rates {MP3_RATES} Hz, not {sample_rate}")
     if not 8000 <= sample_rate <= 96000:  # FluidSynth's range
         raise ValueError(f"sample_rate must be 8000-96000 Hz, not {sample_rate}")
-    notes = notes_in_seconds(score)
-    if len(notes["start"]) == 0:
-        raise UserError(f"{midi_file or 'the score'} has no notes to render.")
-    last_note_end_s = float((notes["start"] + notes["duration"]).max())
+    score, midi_file, last_note_end_s = _bounded(score, midi_file, *caps)
     samples, description = None, "built-in fallback synthesizer (engine builtin asked for)"
     if engine != "builtin":
         required = engine == "fluidsynth"
@@ -223,6 +234,37 @@ def _render(score: Score, midi_file: Path | None, out: Path, sample_rate: int,
     samples = normalize_peak(trim_tail(samples, sample_rate, last_note_end_s))
     write_audio(samples, sample_rate, out)
     return description
+
+
+def _bounded(score: Score, midi_file: Path | None, max_seconds: float,
+             max_notes: int) -> tuple[Score, Path | None, float]:
+    """(score, midi_file, seconds to its last note end), cut at `max_seconds` or before the note after
+    the first `max_notes` (then midi_file is None: the original file is not what gets played)."""
+    if not (max_seconds > 0 and max_notes >= 1):
+        raise ValueError(f"the render caps must be above 0, not {max_seconds} s and {max_notes} notes")
+    notes = notes_in_seconds(score)
+    if len(notes["start"]) == 0:
+        raise UserError(f"{midi_file or 'the score'} has no notes to render.")
+    end_s = float((notes["start"] + notes["duration"]).max())
+    starts = np.sort(notes["start"])
+    cut_s = min(max_seconds, float(starts[max_notes]) if len(starts) > max_notes else np.inf)
+    if end_s <= cut_s:
+        return score, midi_file, end_s
+    log.warning("%s lasts %.0f s with %d notes; rendering only its first %.0f s (render caps: %.0f s, "
+                "%d notes)", midi_file or "the score", end_s, len(starts), cut_s, max_seconds, max_notes)
+    return cut_at(score, tick_at_seconds(score, cut_s)), None, cut_s
+
+
+def cut_at(score: Score, tick: int) -> Score:
+    """`score` up to `tick`: every event from `tick` on is dropped, notes still sounding are cut there.
+    Controllers, pitch bends and tempos before `tick` are kept (unlike `core.score.trim`)."""
+    out = score.clip(0, tick)
+    for track in out.tracks:
+        a = track.notes.numpy()
+        if len(a["time"]) and (a["time"] + a["duration"] > tick).any():
+            duration = np.minimum(a["duration"], tick - a["time"]).astype(a["duration"].dtype)
+            track.notes = Note.from_numpy(a["time"], duration, a["pitch"], a["velocity"])
+    return out
 
 
 def _try_fluidsynth(score: Score, midi_file: Path | None, sample_rate: int,

@@ -105,6 +105,19 @@ def score_seconds(score: Score) -> float:
     return tempo_map_seconds(max(score.end(), 0), score.ticks_per_quarter, time, mspq)
 
 
+def tick_at_seconds(score: Score, seconds: float) -> int:
+    """The tick reached after `seconds` through the score's tempo map (the inverse of `score_seconds`,
+    rounded down; 120 qpm before the first tempo event, the last tempo held past the end)."""
+    tempos = score.tempos.numpy()
+    time, mspq = _sorted_tempo_map(tempos["time"], tempos["mspq"])
+    edges = np.concatenate([[0], time])  # tempo segments start here (ticks)
+    rates = np.concatenate([[DEFAULT_MSPQ], mspq]).astype(np.float64)  # µs per quarter in each
+    elapsed = np.concatenate([[0.0], np.cumsum(np.diff(edges) * rates[:-1])])  # ticks x µs/quarter
+    target = max(seconds, 0.0) * 1e6 * score.ticks_per_quarter
+    i = int(np.searchsorted(elapsed, target, side="right")) - 1
+    return int(edges[i] + (target - elapsed[i]) // max(rates[i], 1.0))
+
+
 def check_notes_per_tick(start: np.ndarray, limits: Limits) -> None:
     """SkipFile when more than `max_notes_per_tick` of the note starts `start` (ticks) are equal."""
     cap = limits.max_notes_per_tick
