@@ -79,3 +79,11 @@ def test_a_new_run_starts_an_empty_log(tmp_path):
     _log(tmp_path, None, [(1, 0, "train", 3.0)])
     _log(tmp_path, None, [])
     assert _rows(tmp_path / "metrics.csv") == ["step,epoch,split,name,value"]
+
+
+def test_resume_survives_nul_bytes_and_garbage_in_the_log(tmp_path):
+    _log(tmp_path, None, [(1, 0, "train", 3.0)])
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(path.read_bytes() + b"\0\0\0\xff\xfe,1,train\n2,0,train,loss,2.5\n" + b"\0" * 64)
+    _log(tmp_path, 5, [])
+    assert _rows(path)[1:] == ["1,0,train,loss,3", "2,0,train,loss,2.5"]

@@ -2,6 +2,11 @@
 
 A recipe has four sections: `data`, `model`, `optim`, `trainer` (see the classes below for every key,
 its unit and default). `--set a.b=c` overrides any key; the value is parsed as YAML (`--set optim.lr=1e-3`).
+
+Every key has a type and a range (numbers are finite, counts at least 1, booleans are not numbers);
+the first wrong one is one `UserError` sentence naming the key, the value and what is allowed
+(`describe_error`). A recipe file that is empty, binary, not UTF-8, or not a YAML mapping is an
+error too: an empty recipe never silently trains the defaults.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from tunesmith.data.config import Count, DataConfig, Float, Int, Name, NonNegati
 from tunesmith.io.atomic import write_atomic
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML; anything bigger is not one
-DEVICES = ("auto", "cpu", "cuda", "mps")
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DEVICES = typing.get_args(Device)
 SECTIONS = ("data", "model", "optim", "trainer")
 _RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
@@ -55,7 +61,7 @@ class TrainerConfig(Strict):
     max_steps: Count | None = None  # stop after this many optimizer steps, whatever the epoch
     max_minutes: Positive | None = None  # stop after this much wall-clock training time (demo budgets)
     seed: Annotated[Int, Field(ge=0, le=2**63 - 1)] = 0  # torch seeds are 64-bit
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: CUDA, else MPS, else CPU
+    device: Device = "auto"  # auto: CUDA, else MPS, else CPU (see `check_device`)
     num_threads: Annotated[Int, Field(ge=1, le=1024)] | None = None  # CPU threads; default: 1 for recurrent models
     checkpoint_every: Count = 200  # optimizer steps between checkpoints (plus one at each epoch end)
     log_every: Count = 20  # optimizer steps between training-loss log lines

@@ -66,8 +66,9 @@ def kept_rows(path: Path, resume_step: int | None, keep_all: bool = False) -> li
     none when `resume_step` is None, i.e. a new run, or the file is missing)."""
     if not path.is_file() or (resume_step is None and not keep_all):
         return []
-    text = path.read_text()
-    complete = text[: text.rfind("\n") + 1]  # a killed writer may leave a partial last line
+    # A killed writer may leave a partial last line; a crashed file system, NUL bytes or garbage.
+    text = path.read_bytes().replace(b"\0", b"").decode("utf-8", "replace")
+    complete = text[: text.rfind("\n") + 1]
     rows = [r for r in csv.reader(io.StringIO(complete)) if len(r) == len(HEADER) and r[0].isdigit()]
     return rows if keep_all else [r for r in rows if int(r[0]) <= resume_step]
 
