@@ -2,7 +2,7 @@
 
 Each entry is a recipe in configs/ trained into runs/jsb/NAME (with `--train`, missing runs are trained
 here, one at a time on one thread, and their wall-clock and CPU seconds saved in RUN/timing.json), then
-scored with the benchmark's own code (`training.jsb_benchmark.jsb_nll`) on the valid split: nats per
+scored with the benchmark's own code (`scoring.jsb.jsb_nll`) on the valid split: nats per
 quarter-note frame, 88 keys summed, all 76 pieces, conditioning on previous frames only. The published
 figures are on the test split, which is not in this repository (tune on valid, report test once).
 The shipped model (jsb-best) is the per-frame mixture of the two single LSTM-NADE runs (bass-first and
@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from tunesmith.corpora.jsb import load_jsb
+from tunesmith.models.checkpoint import save_checkpoint
 from tunesmith.models.nade_mixture import NADEMixture
-from tunesmith.training.checkpoint import save_checkpoint
-from tunesmith.training.jsb_benchmark import jsb_nll, load_scorable
+from tunesmith.scoring.jsb import jsb_nll, load_scorable
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "jsb" / "jsb-chorales-quarter.trainvalid.json"

@@ -30,11 +30,9 @@ import torch
 from tunesmith.data.bar_pairs import BarPairs, encode_bar_pieces
 from tunesmith.data.build import prepare_data
 from tunesmith.evaluation.midinet_metrics import autoencoder_metric, latent_scatter_png, phrase_pitch_class_kl
-from tunesmith.generation.generate import load_model
 from tunesmith.models.bar_autoencoder import bar_functions, load_autoencoder
-from tunesmith.models.midinet_generate import continue_bars
+from tunesmith.models.checkpoint import load_checkpoint, load_model, save_checkpoint
 from tunesmith.training import loop
-from tunesmith.training.checkpoint import load_checkpoint, save_checkpoint
 from tunesmith.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +64,7 @@ def generate_phrases(checkpoint: Path, phrases: dict[str, np.ndarray], seed: int
     for i in range(0, len(phrases["bars"]), batch):
         prev = torch.from_numpy(phrases["prev"][i : i + batch].astype(np.float32))
         chords = torch.from_numpy(phrases["chords"][i : i + batch]) if model.config.chords else None
-        out.append(continue_bars(model, prev, n_bars, chords, generator).numpy())
+        out.append(model.continue_bars(prev, n_bars, chords, generator).numpy())
     return np.concatenate(out)
 
 

@@ -177,7 +177,7 @@ def test_cli_bad_input_is_one_sentence_and_exit_2(tmp_path):
 
 def test_evaluation_never_imports_torch():
     code = ("import sys; import tunesmith.evaluation.report, tunesmith.evaluation.runs, "
-            "tunesmith.evaluation.hooks; assert 'torch' not in sys.modules, 'torch imported'")
+            "tunesmith.evaluation.provenance; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

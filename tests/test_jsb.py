@@ -9,7 +9,6 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,14 +16,16 @@ import torch
 
 from tunesmith.core.errors import UserError
 from tunesmith.corpora.jsb import load_jsb
-from tunesmith.generation.sampling import SamplingConfig
+from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.generation.sampling import sample_sequence
+from tunesmith.io.midi import write_midi
 from tunesmith.models import build_model, make_config
+from tunesmith.models.checkpoint import load_checkpoint, load_model
+from tunesmith.models.distributions import SamplingConfig
 from tunesmith.models.frame_nade import random_transposition, sounding_to_pianoroll
 from tunesmith.models.nade_mixture import NADEMixture
-from tunesmith.representations import get_representation
-from tunesmith.training.checkpoint import load_checkpoint
+from tunesmith.scoring.jsb import benchmark_jsb, jsb_nll, load_scorable
 from tunesmith.training.config import load_config
-from tunesmith.training.jsb_benchmark import benchmark_jsb, jsb_nll, load_scorable
 from tunesmith.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,9 +89,12 @@ def test_mixture_is_the_mean_of_its_members_probabilities_and_sums_to_one():
         members = [m.frame_log_likelihood(pieces)[:, -1].exp() for m in model.members]
     assert torch.allclose(mixed, (members[0] + members[1]) / 2, atol=1e-6)
     assert float(mixed.sum()) == pytest.approx(1.0, abs=1e-5)
-    primer = torch.tensor([[1.0, 0, 0, 0, 1]])
-    sampled = model.sample(6, primer, batch=3, generator=torch.Generator().manual_seed(0))
-    assert sampled.shape == (3, 6, 5) and set(sampled.unique().tolist()) <= {0.0, 1.0}
+    # the shared sampler draws frames with exactly these probabilities (silence, then the first frame)
+    prefix = torch.tensor([[0.0] * 5, [1.0, 0, 1, 0, 0]]).expand(6000, -1, -1)
+    drawn = sample_sequence(model, prefix, 1, SamplingConfig(), torch.Generator().manual_seed(0))[:, 0]
+    index = (drawn * 2 ** torch.arange(4, -1, -1)).sum(-1).long()  # row of `frames` each draw equals
+    empirical = torch.bincount(index, minlength=32).float() / len(index)
+    assert 0.5 * float((empirical - mixed).abs().sum()) < 0.04  # total variation distance
 
 
 def test_mixture_assembled_from_trained_members_scores_their_mean_probability():
@@ -182,17 +186,19 @@ def test_benchmark_scores_the_test_split_of_a_full_file(nade_run, tmp_path, suff
     assert result["pieces"] == 2 and result["nll_nats_per_frame"] == pytest.approx(expected["nll"], abs=1e-5)
 
 
-def test_generation_continues_a_primer(nade_run):
-    model, payload = load_scorable(nade_run / "checkpoints" / "best.ckpt")
-    rep = get_representation("pianoroll", steps_per_quarter=1)
-    primer_sounding = load_jsb(TINY)["valid"][0][:8]
-    primer = rep.decode(sounding_to_pianoroll(primer_sounding))
-    request = SimpleNamespace(n=2, bars=2, steps=None, seed=0, sampling=SamplingConfig(temperature=1.0))
-    scores = model.generate_scores(rep, request, primer)
+def test_generation_continues_a_primer_for_exactly_the_bars_asked(nade_run, tmp_path):
+    loaded = load_model(nade_run / "checkpoints" / "best.ckpt")
+    rep = loaded.representation
+    primer_sounding = load_jsb(TINY)["valid"][0][:8]  # two 4/4 bars of quarter frames
+    write_midi(rep.decode(sounding_to_pianoroll(primer_sounding)), tmp_path / "primer.mid")
+    request = GenerateRequest(n=2, bars=3, seed=0, primer=tmp_path / "primer.mid",
+                              sampling=SamplingConfig(temperature=0.8))
+    scores = generate_scores(loaded, request)
     assert len(scores) == 2
     for score in scores:
         roll = rep.encode(score).any(-1)
-        assert np.array_equal(roll[:8], primer_sounding) and len(roll) <= 8 + 8
+        assert np.array_equal(roll[:8], primer_sounding)
+        assert score.end() == (8 + 12) * score.ticks_per_quarter  # the primer's 2 bars, then 3 new
 
 
 def test_shipped_jsb_best_is_strong_on_the_fixture_pieces(tmp_path):

@@ -11,15 +11,17 @@ import torch
 from torch import nn
 
 from tunesmith.core.errors import UserError
+from tunesmith.core.score import last_bars
 from tunesmith.data.build import prepare_data
 from tunesmith.evaluation.density import frechet_distance, pitch_class_kl
 from tunesmith.evaluation.midinet_metrics import autoencoder_metric, latent_scatter_png, phrase_pitch_class_kl
-from tunesmith.generation.generate import GenerateRequest, generate_scores, load_model
+from tunesmith.generation.generate import GenerateRequest, generate_scores
 from tunesmith.models.bar_autoencoder import (
     BarAutoencoder,
     BarAutoencoderConfig,
     bar_functions,
 )
+from tunesmith.models.checkpoint import load_model
 from tunesmith.models.midinet import Conditioner, Discriminator, Generator, MidiNet, MidiNetConfig
 from tunesmith.models.midinet_layers import PairDown, PairUp, SelfAttention
 from tunesmith.representations.bars import BarsRepresentation
@@ -199,7 +201,7 @@ def test_generation_writes_8_bars_with_at_most_one_note_per_step(debug_run, chor
     bar_ticks = 4 * scores[0].ticks_per_quarter
     for score in scores:
         notes = score.tracks[0].notes.numpy()
-        assert len(notes["time"]) > 0 and score.end() <= 8 * bar_ticks
+        assert len(notes["time"]) > 0 and score.end() == 8 * bar_ticks  # exactly the bars asked
         ends = notes["time"] + notes["duration"]
         assert np.all(notes["time"][1:] >= ends[:-1])  # monophonic: no two notes overlap
         assert len(BarsRepresentation().encode(score)) <= 8
@@ -208,10 +210,10 @@ def test_generation_writes_8_bars_with_at_most_one_note_per_step(debug_run, chor
 def test_generation_continues_a_primer_and_rejects_bad_chords(debug_run):
     loaded = load_model(debug_run / "checkpoints" / "best.ckpt")
     rep = BarsRepresentation()
-    primer_bars = [bar for bar in rep.encode(_read(PRIMER)) if bar.any()]
-    scores = generate_scores(loaded, GenerateRequest(n=1, bars=8, primer=PRIMER))
-    bars = rep.encode(scores[0])
-    assert np.array_equal(bars[0], primer_bars[-1])  # the primer's last bar opens the piece
+    context = rep.encode(last_bars(_read(PRIMER), 2))
+    (score,) = generate_scores(loaded, GenerateRequest(n=1, bars=8, primer=PRIMER, primer_bars=2))
+    assert np.array_equal(rep.encode(score)[: len(context)], context)  # the primer's last 2 bars open it
+    assert score.end() == (len(context) + 8) * 4 * score.ticks_per_quarter
     with pytest.raises(UserError, match="chord"):
         generate_scores(loaded, GenerateRequest(n=1, bars=8, chords=["C", "H7"]))
 

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from tunesmith.core.score import make_track, new_score
-from tunesmith.generation.sampling import SamplingConfig, filter_logits, sample_sequence
-from tunesmith.training.token_report import longest_repeated_pitch_run, ngram_baselines
+from tunesmith.generation.sampling import sample_sequence
+from tunesmith.models.distributions import SamplingConfig, filter_logits
+from tunesmith.scoring.token_report import longest_repeated_pitch_run, ngram_baselines
 
 
 def test_top_k_keeps_k_most_likely():
@@ -32,23 +33,37 @@ def test_temperature_scales_logits():
 class CountingStepper:
     """Deterministic toy stepper: always predicts (last token + 1) mod 5; counts calls and their widths."""
 
+    """A model whose next token is (last token + 1) mod 5, and that records what it is fed."""
+
     def __init__(self):
         self.widths = []
 
-    def initial_state(self, batch, device):
+    def stepper(self):
+        return self
+
+    def initial_state(self, batch, device, generator=None):
         return None
 
     def __call__(self, tokens, state):
         self.widths.append(tokens.shape)
         return torch.nn.functional.one_hot((tokens + 1) % 5, 5).float() * 50, state
 
+    def choose(self, logits, sampling, generator):
+        return logits.argmax(-1)
 
-def test_sample_sequence_feeds_one_token_per_step_and_stops():
-    stepper = CountingStepper()
-    out = sample_sequence(stepper, torch.tensor([[0, 1]]), 10, SamplingConfig(), stop_id=4)
+
+def test_sample_sequence_feeds_one_token_per_step_and_stops_when_finished():
+    model = CountingStepper()
+    out = sample_sequence(model, torch.tensor([[0, 1]]), 10, SamplingConfig(),
+                          finished=lambda new: bool((new == 4).any()), check_every=1)
     assert out.tolist() == [[2, 3, 4]]
-    assert all(shape == (1,) for shape in stepper.widths)  # never re-fed a window
-    assert len(stepper.widths) == 2 + 2  # primer tokens, then one per new token before the stop
+    assert all(shape == (1,) for shape in model.widths)  # never re-fed a window
+    assert len(model.widths) == 2 + 2  # primer tokens, then one per new token before the stop
+
+
+def test_sample_sequence_never_draws_banned_ids():
+    out = sample_sequence(CountingStepper(), torch.tensor([[0], [2]]), 12, SamplingConfig(), banned=[3])
+    assert out.shape == (2, 12) and not (out == 3).any()
 
 
 def test_ngram_baselines_hand_computed():

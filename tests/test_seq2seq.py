@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,8 +12,11 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
-from tunesmith.generation.sampling import SamplingConfig
+from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.io.midi import write_midi
 from tunesmith.models import build_model, make_config
+from tunesmith.models.checkpoint import LoadedModel
+from tunesmith.models.distributions import SamplingConfig
 from tunesmith.models.seq2seq import UNITS, focal_loss, repair, roll_metrics, sounding_to_units
 from tunesmith.representations import get_representation
 from tunesmith.training.config import load_config
@@ -139,23 +141,32 @@ def test_frame_likelihood_is_causal(name):
     ("seq2one", "zeros", "bernoulli"), ("seq2one", "noise", "threshold"),
     ("seq2seq", "noise", "bernoulli"), ("seq2seq", "zeros", "threshold"),
 ])
-def test_generation_from_zeros_noise_and_primer(name, init, sampling):
+def test_generation_from_zeros_noise_and_primer(name, init, sampling, tmp_path):
     model = _model(name, init=init, sampling=sampling, threshold=0.2)
     torch.nn.init.constant_(model.head[-1].bias, -1.0)  # sparse frames
     rep = get_representation("pianoroll", steps_per_quarter=1)
-    primer_roll = np.zeros((6, 88, 2), bool)
+    loaded = LoadedModel(model.eval(), rep, {"model": {"name": name}}, tmp_path / "debug.ckpt")
+    primer_roll = np.zeros((3, 88, 2), bool)
     primer_roll[0, 39, 0], primer_roll[1:3, 39, 1] = True, True  # C4 for three quarters
-    primer = rep.decode(primer_roll)
-    request = SimpleNamespace(n=2, bars=None, steps=10, seed=3, sampling=SamplingConfig(temperature=1.0))
-    for prime in (None, primer):
-        scores = model.generate_scores(rep, request, prime)
+    write_midi(rep.decode(primer_roll), tmp_path / "primer.mid")
+    temperature = 0.9 if sampling == "bernoulli" else None
+    for prime in (None, tmp_path / "primer.mid"):
+        request = GenerateRequest(n=2, steps=10, seed=3, primer=prime, sampling=SamplingConfig(temperature))
+        scores = generate_scores(loaded, request)
         assert len(scores) == 2
         for score in scores:
             roll = rep.encode(score)
-            assert len(roll) <= 10 + (6 if prime else 0)
+            assert score.end() == (10 + (3 if prime else 0)) * score.ticks_per_quarter  # exactly 10 new frames
             assert np.array_equal(repair(roll), roll)
             if prime is not None:
                 assert roll[0, 39, 0] and roll[1:3, 39, 1].all()
+
+
+def test_temperature_is_refused_when_units_are_thresholded(tmp_path):
+    rep = get_representation("pianoroll", steps_per_quarter=1)
+    loaded = LoadedModel(_model("seq2one", sampling="threshold").eval(), rep, {"model": {}}, tmp_path / "x.ckpt")
+    with pytest.raises(UserError, match="--temperature"):
+        generate_scores(loaded, GenerateRequest(n=1, steps=2, sampling=SamplingConfig(temperature=0.5)))
 
 
 @pytest.mark.parametrize("name", ["seq2one", "seq2seq"])

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.generation.generate import GenerateRequest, generate_scores, load_model
-from tunesmith.generation.scoring import make_nll_fn
+from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.models.checkpoint import load_model
+from tunesmith.scoring.likelihood import make_nll_fn
 from tunesmith.training.config import load_config
 from tunesmith.training.loop import train
 

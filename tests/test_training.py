@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tunesmith.training.checkpoint import load_checkpoint
+from tunesmith.models.checkpoint import load_checkpoint
 from tunesmith.training.config import load_config
 from tunesmith.training.loop import train
 

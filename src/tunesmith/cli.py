@@ -6,7 +6,9 @@ Bad input raises `UserError`; `main` prints it as one sentence on stderr and exi
 
 from __future__ import annotations
 
+import logging
 import sys
+import traceback
 from pathlib import Path
 
 import typer
@@ -103,29 +105,48 @@ def train(
     typer.echo(f"run folder: {run_dir} (checkpoints/best.ckpt, metrics.csv, tensorboard/)")
 
 
+# Caps that keep a typo from running for hours; --no-limits lifts them.
+LIMITS = {"n": 1000, "bars": 256, "steps": 20_000}
+
+
 @app.command()
 def generate(
     checkpoint: str = typer.Argument(..., help="A .ckpt file, a run folder, or a shipped name (e.g. lstm-bach)."),
-    out: Path = typer.Option(..., "--out", help="Folder for the generated files."),
-    n: int = typer.Option(4, "--n", min=1, help="Number of pieces."),
-    bars: int = typer.Option(8, "--bars", min=1, help="Length of each piece in bars."),
+    out: Path = typer.Option(..., "--out", help="Folder for the generated files (and generation.json)."),
+    n: int = typer.Option(4, "--n", min=1, help=f"Number of pieces (at most {LIMITS['n']})."),
+    bars: int = typer.Option(8, "--bars", min=1, help="New bars per piece, after the primer's last bar."),
     steps: int = typer.Option(None, "--steps", min=1, help="Exactly this many new tokens/frames (instead of --bars)."),
     primer: Path = typer.Option(None, "--primer", help="MIDI file to continue."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.01, help="Sampling temperature."),
-    top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely tokens."),
+    primer_bars: int = typer.Option(None, "--primer-bars", min=1, max=64,
+                                    help="Keep the primer's last K bars (default 8) as context; the output "
+                                         "holds them, then the new bars."),
+    temperature: float = typer.Option(None, "--temperature", help="Sampling temperature (> 0)."),
+    top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely choices."),
     top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed."),
     chords: str = typer.Option(None, "--chords", help='Chord progression for chord-conditioned models: "C G Am F".'),
     audio: bool = typer.Option(False, "--audio", help="Also write WAV audio."),
     mp3: bool = typer.Option(False, "--mp3", help="Also write MP3 audio."),
     plot_: bool = typer.Option(False, "--plot", help="Also write a piano-roll PNG."),
+    no_limits: bool = typer.Option(False, "--no-limits", help=f"Lift the caps {LIMITS}."),
 ) -> None:
-    """Generate new pieces from a checkpoint, from nothing or continuing a primer."""
-    from tunesmith.generation.generate import GenerateRequest, generate_command
-    from tunesmith.generation.sampling import SamplingConfig
+    """Generate new pieces from a checkpoint, from nothing or continuing a primer.
 
+    Options a model family does not support are refused (see `tunesmith models`)."""
+    import math
+
+    from tunesmith.generation.generate import GenerateRequest, generate_command
+    from tunesmith.models.distributions import SamplingConfig
+
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        raise UserError(f"--temperature must be a finite number above 0, got {temperature}")
+    for name, value in (("n", n), ("bars", bars), ("steps", steps)):
+        if value is not None and value > LIMITS[name] and not no_limits:
+            raise UserError(f"--{name} {value} is above the limit of {LIMITS[name]}; add --no-limits to go beyond")
+    if primer_bars is not None and primer is None:
+        raise UserError("--primer-bars needs --primer")
     request = GenerateRequest(
-        n=n, bars=bars, steps=steps, primer=primer, seed=seed,
+        n=n, bars=bars, steps=steps, primer=primer, primer_bars=primer_bars or 8, seed=seed,
         sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p),
         chords=chords.split() if chords else None, audio="mp3" if mp3 else ("wav" if audio else None), plot=plot_,
     )
@@ -135,15 +156,22 @@ def generate(
 
 @app.command()
 def models() -> None:
-    """List the registered model families, their objective and their config keys."""
+    """List the registered model families: objective, likelihood, generation options and config keys."""
     import dataclasses
 
     from tunesmith.models import MODELS
+    from tunesmith.models.base import GENERATION_OPTIONS
 
     for name, cls in MODELS.items():
         defaults = {**dataclasses.asdict(cls.Config()), **cls.defaults()}
-        keys = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
-        typer.echo(f"{name:<14} {cls.objective:<12} {(cls.__doc__ or '').strip().splitlines()[0]}\n    {keys}")
+        likelihood = f"{cls.likelihood.kind} NLL per {cls.likelihood.unit}" if cls.likelihood else "no likelihood"
+        generation = cls.generation or "does not generate"
+        options = " ".join(GENERATION_OPTIONS[o] for o in sorted(cls.options)) or "-"
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        config = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        typer.echo(f"{name:<16} {summary}")
+        typer.echo(f"    objective {cls.objective}; {likelihood}; generation {generation}; options {options}")
+        typer.echo(f"    config: {config}")
 
 
 @app.command()
@@ -157,9 +185,9 @@ def evaluate(
     embedder: str = typer.Option(None, "--embedder", help="Autoencoder checkpoint: adds a Frechet distance."),
 ) -> None:
     """Measure generated music against real music (features, overlap, copies) and write a report."""
-    from tunesmith.evaluation.hooks import embed_fn_from_checkpoint, nll_fn_from_checkpoint
     from tunesmith.evaluation.report import check_out, write_evaluation
     from tunesmith.evaluation.runs import evaluate_set, load_run, load_set
+    from tunesmith.scoring.likelihood import make_embed_fn, make_nll_fn
 
     check_out(out)
     generated = load_run(generated_dir, limit)
@@ -167,8 +195,8 @@ def evaluate(
     train_set = load_set(train, limit=limit) if train else None
     result = evaluate_set(
         generated, ref, train_set,
-        nll_fn=nll_fn_from_checkpoint(checkpoint) if checkpoint else None,
-        embed_fn=embed_fn_from_checkpoint(embedder) if embedder else None,
+        nll_fn=make_nll_fn(checkpoint) if checkpoint else None,
+        embed_fn=make_embed_fn(embedder) if embedder else None,
     )
     write_evaluation(result, ref, out)
     copies = sum(m.copied for m in result.memorization)
@@ -207,7 +235,7 @@ def benchmark_jsb(
     out: Path = typer.Option(None, "--out", help="JSON file for the result (default: jsb-MODEL-SPLIT.json)."),
 ) -> None:
     """Exact negative log-likelihood per time step (nats, 88 keys per frame) of a piano-roll model on JSB."""
-    from tunesmith.training.jsb_benchmark import benchmark_jsb as score_jsb
+    from tunesmith.scoring.jsb import benchmark_jsb as score_jsb
 
     result = score_jsb(checkpoint, data, split, out)
     typer.echo(f"JSB Chorales {split}: {result['nll_nats_per_frame']:.4f} nats per frame "
@@ -224,16 +252,56 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
     run_demo(out)
 
 
+@app.callback()
+def _global_options(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say more; show tracebacks of unexpected errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+) -> None:
+    """Train, compare and play deep music generators."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s" if verbose else "%(message)s",
+                        stream=sys.stderr, force=True)
+    _STATE["verbose"] = verbose
+
+
+_STATE = {"verbose": False}
+
+
 def main() -> None:
-    """Entry point: run the app, turning user errors into one sentence and exit code 2."""
+    """Entry point: the one error boundary. Bad input (UserError) and an output path that cannot be
+    written (OSError) are one sentence on stderr and exit code 2; anything else is a bug, reported in
+    one sentence with a pointer to --verbose (which shows the traceback), exit code 1."""
+    from typer._click import exceptions as click  # typer 0.2x vendors click; its errors live here
+
     try:
-        app()
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.NoArgsIsHelpError as error:
+        typer.echo(error.ctx.get_help() if error.ctx else str(error))
+        sys.exit(0)
+    except click.ClickException as error:  # a malformed command line: click's own one-line message
+        _fail(f"error: {error.format_message()}", 2)
+    except (typer.Exit, SystemExit) as error:
+        sys.exit(getattr(error, "exit_code", getattr(error, "code", 0)))
+    except typer.Abort:
+        _fail("interrupted", 130)
     except UserError as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(2)
+        _fail(f"error: {error}", 2)
+    except OSError as error:
+        where = f" {error.filename}" if getattr(error, "filename", None) else ""
+        _fail(f"error: cannot write or read{where}: {error.strerror or error}", 2)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except Exception as error:  # noqa: BLE001 (the boundary: a bug must still end in one sentence)
+        if _STATE["verbose"]:
+            traceback.print_exc()
+        _fail(f"internal error ({error.__class__.__name__}: {str(error)[:200]}); this is a bug in tunesmith: "
+              "rerun with --verbose for the traceback and report it", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(message.replace("\n", " "), err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ from tunesmith.resources import shipped_recipe
 
 def run_demo(out: Path) -> list[Path]:
     """Train, generate and render into `out`; returns the files written."""
-    from tunesmith.generation.generate import GenerateRequest, generate_scores, load_model, write_outputs
-    from tunesmith.generation.sampling import SamplingConfig
+    from tunesmith.generation.generate import GenerateRequest, generate_command
+    from tunesmith.models.checkpoint import load_checkpoint
+    from tunesmith.models.distributions import SamplingConfig
     from tunesmith.training.config import load_config
     from tunesmith.training.loop import train
 
@@ -31,11 +32,11 @@ def run_demo(out: Path) -> list[Path]:
     print(f"[demo] training {config.model.name} on corpus {config.data.source!r} "
           f"({config.data.representation} tokens, at most {config.trainer.max_minutes} min)")
     train(config, run_dir)
-    loaded = load_model(run_dir / "checkpoints" / "best.ckpt")
-    metrics = loaded.checkpoint.get("metrics", {})
+    best = run_dir / "checkpoints" / "best.ckpt"
+    metrics = load_checkpoint(best).get("metrics", {})
     request = GenerateRequest(n=4, bars=16, seed=1, audio="wav", plot=True,
                               sampling=SamplingConfig(temperature=0.9, top_p=0.95))
-    written = write_outputs(generate_scores(loaded, request), out, request, stem="demo")
+    written = list(generate_command(str(best), out, request, stem="demo"))
     _report(out, run_dir, written, metrics, time.perf_counter() - started)
     return written
 
@@ -50,5 +51,5 @@ def _report(out: Path, run_dir: Path, written: list[Path], metrics: dict, second
     if wavs:
         print(f"[demo] listen: play {wavs[0]} with any audio player (e.g. `aplay {wavs[0]}`), "
               f"or open the .mid files in your DAW; the .png files show each piece as a piano roll.")
-    print(f"[demo] more pieces: .venv/bin/tunesmith generate {run_dir / 'checkpoints' / 'best.ckpt'} "
+    print(f"[demo] more pieces: tunesmith generate {run_dir / 'checkpoints' / 'best.ckpt'} "
           f"--out {out / 'more'} --n 4 --audio --plot")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from symusic import Note, Score, Tempo, TimeSignature, Track
+from symusic import Note, Score, Tempo, TextMeta, TimeSignature, Track
 
 from tunesmith.core.constants import DEFAULT_QPM, DEFAULT_TPQ
 
@@ -176,11 +176,64 @@ def scores_have_same_notes(a: Score, b: Score, fields: tuple[str, ...] = ("pitch
     return rows_a == rows_b
 
 
-def bars_after(score: Score, bars: int, after_tick: int = 0) -> Score:
-    """The score cut `bars` bars after the bar in which `after_tick` falls (a primer's end: the bar it
-    ends in belongs to it); the whole score when it is shorter."""
-    starts = bar_starts(score, end_tick=max(score.end(), after_tick, 1) + 1)
+def bar_line_after(score: Score, bars: int, after_tick: int = 0) -> int:
+    """Tick of the bar line `bars` bars after the bar in which `after_tick` falls (a primer's end: the
+    bar it ends in belongs to it), following the score's time signatures (4/4 without one)."""
+    horizon = after_tick + (bars + 2) * 16 * score.ticks_per_quarter  # room for bars of up to 16 quarters
+    starts = bar_starts(score, end_tick=horizon)
     first = int(np.searchsorted(starts, after_tick, side="left"))
-    if len(starts) <= first + bars:
+    return int(starts[first + bars])
+
+
+def bars_after(score: Score, bars: int, after_tick: int = 0) -> Score:
+    """The score cut `bars` bars after the bar in which `after_tick` falls; the whole score when shorter."""
+    end = bar_line_after(score, bars, after_tick)
+    return trim(score, 0, end) if score.end() > end else score
+
+
+def cut_at(score: Score, end_tick: int) -> Score:
+    """The notes starting before `end_tick`, cut there; the score lasts exactly `end_tick` ticks (a
+    marker at `end_tick` keeps the length when the piece ends in silence)."""
+    out = trim(score, 0, end_tick)
+    for events in (out.tempos, out.time_signatures):
+        kept = [e for e in events if e.time < end_tick]
+        events.clear()
+        for event in kept:
+            events.append(event)
+    if out.end() < end_tick:
+        out.markers.append(TextMeta(end_tick, "end"))
+    return out
+
+
+def last_bars(score: Score, bars: int) -> Score:
+    """The last `bars` bars of `score` (notes starting in them), moved to start at tick 0, with the
+    tempo and time signature in force there; the whole score when it has no more bars than that."""
+    starts = bar_starts(score)
+    if len(starts) <= bars:
         return score
-    return trim(score, 0, int(starts[first + bars]))
+    begin = int(starts[-bars])
+    out = trim(score, begin, score.end() + 1)
+    out.tempos.clear()
+    out.time_signatures.clear()
+    for source, target in ((score.tempos, out.tempos), (score.time_signatures, out.time_signatures)):
+        events = sorted(source, key=lambda e: e.time)
+        before = [e for e in events if e.time <= begin][-1:]
+        for event in before + [e for e in events if e.time > begin]:
+            moved = event.copy()
+            moved.time = max(0, event.time - begin)
+            target.append(moved)
+    return out
+
+
+def with_meter(score: Score, source: Score) -> Score:
+    """`score` with the tempos and time signatures of `source` (same ticks per quarter assumed; they
+    are rescaled when `source` has another resolution)."""
+    meta = copy_meta(source, score.ticks_per_quarter)
+    out = score.copy()
+    out.tempos.clear()
+    out.time_signatures.clear()
+    for event in meta.tempos:
+        out.tempos.append(event)
+    for event in meta.time_signatures:
+        out.time_signatures.append(event)
+    return out

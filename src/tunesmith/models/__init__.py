@@ -1,10 +1,7 @@
-"""The model registry: registered name -> model class (one file per family).
+"""The model registry: registered name -> model class (one file per family, contract in `base.py`).
 
-Every model class has a `Config` dataclass (its `__init__` argument), `defaults()` (config values its
-registered name implies), `debug_config()` (tiny, for the shared test suite), `objective`
-("likelihood", "vae" or "adversarial"), `data_kind` (what batches it eats) and `loss(batch) -> dict`.
 Config fields that depend on the data (vocabulary size, padding id, ...) are filled from the
-representation by `data_dims`.
+representation by `data_dims`; `make_config` checks every value's type and the family's rules.
 """
 
 from __future__ import annotations
@@ -12,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from torch import nn
-
 from tunesmith.core.errors import UserError
 from tunesmith.models.bar_autoencoder import BarAutoencoder
+from tunesmith.models.base import MusicModel, check_types
 from tunesmith.models.frame_nade import FrameNADE
 from tunesmith.models.midinet import MidiNet
 from tunesmith.models.nade_mixture import NADEMixture
@@ -24,7 +20,7 @@ from tunesmith.models.seq2seq import Seq2One, Seq2Seq
 from tunesmith.models.token_gan import TokenGAN
 from tunesmith.representations.base import Representation
 
-MODELS: dict[str, type[nn.Module]] = {
+MODELS: dict[str, type[MusicModel]] = {
     "lstm": RNNLanguageModel,
     "gru": GRULanguageModel,
     "token-gan": TokenGAN,
@@ -37,7 +33,7 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
-def model_class(name: str) -> type[nn.Module]:
+def model_class(name: str) -> type[MusicModel]:
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
     return MODELS[name]
@@ -61,12 +57,18 @@ def make_config(name: str, user: dict[str, Any], dims: dict[str, Any]) -> Any:
     if unknown:
         raise UserError(f"model {name!r} has no config key {unknown[0]!r}; keys: {', '.join(sorted(fields))}")
     merged = {**cls.defaults(), **{k: v for k, v in dims.items() if k in fields}, **user}
-    return cls.Config(**merged)
+    try:
+        config = cls.Config(**merged)
+    except (TypeError, ValueError) as error:  # a Config's own __post_init__ check
+        raise UserError(f"model {name!r}: {error}") from None
+    check_types(config)
+    cls.validate_config(config)
+    return config
 
 
-def build_model(name: str, config: Any) -> nn.Module:
-    """Instantiate a registered family from its Config (a dataclass instance or a dict)."""
+def build_model(name: str, config: Any) -> MusicModel:
+    """Instantiate a registered family from its Config (a validated dataclass instance, or a dict)."""
     cls = model_class(name)
     if isinstance(config, dict):
-        config = cls.Config(**config)
+        config = make_config(name, config, {})
     return cls(config)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
+from tunesmith.models.base import MusicModel, check_positive
 from tunesmith.models.midinet_layers import PairDown, PairUp
 from tunesmith.representations.bars import BarsRepresentation
 
@@ -38,7 +39,7 @@ class BarAutoencoderConfig:
     latent_dim: int = 16
 
 
-class BarAutoencoder(nn.Module):
+class BarAutoencoder(MusicModel):
     """Bar autoencoder for MidiNet's latent metric: a (T, 128) bar <-> a 16-d code.
 
     Batch: {"bar": (B, T, 128) one-hot bars, ...}; `loss` is the mean cross-entropy per step.
@@ -46,7 +47,6 @@ class BarAutoencoder(nn.Module):
 
     name: ClassVar[str] = "bar-autoencoder"
     Config: ClassVar[type] = BarAutoencoderConfig
-    objective: ClassVar[str] = "likelihood"
     data_kind: ClassVar[str] = "bars"
     cpu_threads: ClassVar[int] = 1
 
@@ -63,12 +63,14 @@ class BarAutoencoder(nn.Module):
         self.dec_out = nn.Linear(c, N_PITCHES + 1)
 
     @classmethod
-    def defaults(cls) -> dict:
-        return {}
-
-    @classmethod
     def debug_config(cls) -> dict:
         return {"channels": 4, "latent_dim": 3}
+
+    @classmethod
+    def validate_config(cls, config: BarAutoencoderConfig) -> None:
+        check_positive(config, "channels", "latent_dim")
+        if config.steps_per_bar % 8 or config.steps_per_bar < 8:
+            raise UserError(f"model config steps_per_bar must be a multiple of 8, got {config.steps_per_bar}")
 
     @classmethod
     def debug_dims(cls) -> dict:
@@ -128,9 +130,6 @@ class BarAutoencoder(nn.Module):
                 rows.append(encode(np.stack(bars)).mean(axis=0))
         return np.stack(rows) if rows else np.zeros((0, self.config.latent_dim))
 
-    def generate_scores(self, representation, request, primer):
-        raise UserError("bar-autoencoder is an evaluation model for MidiNet's metric; it does not generate")
-
 
 def bar_classes(bars: Tensor) -> Tensor:
     """(B, T, 128) one-hot bars -> (B, T) class per step: the pitch, or 128 for a rest."""
@@ -145,14 +144,12 @@ def reconstruction_mse(logits: Tensor, bars: Tensor) -> Tensor:
 
 def load_autoencoder(path: Path | str) -> BarAutoencoder:
     """A trained bar autoencoder from its checkpoint (file, run folder or shipped name)."""
-    from tunesmith.training.checkpoint import load_checkpoint
+    from tunesmith.models.checkpoint import load_model
 
-    payload = load_checkpoint(path)
-    if payload["model"]["name"] != BarAutoencoder.name:
-        raise UserError(f"{path} holds a {payload['model']['name']!r} model, not a bar autoencoder")
-    model = BarAutoencoder(BarAutoencoderConfig(**payload["model"]["config"]))
-    model.load_state_dict(payload["weights"])
-    return model.eval()
+    loaded = load_model(path)
+    if not isinstance(loaded.model, BarAutoencoder):
+        raise UserError(f"{path} holds a {loaded.name!r} model, not a bar autoencoder")
+    return loaded.model
 
 
 def bar_functions(model: BarAutoencoder, batch: int = 1024) -> tuple[Callable, Callable]:

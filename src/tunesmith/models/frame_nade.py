@@ -22,7 +22,8 @@ would pay for it on the untransposed test pieces; as an input, the shifted copie
 leading in every key while shift 0 stays "the file's own keys". Conditioning on a constant is no
 peeking: p(. | shift 0) is one fixed distribution over pieces.
 
-Generation steps the LSTM with its state (`FrameWalker`) and samples each frame key by key.
+Generation steps the LSTM with its state (`FrameStepper`, driven by the shared sampler) and samples
+each frame key by key; `--temperature` divides every key's logit.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.constants import PIANO_KEYS
+from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.distributions import SamplingConfig, sample_bernoulli
 from tunesmith.models.layers import RecurrentStepper
+
+FRAME_OPTIONS = frozenset({"temperature", "primer"})
 
 
 @dataclass
@@ -50,21 +55,21 @@ class FrameNADEConfig:
     transpose: int = 0  # train on windows shifted by up to +-transpose semitones, the shift an input
 
 
-class FrameNADE(nn.Module):
+class FrameNADE(MusicModel):
     """LSTM over frames + NADE over the keys of each frame: exact joint likelihood (the JSB model).
 
     Batch: {"frames": (batch, time, 88, 2) pianoroll or (batch, time, 88) sounding, "mask": (batch, time)}."""
 
     name: ClassVar[str] = "lstm-nade"
     Config: ClassVar[type] = FrameNADEConfig
-    objective: ClassVar[str] = "likelihood"
     data_kind: ClassVar[str] = "frames"
+    likelihood: ClassVar[Likelihood] = Likelihood("exact", "frame")
+    generation: ClassVar[str] = "autoregressive"
+    options: ClassVar[frozenset[str]] = FRAME_OPTIONS
     cpu_threads: ClassVar[int] = 1
 
     def __init__(self, config: FrameNADEConfig) -> None:
         super().__init__()
-        if config.order not in ("up", "down"):
-            raise ValueError(f"order must be 'up' or 'down', got {config.order!r}")
         self.config = config
         k, h, n = config.keys, config.hidden_size, config.nade_hidden
         self.rnn = nn.LSTM(k + self._n_shifts(), h, config.num_layers, batch_first=True,
@@ -77,16 +82,15 @@ class FrameNADE(nn.Module):
         self.v = nn.Parameter(torch.randn(k, n) * 0.05)  # hidden -> logit of key i
 
     @classmethod
-    def defaults(cls) -> dict:
-        return {}
-
-    @classmethod
     def debug_config(cls) -> dict:
         return {"hidden_size": 16, "num_layers": 2, "nade_hidden": 8, "dropout": 0.0}
 
     @classmethod
-    def debug_dims(cls) -> dict:
-        return {}
+    def validate_config(cls, config: FrameNADEConfig) -> None:
+        check_positive(config, "keys", "hidden_size", "num_layers", "nade_hidden")
+        check_positive(config, "transpose", minimum=0)
+        check_fraction(config, "dropout")
+        check_choice(config, "order", ("up", "down"))
 
     def example_batch(self, batch_size: int = 2, length: int = 12) -> dict[str, Tensor]:
         frames = (torch.rand(batch_size, length, self.config.keys, 2) < 0.05).float()
@@ -163,69 +167,56 @@ class FrameNADE(nn.Module):
         log_p = self.frame_log_likelihood(sounding, mask, shift)
         return {"loss": -log_p.sum() / mask.sum().clamp(min=1)}
 
-    # ---- generation -------------------------------------------------------------------------------
+    # ---- likelihood of one piece, generation --------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, n_frames: int, primer: Tensor | None = None, batch: int = 1, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> Tensor:
-        """New frames after an optional primer (P, keys) -> (batch, n_frames, keys) float {0, 1}
-        in key order (low to high); the LSTM state carries the past, each frame is fed once."""
-        walker = FrameWalker(self, batch)
-        walker.read(primer)
-        frames = []
-        for _ in range(n_frames):
-            frames.append(walker.sample(temperature, generator))
-            walker.observe(frames[-1])
-        return torch.stack(frames, 1)
+    def log_likelihood(self, array: np.ndarray) -> tuple[float, int]:
+        """Pianoroll (T, 88, 2) -> (log p of its T sounding frames in nats, T)."""
+        sounding = self.to_elements(array).unsqueeze(0)
+        return float(self.eval().frame_log_likelihood(sounding).sum()), sounding.shape[1]
 
-    def sample_frame(self, a: Tensor, b: Tensor, temperature: float,
-                     generator: torch.Generator | None) -> Tensor:
-        """One frame per row, key by key in internal order: a (n, hidden), b (n, keys) -> (n, keys) {0, 1}."""
+    def to_elements(self, array: np.ndarray) -> Tensor:
+        """Pianoroll (T, 88, 2) -> sounding frames (T, 88) float, the elements the sampler feeds."""
+        return torch.from_numpy(np.asarray(array, dtype=bool).any(-1)).float()
+
+    def from_elements(self, frames: Tensor) -> np.ndarray:
+        """Sounding frames (T, 88) -> pianoroll (T, 88, 2) bool (consecutive frames: one held note)."""
+        return sounding_to_pianoroll(frames.cpu().numpy() > 0)
+
+    def stepper(self) -> FrameStepper:
+        return FrameStepper(self)
+
+    @torch.no_grad()
+    def choose(self, biases: tuple[Tensor, Tensor], sampling: SamplingConfig,
+               generator: torch.Generator | None) -> Tensor:
+        """One frame per row from the NADE biases (a, b), key by key -> (batch, keys) {0, 1}, low to high."""
+        a, b = biases
         acts, keys = a.clone(), []
         for i in range(self.config.keys):
-            logit = b[:, i] + torch.sigmoid(acts) @ self.v[i]
-            on = (torch.rand(logit.shape, generator=generator) < torch.sigmoid(logit / temperature)).float()
+            on = sample_bernoulli(b[:, i] + torch.sigmoid(acts) @ self.v[i], sampling, generator)
             acts += on.unsqueeze(-1) * self.w[i]
             keys.append(on)
-        return torch.stack(keys, -1)
-
-    def generate_scores(self, representation, request, primer_score) -> list:
-        """`tunesmith generate` for this family: chorale-like pieces, continuing the primer if given."""
-        return generate_rolls(self, representation, request, primer_score)
+        return self._ordered(torch.stack(keys, -1))
 
 
-class FrameWalker:
-    """One LSTM-NADE's incremental state over a growing piece (batch rows in parallel): `read` a primer,
-    then alternately `sample` (or `biases`) the next frame and `observe` the frame chosen."""
+class FrameStepper(nn.Module):
+    """The LSTM-NADE's incremental view: fed the frame before (batch, keys) {0, 1} in key order (a zero
+    frame first), it returns the NADE biases (a, b) of the next frame in the model's internal order."""
 
-    def __init__(self, model: FrameNADE, batch: int) -> None:
-        model.eval()
-        self.model, self.stepper = model, RecurrentStepper(model.rnn)
-        self.state = self.stepper.initial_state(batch)
-        self.code = model._shift_code(torch.zeros(batch, dtype=torch.long))  # the data's own keys
-        self.previous = torch.zeros(batch, model.config.keys)  # frame t - 1, internal key order
+    def __init__(self, model: FrameNADE) -> None:
+        super().__init__()
+        self.model, self.core = model.eval(), RecurrentStepper(model.rnn)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu", generator=None) -> list:
+        return self.core.initial_state(batch, device)
 
     @torch.no_grad()
-    def biases(self) -> tuple[Tensor, Tensor]:
-        """NADE biases (a, b) of the next frame; advances the LSTM by the frame last observed."""
-        out, self.state = self.stepper(torch.cat([self.previous, self.code], -1), self.state)
-        return self.model.to_a(out), self.model.to_b(out) + self.model.skip(self.previous)
-
-    @torch.no_grad()
-    def sample(self, temperature: float, generator: torch.Generator | None) -> Tensor:
-        """The next frame (batch, keys) in key order (low to high)."""
-        a, b = self.biases()
-        return self.model._ordered(self.model.sample_frame(a, b, temperature, generator))
-
-    def observe(self, frame: Tensor) -> None:
-        """frame (batch, keys) in key order: what the piece actually holds at the step just predicted."""
-        self.previous = self.model._ordered(frame.float()).expand_as(self.previous)
-
-    def read(self, primer: Tensor | None) -> None:
-        """Feed a primer (P, keys) in key order, frame by frame."""
-        for frame in primer if primer is not None else []:
-            self.biases()
-            self.observe(frame)
+    def forward(self, previous: Tensor, state: list) -> tuple[tuple[Tensor, Tensor], list]:
+        m = self.model
+        previous = m._ordered(previous.float())
+        code = m._shift_code(torch.zeros(len(previous), dtype=torch.long, device=previous.device))
+        out, state = self.core(torch.cat([previous, code], -1), state)
+        return (m.to_a(out), m.to_b(out) + m.skip(previous)), state
 
 
 def real_frames(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -237,23 +228,6 @@ def real_frames(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     mask = torch.ones(sounding.shape[:2], dtype=torch.bool) if mask is None else mask.bool()
     length = int(mask.any(0).nonzero().max()) + 1 if mask.any() else 1
     return sounding[:, :length], mask[:, :length]
-
-
-def generate_rolls(model, representation, request, primer_score) -> list:
-    """Pieces of `request.bars` bars (4/4) or `request.steps` frames from `model.sample`, after the primer
-    (a Score, encoded with the checkpoint's representation) when there is one."""
-    spq = getattr(representation.config, "steps_per_quarter", 1)
-    n_frames = request.steps or (request.bars or 8) * 4 * spq
-    primer = None
-    if primer_score is not None:
-        primer = torch.from_numpy(representation.encode(primer_score).any(-1)).float()
-    generator = torch.Generator().manual_seed(request.seed)
-    new = model.sample(n_frames, primer, request.n, request.sampling.temperature, generator)
-    pieces = []
-    for row in new.numpy().astype(bool):
-        roll = row if primer is None else np.concatenate([primer.numpy().astype(bool), row])
-        pieces.append(representation.decode(sounding_to_pianoroll(roll)))
-    return pieces
 
 
 def random_transposition(sounding: Tensor, max_shift: int) -> tuple[Tensor, Tensor]:

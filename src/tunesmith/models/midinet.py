@@ -22,7 +22,13 @@ Departures from the seed, each for a stated reason: D's first layer has 16 chann
 made feature matching compare 8 numbers); chord vectors are dropped (zeroed) for `chord_dropout` of the
 training bars so one chord model also generates without chords; a bank of real training bars rides in
 the weights (`seed_bank`), so `generate` can start from a random real bar with nothing but the file.
-Generation is in `midinet_generate.py`.
+
+Generation (`sample`, one shot per bar): each new bar comes from fresh noise and the bar before it (a
+primer's last bar with notes, or a random bar of the seed bank, which is not written). Without
+sampling options each step is the generator's argmax, as in training; `--temperature`, `--top-k`,
+`--top-p` draw from the softmax over pitch + rest instead. Either way only pitches inside the range
+of the bank's real bars (the training melodies) can sound: the generator's logits outside it are
+noise it was never pushed away from (MIDI 125 squeaks). `--chords` (chord models only) cycles.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
+from tunesmith.core.errors import UserError
 from tunesmith.evaluation.density import pitch_class_kl
+from tunesmith.models.base import MusicModel, SamplePlan, check_fraction, check_positive
+from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
 from tunesmith.models.midinet_layers import (
     PairDown,
     PairUp,
@@ -44,7 +53,7 @@ from tunesmith.models.midinet_layers import (
     broadcast_cat,
     straight_through_onehot,
 )
-from tunesmith.representations.bars import CHORD_DIM
+from tunesmith.representations.bars import CHORD_DIM, chord_vector
 
 N_PITCHES = 128
 
@@ -69,10 +78,6 @@ class MidiNetConfig:
     d_steps: int = 1
     g_steps: int = 2
     seed_bank: int = 256  # real training bars kept for generation (0 disables)
-
-    def __post_init__(self) -> None:
-        if self.steps_per_bar % 8 or self.steps_per_bar < 16:
-            raise ValueError(f"steps_per_bar must be a multiple of 8, at least 16, not {self.steps_per_bar}")
 
     @property
     def chord_dim(self) -> int:
@@ -159,7 +164,7 @@ class Discriminator(nn.Module):
         return self.fc(broadcast_cat(h.flatten(1), chord)).squeeze(-1), features
 
 
-class MidiNet(nn.Module):
+class MidiNet(MusicModel):
     """Attention MidiNet: bar-by-bar conv GAN on the previous bar (and chords), self-attention as a flag.
 
     Holds the generator, the discriminator and the seed bank of real bars (buffers `bank_pitches`
@@ -170,6 +175,8 @@ class MidiNet(nn.Module):
     Config: ClassVar[type] = MidiNetConfig
     objective: ClassVar[str] = "adversarial"
     data_kind: ClassVar[str] = "bars"
+    generation: ClassVar[str] = "one-shot"
+    options: ClassVar[frozenset[str]] = frozenset({"temperature", "top_k", "top_p", "chords", "primer"})
     cpu_threads: ClassVar[int] = 1  # small matrices: one thread per process is fastest on a shared CPU
 
     def __init__(self, config: MidiNetConfig) -> None:
@@ -183,14 +190,24 @@ class MidiNet(nn.Module):
         self.register_buffer("bank_count", torch.zeros((), dtype=torch.int64))
 
     @classmethod
-    def defaults(cls) -> dict:
-        return {}
-
-    @classmethod
     def debug_config(cls) -> dict:
         return {"noise_dim": 8, "gen_hidden": 32, "gen_channels": 8, "cond_channels": 4,
                 "disc_first_channels": 4, "disc_channels": 8, "disc_hidden": 16, "chords": True,
                 "seed_bank": 8}
+
+    @classmethod
+    def validate_config(cls, config: MidiNetConfig) -> None:
+        if config.steps_per_bar % 8 or config.steps_per_bar < 16:
+            raise UserError(f"model config steps_per_bar must be a multiple of 8, at least 16, "
+                            f"got {config.steps_per_bar}")
+        check_positive(config, "noise_dim", "gen_hidden", "gen_channels", "cond_channels", "disc_first_channels",
+                       "disc_channels", "disc_hidden", "d_steps", "g_steps")
+        check_positive(config, "lambda_mean", "lambda_feature", "seed_bank", minimum=0)
+        check_positive(config, "tau", minimum=1e-3)
+        check_fraction(config, "label_smoothing", "chord_dropout")
+
+    def generation_options(self) -> frozenset[str]:
+        return self.options if self.config.chords else self.options - {"chords"}
 
     @classmethod
     def debug_dims(cls) -> dict:
@@ -298,11 +315,78 @@ class MidiNet(nn.Module):
             self.bank_chords[index] = batch["chord"][:size].float()
         self.bank_count += len(pitches)
 
-    def generate_scores(self, representation, request, primer):
-        """`tunesmith generate`: see `midinet_generate.generate_scores`."""
-        from tunesmith.models.midinet_generate import generate_scores
+    # ---- generation ---------------------------------------------------------------------------------
 
-        return generate_scores(self, representation, request, primer)
+    @torch.no_grad()
+    def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
+        """`plan.n` pieces (context bars + `plan.bars` new bars, 16, 128) uint8, in the bars layout."""
+        self.eval()
+        chords = self.chord_plan(plan.chords, plan.bars)
+        if plan.context is not None:
+            context = torch.from_numpy(np.asarray(plan.context, dtype=np.float32))
+            start = last_filled_bar(context).expand(plan.n, -1, -1)
+        else:
+            context, start = None, self.bank_bars(plan.n, generator)
+        bars = self.continue_bars(start, plan.bars, chords, generator, plan.sampling)
+        if context is not None:
+            bars = torch.cat([context.expand(plan.n, -1, -1, -1), bars], dim=1)
+        return [piece.numpy().astype(np.uint8) for piece in bars]
+
+    def chord_plan(self, names: list[str] | None, n_bars: int) -> Tensor | None:
+        """(n_bars, 13) chord vectors for the new bars (cycling `names`; "no chord" without names), or
+        None for a model trained without chords."""
+        if not self.config.chords:
+            return None
+        if not names:
+            return torch.zeros(n_bars, self.config.chord_dim)
+        vectors = np.stack([chord_vector(name) for name in names])
+        return torch.from_numpy(vectors[np.arange(n_bars) % len(vectors)])
+
+    def bank_bars(self, n: int, generator: torch.Generator) -> Tensor:
+        """`n` random real bars (n, T, 128) from the seed bank stored in the checkpoint."""
+        filled = int(min(self.bank_count.item(), self.config.seed_bank))
+        if filled == 0:
+            raise UserError("this checkpoint holds no real bars to start from; give a --primer MIDI file")
+        pick = torch.randint(0, filled, (n,), generator=generator)
+        return pitches_to_bars(self.bank_pitches[pick])
+
+    def pitch_range(self) -> tuple[int, int]:
+        """Lowest and highest MIDI pitch of the seed bank's real bars (all 128 when it is empty)."""
+        filled = int(min(self.bank_count.item(), self.config.seed_bank))
+        pitches = self.bank_pitches[:filled].long()
+        pitches = pitches[pitches >= 0]
+        return (int(pitches.min()), int(pitches.max())) if len(pitches) else (0, N_PITCHES - 1)
+
+    @torch.no_grad()
+    def continue_bars(self, start: Tensor, n_bars: int, chords: Tensor | None, generator: torch.Generator,
+                      sampling: SamplingConfig | None = None) -> Tensor:
+        """`n_bars` bars after `start` (B, T, 128) -> (B, n_bars, T, 128) one-hot floats. `chords`:
+        (n_bars, 13) shared, (B, n_bars, 13) per piece, or None."""
+        prev, out = start.float(), []
+        if chords is not None and chords.dim() == 2:
+            chords = chords.expand(len(prev), -1, -1)
+        low, high = self.pitch_range()
+        outside = torch.ones(N_PITCHES + 1, dtype=torch.bool)
+        outside[low : high + 1] = outside[N_PITCHES] = False
+        for i in range(n_bars):
+            noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
+            logits = self.generate_logits(prev, None if chords is None else chords[:, i].float(), noise)
+            logits = logits.masked_fill(outside, float("-inf"))
+            if sampling is None or is_default(sampling):
+                choice = logits.argmax(-1)
+            else:
+                choice = sample_categorical(logits, sampling, generator)
+            prev = F.one_hot(choice, N_PITCHES + 1)[..., :N_PITCHES].float()
+            out.append(prev)
+        return torch.stack(out, dim=1)
+
+
+def last_filled_bar(bars: Tensor) -> Tensor:
+    """The last bar (T, 128) of `bars` (n, T, 128) that holds a note; UserError when none does."""
+    filled = torch.nonzero(bars.flatten(1).any(1)).flatten()
+    if not len(filled):
+        raise UserError("the primer has no melody notes to continue")
+    return bars[int(filled[-1])]
 
 
 def bars_to_pitches(bars: Tensor) -> Tensor:

@@ -24,7 +24,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from tunesmith.models.frame_nade import FrameNADE, FrameNADEConfig, FrameWalker, generate_rolls, real_frames
+from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_positive
+from tunesmith.models.distributions import SamplingConfig
+from tunesmith.models.frame_nade import FRAME_OPTIONS, FrameNADE, FrameNADEConfig, real_frames
 
 
 @dataclass
@@ -33,19 +35,19 @@ class NADEMixtureConfig(FrameNADEConfig):
     order: str = "both"  # members alternate up / down; or "up" / "down" for all
 
 
-class NADEMixture(nn.Module):
+class NADEMixture(MusicModel):
     """Per-frame mixture of LSTM-NADEs: exact joint likelihood of each frame's 88 keys, given the past."""
 
     name: ClassVar[str] = "lstm-nade-mix"
     Config: ClassVar[type] = NADEMixtureConfig
-    objective: ClassVar[str] = "likelihood"
     data_kind: ClassVar[str] = "frames"
+    likelihood: ClassVar[Likelihood] = Likelihood("exact", "frame")
+    generation: ClassVar[str] = "autoregressive"
+    options: ClassVar[frozenset[str]] = FRAME_OPTIONS
     cpu_threads: ClassVar[int] = 1
 
     def __init__(self, config: NADEMixtureConfig) -> None:
         super().__init__()
-        if config.members < 1 or config.order not in ("both", "up", "down"):
-            raise ValueError(f"need members >= 1 and order both, up or down; got {config.members}, {config.order!r}")
         self.config = config
         shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(FrameNADEConfig)}
         orders = ["up", "down"] if config.order == "both" else [config.order]
@@ -70,16 +72,14 @@ class NADEMixture(nn.Module):
         return mixture
 
     @classmethod
-    def defaults(cls) -> dict:
-        return {}
-
-    @classmethod
     def debug_config(cls) -> dict:
         return {"hidden_size": 16, "num_layers": 1, "nade_hidden": 8, "dropout": 0.0, "members": 2}
 
     @classmethod
-    def debug_dims(cls) -> dict:
-        return {}
+    def validate_config(cls, config: NADEMixtureConfig) -> None:
+        FrameNADE.validate_config(dataclasses.replace(config, order="up"))
+        check_positive(config, "members")
+        check_choice(config, "order", ("both", "up", "down"))
 
     def example_batch(self, batch_size: int = 2, length: int = 12) -> dict[str, Tensor]:
         return self.members[0].example_batch(batch_size, length)
@@ -103,22 +103,46 @@ class NADEMixture(nn.Module):
         mixture = torch.logsumexp(per_member, 0) - math.log(len(self.members))
         return {"loss": -(mixture * mask).sum() / frames, "member_loss": -per_member.sum((1, 2)).mean() / frames}
 
-    @torch.no_grad()
-    def sample(self, n_frames: int, primer: Tensor | None = None, batch: int = 1, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> Tensor:
-        """New frames after an optional primer (P, keys) -> (batch, n_frames, keys) {0, 1}, key order."""
-        walkers = [FrameWalker(m, batch) for m in self.members]
-        for walker in walkers:
-            walker.read(primer)
-        frames = []
-        for _ in range(n_frames):
-            choice = torch.randint(len(walkers), (batch, 1), generator=generator)  # member per row
-            candidates = torch.stack([w.sample(temperature, generator) for w in walkers])  # (K, batch, keys)
-            frames.append(candidates.gather(0, choice.expand(-1, candidates.shape[-1]).unsqueeze(0))[0])
-            for walker in walkers:
-                walker.observe(frames[-1])
-        return torch.stack(frames, 1)
+    # ---- likelihood of one piece, generation: the members' conversions, steppers and draws -------------
 
-    def generate_scores(self, representation, request, primer_score) -> list:
-        """`tunesmith generate`: chorale-like pieces, continuing the primer if given."""
-        return generate_rolls(self, representation, request, primer_score)
+    @torch.no_grad()
+    def log_likelihood(self, array) -> tuple[float, int]:
+        """Pianoroll (T, 88, 2) -> (log q of its T sounding frames in nats, T)."""
+        sounding = self.members[0].to_elements(array).unsqueeze(0)
+        return float(self.eval().frame_log_likelihood(sounding).sum()), sounding.shape[1]
+
+    def to_elements(self, array) -> Tensor:
+        return self.members[0].to_elements(array)
+
+    def from_elements(self, frames: Tensor):
+        return self.members[0].from_elements(frames)
+
+    def stepper(self) -> MixtureStepper:
+        return MixtureStepper(self)
+
+    @torch.no_grad()
+    def choose(self, biases: list[tuple[Tensor, Tensor]], sampling: SamplingConfig,
+               generator: torch.Generator | None) -> Tensor:
+        """Draw a member per row (uniform: the mixture weights), then that member's frame (batch, keys)."""
+        choice = torch.randint(len(self.members), (len(biases[0][0]),), generator=generator)
+        frame = torch.zeros(len(choice), self.config.keys)
+        for k, (member, member_biases) in enumerate(zip(self.members, biases, strict=True)):
+            rows = choice == k
+            if rows.any():
+                frame[rows] = member.choose(tuple(x[rows] for x in member_biases), sampling, generator)
+        return frame
+
+
+class MixtureStepper(nn.Module):
+    """Every member's stepper reads the same frames; the output is their biases, one pair per member."""
+
+    def __init__(self, mixture: NADEMixture) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(m.stepper() for m in mixture.members)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu", generator=None) -> list:
+        return [m.initial_state(batch, device) for m in self.members]
+
+    def forward(self, previous: Tensor, state: list) -> tuple[list, list]:
+        outs = [m(previous, s) for m, s in zip(self.members, state, strict=True)]
+        return [o for o, _ in outs], [s for _, s in outs]

@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import RecurrentStepper, State, masked_cross_entropy
+
+TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "primer"})
 
 
 @dataclass
@@ -29,21 +34,19 @@ class RNNConfig:
     loss_positions: str = "all"  # all | last (seq2one, as the seed projects trained)
 
 
-class RNNLanguageModel(nn.Module):
+class RNNLanguageModel(MusicModel):
     """Next-token model. Batch: {"tokens": int64 (batch, window + 1)}; inputs are [:-1], targets [1:]."""
 
     name: ClassVar[str] = "lstm"
     Config: ClassVar[type] = RNNConfig
-    objective: ClassVar[str] = "likelihood"
     data_kind: ClassVar[str] = "tokens"
+    likelihood: ClassVar[Likelihood] = Likelihood("exact", "token")
+    generation: ClassVar[str] = "autoregressive"
+    options: ClassVar[frozenset[str]] = TOKEN_OPTIONS
     cpu_threads: ClassVar[int] = 1  # recurrent training measured fastest on one thread per process here
 
     def __init__(self, config: RNNConfig) -> None:
         super().__init__()
-        if config.vocab_size <= 0:
-            raise ValueError("RNNConfig.vocab_size must be set (it comes from the representation)")
-        if config.cell not in ("lstm", "gru") or config.loss_positions not in ("all", "last"):
-            raise ValueError(f"bad cell {config.cell!r} or loss_positions {config.loss_positions!r}")
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
         rnn_cls = nn.LSTM if config.cell == "lstm" else nn.GRU
@@ -60,13 +63,18 @@ class RNNLanguageModel(nn.Module):
 
     @classmethod
     def debug_config(cls) -> dict:
-        """A tiny config for the shared CPU test suite."""
         return {"embed_dim": 8, "hidden_size": 16, "num_layers": 2, "dropout": 0.0}
 
     @classmethod
     def debug_dims(cls) -> dict:
-        """Data dims for the shared test suite (normally they come from the representation)."""
         return {"vocab_size": 24, "pad_id": 0}
+
+    @classmethod
+    def validate_config(cls, config: RNNConfig) -> None:
+        check_positive(config, "vocab_size", "embed_dim", "hidden_size", "num_layers")
+        check_fraction(config, "dropout")
+        check_choice(config, "cell", ("lstm", "gru"))
+        check_choice(config, "loss_positions", ("all", "last"))
 
     def example_batch(self, batch_size: int = 2, length: int = 12) -> dict[str, Tensor]:
         """A random batch of the shape `loss` expects (tests and benchmarks)."""
@@ -87,9 +95,20 @@ class RNNLanguageModel(nn.Module):
         loss, accuracy = masked_cross_entropy(logits, targets, self.config.pad_id)
         return {"loss": loss, "accuracy": accuracy}
 
+    @torch.no_grad()
+    def log_likelihood(self, array: np.ndarray) -> tuple[float, int]:
+        """Framed piece [bos, tokens..., eos] (n,) -> (log p of tokens 1..n-1 given the ones before, n - 1)."""
+        seq = torch.as_tensor(np.asarray(array), dtype=torch.long).unsqueeze(0)
+        log_p = self.eval()(seq[:, :-1]).log_softmax(-1).gather(-1, seq[:, 1:, None])
+        return float(log_p.sum()), seq.shape[1] - 1
+
     def stepper(self, quantize: bool = False) -> TokenStepper:
         """An incremental-state view of this network for sampling (see `generation.sampling`)."""
         return TokenStepper(self, quantize)
+
+    def choose(self, logits: Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> Tensor:
+        """Next token ids (batch,) from logits (batch, vocab)."""
+        return sample_categorical(logits, sampling, generator)
 
 
 class TokenStepper(nn.Module):
@@ -109,7 +128,7 @@ class TokenStepper(nn.Module):
             self.head = DynamicLinear.from_float(head)
         self.eval()
 
-    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu", generator=None) -> State:
         return self.core.initial_state(batch_size, device)
 
     @torch.no_grad()

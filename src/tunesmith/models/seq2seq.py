@@ -18,9 +18,10 @@ of a frame and averages over frames (nats per frame for BCE), "mean" averages ov
 Precision, recall, F1 and density of the thresholded predictions are returned with every loss, so the
 loop logs them per step (train) and per epoch (valid).
 
-Generation starts from zeros, noise (N(0, 1) initial LSTM state, as the seed's "random") or a primer,
-runs free (its own frames fed back), decides each unit by `threshold` or Bernoulli sampling, and
-repairs the onset/sustain encoding (`repair`) before decoding.
+Generation (`Seq2SeqStepper`, driven by the shared sampler) reads the piece in the same chunks as the
+likelihood, starts from zeros, noise (N(0, 1) initial LSTM state, as the seed's "random") or a primer,
+runs free (its own frames fed back), decides each unit by `threshold` or Bernoulli sampling (where
+`--temperature` applies), and repairs the onset/sustain encoding (`repair_frame`) frame by frame.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.constants import PIANO_KEYS
 from tunesmith.core.errors import UserError
+from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.distributions import SamplingConfig, sample_bernoulli
 from tunesmith.models.layers import RecurrentStepper
 
 UNITS = 2 * PIANO_KEYS
@@ -60,14 +63,9 @@ class Seq2SeqConfig:
     sampling: str = "threshold"  # generation: threshold | bernoulli
     init: str = "zeros"  # generation without a primer: zeros | noise
 
-    def __post_init__(self) -> None:
-        allowed = {"architecture": ("seq2seq", "seq2one"), "loss_positions": ("all", "last"),
-                   "loss": ("bce", "focal"), "reduction": ("sum", "mean"),
-                   "sampling": ("threshold", "bernoulli"), "init": ("zeros", "noise")}
-        for key, values in allowed.items():
-            if getattr(self, key) not in values:
-                raise UserError(f"model config {key} must be one of {', '.join(values)}, "
-                                f"got {getattr(self, key)!r}")
+    CHOICES = {"architecture": ("seq2seq", "seq2one"), "loss_positions": ("all", "last"),
+               "loss": ("bce", "focal"), "reduction": ("sum", "mean"),
+               "sampling": ("threshold", "bernoulli"), "init": ("zeros", "noise")}
 
 
 def focal_loss(logits: Tensor, targets: Tensor, alpha: float, gamma: float) -> Tensor:
@@ -129,13 +127,15 @@ class _Head(nn.Sequential):
                          nn.Linear(cfg.head_hidden, UNITS))
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(MusicModel):
     """Encoder-decoder LSTM over piano-roll frames; a window's first half predicts its second half."""
 
     name: ClassVar[str] = "seq2seq"
     Config: ClassVar[type] = Seq2SeqConfig
-    objective: ClassVar[str] = "likelihood"
     data_kind: ClassVar[str] = "frames"
+    likelihood: ClassVar[Likelihood] = Likelihood("exact", "frame")
+    generation: ClassVar[str] = "autoregressive"
+    options: ClassVar[frozenset[str]] = frozenset({"temperature", "primer"})
     cpu_threads: ClassVar[int] = 1
 
     def __init__(self, config: Seq2SeqConfig) -> None:
@@ -158,8 +158,16 @@ class Seq2Seq(nn.Module):
         return {"hidden_size": 16, "num_layers": 2, "head_hidden": 8, "chunk": 4}
 
     @classmethod
-    def debug_dims(cls) -> dict:
-        return {}
+    def validate_config(cls, config: Seq2SeqConfig) -> None:
+        for key, values in Seq2SeqConfig.CHOICES.items():
+            check_choice(config, key, values)
+        check_positive(config, "hidden_size", "num_layers", "head_hidden", "chunk")
+        check_positive(config, "focal_gamma", "teacher_forcing_power", minimum=0)
+        check_fraction(config, "dropout", "head_dropout", "focal_alpha", "teacher_forcing", "threshold")
+
+    def generation_options(self) -> frozenset[str]:
+        """--temperature only means something when units are sampled, not thresholded."""
+        return self.options if self.config.sampling == "bernoulli" else self.options - {"temperature"}
 
     def example_batch(self, batch_size: int = 2, length: int | None = None) -> dict[str, Tensor]:
         length = length or 2 * self.config.chunk
@@ -168,6 +176,9 @@ class Seq2Seq(nn.Module):
         return {"frames": frames, "mask": torch.ones(batch_size, length, dtype=torch.bool)}
 
     # ---- teacher forcing ----------------------------------------------------------------------------
+
+    def set_progress(self, progress: float) -> None:
+        self.progress = progress
 
     def teacher_forcing_ratio(self) -> float:
         """1 in eval mode; in training teacher_forcing x (1 - progress) ** teacher_forcing_power."""
@@ -259,75 +270,74 @@ class Seq2Seq(nn.Module):
         logits = self.decode(chunks.flatten(0, 1), state, 1.0)
         return logits.reshape(batch, -1, UNITS)[:, :time]
 
-    # ---- generation ---------------------------------------------------------------------------------
+    # ---- likelihood of one piece, generation ---------------------------------------------------------
 
-    def _choose(self, logits: Tensor, before: Tensor, temperature: float, generator) -> Tensor:
-        """logits (batch, 176) -> the repaired frame (batch, 176) {0, 1}; `before` (batch, 88) sounding."""
+    @torch.no_grad()
+    def log_likelihood(self, array: np.ndarray) -> tuple[float, int]:
+        """Pianoroll (T, 88, 2) -> (log q of its T sounding frames in nats, T): the JSB figure per piece."""
+        sounding = torch.from_numpy(np.asarray(array, dtype=bool).any(-1)).float().unsqueeze(0)
+        return float(self.eval().frame_log_likelihood(sounding).sum()), sounding.shape[1]
+
+    def to_elements(self, array: np.ndarray) -> Tensor:
+        """Pianoroll (T, 88, 2) -> repaired units (T, 176) float, the elements the sampler feeds."""
+        return torch.from_numpy(repair(array)).float().flatten(1)
+
+    def from_elements(self, units: Tensor) -> np.ndarray:
+        """Units (T, 176) -> a valid pianoroll (T, 88, 2) bool."""
+        return repair(units.reshape(-1, PIANO_KEYS, 2).cpu().numpy() > 0)
+
+    def stepper(self) -> Seq2SeqStepper:
+        return Seq2SeqStepper(self)
+
+    def choose(self, out: tuple[Tensor, Tensor], sampling: SamplingConfig,
+               generator: torch.Generator | None) -> Tensor:
+        """out = (logits (batch, 176), sounding frame before (batch, 88)) -> the repaired frame (batch, 176)."""
+        logits, before = out
         if self.config.sampling == "threshold":
             on = torch.sigmoid(logits) > self.config.threshold
         else:
-            on = torch.rand(logits.shape, generator=generator) < torch.sigmoid(logits / temperature)
+            on = sample_bernoulli(logits, sampling, generator) > 0
         onset, sustain = repair_frame(before, on[:, 0::2], on[:, 1::2])
         return torch.stack([onset, sustain], -1).flatten(1).float()
 
-    def _initial_state(self, batch: int, stepper: RecurrentStepper, generator) -> list:
-        if self.config.init == "zeros":
-            return stepper.initial_state(batch)
-        size = (batch, self.config.hidden_size)
-        return [(torch.randn(size, generator=generator), torch.randn(size, generator=generator))
-                for _ in range(self.config.num_layers)]
 
-    def _run(self, stepper, state, first: Tensor, n: int, temperature: float, generator) -> tuple:
-        """Feed `first` (batch, 176), then n - 1 of its own frames -> (n frames (batch, n, 176), state)."""
-        frame, frames = first, []
-        for _ in range(n):
-            out, state = stepper(frame, state)
-            before = (frame.reshape(len(frame), PIANO_KEYS, 2) > 0).any(-1)
-            frame = self._choose(self.head(out), before, temperature, generator)
-            frames.append(frame)
-        return torch.stack(frames, 1), state
+class Seq2SeqStepper(nn.Module):
+    """Incremental view of seq2one / seq2seq: fed the frame before (batch, 176) (a zero frame first),
+    returns (logits of the next frame, sounding keys of the frame before). seq2seq reads the piece in
+    chunks: at each chunk start its decoder restarts from the encoding of the previous chunk (zeros
+    before the first), exactly as `frame_log_likelihood` conditions."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model, self.core = model.eval(), RecurrentStepper(model.decoder)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu", generator=None) -> dict:
+        cfg = self.model.config
+        if cfg.init == "noise":
+            size = (batch, cfg.hidden_size)
+            decoder = [(torch.randn(size, generator=generator).to(device),
+                        torch.randn(size, generator=generator).to(device)) for _ in range(cfg.num_layers)]
+        else:
+            decoder = self.core.initial_state(batch, device)
+        return {"decoder": decoder, "chunk": [], "started": False}
 
     @torch.no_grad()
-    def generate_units(self, n_frames: int, primer: Tensor | None, batch: int = 1, temperature: float = 1.0,
-                       generator: torch.Generator | None = None) -> Tensor:
-        """Free-running frames after a primer (P, 176) or from zeros / noise -> (batch, n_frames, 176)."""
-        self.eval()
-        stepper = RecurrentStepper(self.decoder)
-        zero = torch.zeros(batch, UNITS)
-        if self.config.architecture == "seq2one":
-            state = self._initial_state(batch, stepper, generator)
-            if primer is not None:  # the decoder reads [zero, primer...]; what follows is predicted next
-                _, (h, c) = self.decoder(F.pad(primer, (0, 0, 1, 0))[:-1].expand(batch, -1, -1))
-                state, zero = list(zip(h, c, strict=True)), primer[-1].expand(batch, -1)
-            return self._run(stepper, state, zero, n_frames, temperature, generator)[0]
-        chunk, new = self.config.chunk, []
-        source = torch.zeros(batch, chunk, UNITS)
-        if primer is not None:
-            source = F.pad(primer[-chunk:], (0, 0, chunk - min(chunk, len(primer)), 0)).expand(batch, -1, -1)
-        while sum(c.shape[1] for c in new) < n_frames:
-            h, c = self.encode(source)
-            state = list(zip(h, c, strict=True))
-            if primer is None and not new and self.config.init == "noise":
-                state = self._initial_state(batch, stepper, generator)
-            source, _ = self._run(stepper, state, zero, chunk, temperature, generator)
-            new.append(source)
-        return torch.cat(new, 1)[:, :n_frames]
-
-    def generate_scores(self, representation, request, primer_score) -> list:
-        """`tunesmith generate`: pieces of `request.bars` bars (4/4) or `request.steps` frames."""
-        spq = getattr(representation.config, "steps_per_quarter", 4)
-        n_frames = request.steps or (request.bars or 8) * 4 * spq
-        primer = None
-        if primer_score is not None:
-            primer = torch.from_numpy(repair(representation.encode(primer_score))).float().flatten(1)
-            primer = primer if len(primer) else None
-        generator = torch.Generator().manual_seed(request.seed)
-        new = self.generate_units(n_frames, primer, request.n, request.sampling.temperature, generator)
-        pieces = []
-        for units in new:
-            roll = units if primer is None else torch.cat([primer, units])
-            pieces.append(representation.decode(repair(roll.reshape(-1, PIANO_KEYS, 2).numpy() > 0)))
-        return pieces
+    def forward(self, previous: Tensor, state: dict) -> tuple[tuple[Tensor, Tensor], dict]:
+        model, decoder, chunk = self.model, state["decoder"], list(state["chunk"])
+        step_input = previous
+        if model.config.architecture == "seq2seq":
+            if state["started"]:
+                chunk.append(previous)
+            if not state["started"] or len(chunk) == model.config.chunk:
+                source = torch.stack(chunk, 1) if chunk else previous.new_zeros(
+                    len(previous), model.config.chunk, UNITS)
+                if chunk or model.config.init == "zeros":
+                    h, c = model.encode(source)
+                    decoder = list(zip(h, c, strict=True))
+                chunk, step_input = [], torch.zeros_like(previous)
+        out, decoder = self.core(step_input, decoder)
+        before = (previous.reshape(len(previous), PIANO_KEYS, 2) > 0).any(-1)
+        return (model.head(out), before), {"decoder": decoder, "chunk": chunk, "started": True}
 
 
 class Seq2One(Seq2Seq):

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
+from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.layers import masked_cross_entropy
-from tunesmith.models.rnn import RNNConfig, RNNLanguageModel, TokenStepper
+from tunesmith.models.rnn import TOKEN_OPTIONS, RNNConfig, RNNLanguageModel, TokenStepper
 
 
 @dataclass
@@ -60,13 +61,17 @@ class TokenDiscriminator(nn.Module):
         return self.out(features).squeeze(-1)
 
 
-class TokenGAN(nn.Module):
-    """Batch: {"tokens": int64 (batch, window + 1)} of real windows (same as the `lstm` family)."""
+class TokenGAN(MusicModel):
+    """Batch: {"tokens": int64 (batch, window + 1)} of real windows (same as the `lstm` family).
+    Its generator is an `lstm` network, so it has that family's exact likelihood and sampler."""
 
     name: ClassVar[str] = "token-gan"
     Config: ClassVar[type] = TokenGANConfig
     objective: ClassVar[str] = "adversarial"
     data_kind: ClassVar[str] = "tokens"
+    likelihood: ClassVar[Likelihood] = Likelihood("exact", "token")
+    generation: ClassVar[str] = "autoregressive"
+    options: ClassVar[frozenset[str]] = TOKEN_OPTIONS
     cpu_threads: ClassVar[int] = 1
 
     def __init__(self, config: TokenGANConfig) -> None:
@@ -78,13 +83,19 @@ class TokenGAN(nn.Module):
         self.discriminator = TokenDiscriminator(config)
 
     @classmethod
-    def defaults(cls) -> dict:
-        return {}
-
-    @classmethod
     def debug_config(cls) -> dict:
         return {"embed_dim": 8, "hidden_size": 16, "num_layers": 1, "disc_embed_dim": 8,
                 "disc_hidden_size": 16, "prefix_len": 3}
+
+    @classmethod
+    def validate_config(cls, config: TokenGANConfig) -> None:
+        check_positive(config, "vocab_size", "embed_dim", "hidden_size", "num_layers")
+        check_fraction(config, "dropout")
+        check_choice(config, "cell", ("lstm", "gru"))
+        check_positive(config, "disc_embed_dim", "disc_hidden_size", "prefix_len", "d_steps", "g_steps")
+        check_positive(config, "tau", minimum=1e-3)
+        check_positive(config, "mle_weight", minimum=0)
+        check_fraction(config, "label_smoothing")
 
     @classmethod
     def debug_dims(cls) -> dict:
@@ -101,6 +112,12 @@ class TokenGAN(nn.Module):
 
     def stepper(self, quantize: bool = False) -> TokenStepper:
         return self.generator.stepper(quantize)
+
+    def choose(self, logits: Tensor, sampling, generator: torch.Generator | None) -> Tensor:
+        return self.generator.choose(logits, sampling, generator)
+
+    def log_likelihood(self, array) -> tuple[float, int]:
+        return self.generator.log_likelihood(array)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Teacher-forced generator logits (batch, time, vocab), as for `lstm`."""

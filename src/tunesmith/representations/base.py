@@ -48,6 +48,11 @@ class Representation(ABC):
     def canonical(self, score: Score) -> Score:
         """`score` reduced to what this representation can hold (grid, range, voices)."""
 
+    def span(self, array: np.ndarray) -> int:
+        """Ticks (at the decoded score's resolution) that `array` covers, trailing rests included;
+        default: the decoded score's end, for representations that hold no rests."""
+        return self.decode(array).end()
+
     def fit(self, scores: Iterable[Score]) -> Representation:
         """Learn data-dependent state (a vocabulary) from training scores; default: nothing to learn."""
         return self

@@ -175,6 +175,21 @@ class EventsRepresentation(LearnedVocabRepresentation):
         decoded = self.tokenizer.decode(seq if self.config.use_programs else [seq])
         return self._rescaled(decoded)
 
+    def span(self, array: np.ndarray) -> int:
+        """Ticks the tokens reach. REMI: the time of its last Bar / Position token (bars of 4/4, as
+        miditok writes them without time-signature tokens), or the last note's end if later; TSD: the
+        decoded notes' end."""
+        if self.config.tokenizer != "REMI":
+            return super().span(array)
+        bars, position = 0, 0
+        for token in (self._vocab[i] for i in _grid.as_int_array(array, "event tokens", 1).tolist()):
+            if token.startswith("Bar_"):
+                bars, position = bars + 1, 0
+            elif token.startswith("Position_"):
+                position = int(token.split("_")[1])
+        cursor = max(bars - 1, 0) * 4 * self.tpq + position * (self.tpq // self.config.steps_per_quarter)
+        return max(cursor, self.decode(array).end()) if bars else super().span(array)
+
     def canonical(self, score: Score) -> Score:
         """Quantized, in range, durations cut, velocities binned, merged per (program, drums)."""
         return self._rescaled(self._quantized(score))

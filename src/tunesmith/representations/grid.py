@@ -87,6 +87,11 @@ class GridRepresentation(Representation):
         starts = ids >= PITCH0_ID
         return self._score(np.where(sounding, state - PITCH0_ID, _melody.REST), starts)
 
+    def span(self, array: np.ndarray) -> int:
+        """Ticks the tokens cover: one grid step per token that is not a special token."""
+        ids = _grid.as_int_array(array, "grid tokens", 1)
+        return int((ids >= REST_ID).sum()) * (self.tpq // self.config.steps_per_quarter)
+
     def canonical(self, score: Score) -> Score:
         """The skyline melody of the pitched tracks, quantized; velocity 80."""
         return self._score(*self.melody_steps(score))

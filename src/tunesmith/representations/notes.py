@@ -273,6 +273,12 @@ class NotesRepresentation(LearnedVocabRepresentation):
         mapped = (self._map(event) for event in self.events(score))
         return self._score([e for e in mapped if e is not None])
 
+    def span(self, array: np.ndarray) -> int:
+        """Ticks the tokens cover: the sum of their durations, rests included."""
+        ids = _grid.as_int_array(array, "notes tokens", 1)
+        steps = sum(self._events_by_id[i][1] for i in ids.tolist() if len(SPECIAL_TOKENS) <= i < self.vocab_size)
+        return steps * (self.tpq // self.config.steps_per_quarter)
+
     @property
     def tpq(self) -> int:
         """Ticks per quarter of decoded and canonical scores."""

@@ -26,16 +26,25 @@ from tqdm import tqdm
 from tunesmith.core.errors import UserError
 from tunesmith.data.build import PreparedData, prepare_data
 from tunesmith.models import build_model, data_dims, make_config, model_class
+from tunesmith.models.checkpoint import load_checkpoint, save_checkpoint
 from tunesmith.representations import representation_from_dict
-from tunesmith.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from tunesmith.training.config import RunConfig, TrainerConfig, dump_config, load_config, parse_config
+from tunesmith.training.checkpoint import rng_state, set_rng_state
+from tunesmith.training.config import (
+    RunConfig,
+    TrainerConfig,
+    check_device,
+    dump_config,
+    load_config,
+    parse_config,
+)
 from tunesmith.training.curves import plot_learning_curves
 from tunesmith.training.logs import RunLog
 from tunesmith.training.objectives import OBJECTIVES
 
 
 def pick_device(name: str) -> torch.device:
-    """auto -> CUDA if present, else Apple MPS, else CPU."""
+    """auto -> CUDA if present, else Apple MPS, else CPU; a device this machine lacks is a UserError."""
+    check_device(name)
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
@@ -133,8 +142,7 @@ def _run_epochs(config: RunConfig, data: PreparedData, model: torch.nn.Module, o
         bar = tqdm(total=len(batches), initial=position.batch, desc=f"epoch {position.epoch + 1}/{tr.max_epochs}",
                    disable=not tr.progress, leave=False)
         model.train()
-        if hasattr(model, "progress"):  # schedules inside a model (e.g. teacher forcing) read this
-            model.progress = position.epoch / tr.max_epochs
+        model.set_progress(position.epoch / tr.max_epochs)
         while position.batch < len(batches) and not _done(position, tr, started):
             batch = to_device(default_collate([data.train[i] for i in batches[position.batch]]), device)
             metrics = objective.train_step(batch, position.step)

@@ -26,8 +26,8 @@ import torch
 from tunesmith.core.constants import PIANO_KEYS
 from tunesmith.core.errors import UserError
 from tunesmith.corpora.jsb import grid_from_name, load_jsb
-from tunesmith.models import build_model
-from tunesmith.training.checkpoint import load_checkpoint, resolve_checkpoint
+from tunesmith.io.atomic import write_atomic
+from tunesmith.models.checkpoint import load_model
 
 
 def pad_pieces(rolls: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,13 +61,12 @@ def jsb_nll(model: Any, rolls: list[np.ndarray], batch_size: int = 16) -> dict[s
 
 def load_scorable(checkpoint: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """A checkpoint's model in eval mode, and its payload; UserError if it cannot score JSB frames."""
-    payload = load_checkpoint(checkpoint)
-    name = payload["model"]["name"]
-    model = build_model(name, payload["model"]["config"])
-    model.load_state_dict(payload["weights"])
-    if not hasattr(model, "frame_log_likelihood"):
-        raise UserError(f"model {name!r} is not a piano-roll model, so it cannot be scored on JSB Chorales")
-    return model.eval(), payload
+    loaded = load_model(checkpoint)
+    likelihood = loaded.model.likelihood
+    if likelihood is None or likelihood.unit != "frame" or not hasattr(loaded.model, "frame_log_likelihood"):
+        raise UserError(f"a {loaded.name} model has no likelihood over piano-roll frames, so it cannot be "
+                        "scored on JSB Chorales")
+    return loaded.model, {**loaded.checkpoint, "path": str(loaded.path)}
 
 
 def check_grid(payload: dict[str, Any], data: Path) -> int:
@@ -95,7 +94,7 @@ def benchmark_jsb(checkpoint: str | Path, data: Path, split: str, out: Path | No
     score = jsb_nll(model, rolls[split])
     result = {
         "benchmark": "jsb-chorales", "model": payload["model"]["name"],
-        "checkpoint": str(resolve_checkpoint(checkpoint)), "data": str(data), "split": split,
+        "checkpoint": payload["path"], "data": str(data), "split": split,
         "grid_steps_per_quarter": grid, "nll_nats_per_frame": round(score["nll"], 6),
         "total_nats": round(score["total_nats"], 3), "frames": score["frames"], "pieces": score["pieces"],
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -103,6 +102,6 @@ def benchmark_jsb(checkpoint: str | Path, data: Path, split: str, out: Path | No
     }
     path = Path(out) if out is not None else Path(f"jsb-{payload['model']['name']}-{split}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(path, (json.dumps(result, indent=2) + "\n").encode())
     result["written"] = str(path)
     return result
