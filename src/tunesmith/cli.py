@@ -49,12 +49,14 @@ def corpus_export(name: str, out: Path = typer.Option(..., "--out", help="Folder
 def ingest(
     src_dir: Path = typer.Argument(..., help="Folder of MIDI files (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="Dataset folder: cache shards, manifest, report.json."),
-    workers: int = typer.Option(0, "--workers", help="Parser processes (0: one per core)."),
+    workers: int = typer.Option(0, "--workers", help="Parser processes (0: one per core; capped at the cores)."),
+    repair: bool = typer.Option(False, "--repair",
+                                help="Rebuild damaged shards (the whole dataset if its manifest is unusable)."),
 ) -> None:
-    """Parse a MIDI collection into a deduplicated, memory-mappable dataset cache."""
+    """Parse a MIDI collection into a deduplicated, memory-mappable, checksummed dataset cache."""
     from tunesmith.io.ingest import ingest_folder, summary_line
 
-    report = ingest_folder(src_dir, out, workers=workers)
+    report = ingest_folder(src_dir, out, workers=workers, repair=repair)
     typer.echo(f"{summary_line(report)}; report in {out / 'report.json'}")
 
 
@@ -102,7 +104,7 @@ def train(
     from tunesmith.training.loop import train_command
 
     run_dir = train_command(config, set_, out, resume)
-    typer.echo(f"run folder: {run_dir} (checkpoints/best.ckpt, metrics.csv, tensorboard/)")
+    typer.echo(f"run folder: {run_dir} (checkpoints/best.ckpt, metrics.csv, learning_curves.png)")
 
 
 # Caps that keep a typo from running for hours; --no-limits lifts them.

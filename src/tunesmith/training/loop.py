@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from tunesmith.core.errors import UserError
 from tunesmith.data.build import PreparedData, prepare_data
+from tunesmith.io.atomic import sweep_temp_files
 from tunesmith.models import build_model, data_dims, make_config, model_class
 from tunesmith.models.checkpoint import load_checkpoint, save_checkpoint
 from tunesmith.representations import representation_from_dict
@@ -56,7 +57,7 @@ def pick_device(name: str) -> torch.device:
 
 def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Shuffled batches of item indices, a pure function of (seed, epoch); the last batch may be short."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    generator = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)  # any recipe seed fits
     order = torch.randperm(n_items, generator=generator).tolist()
     return [order[i : i + batch_size] for i in range(0, n_items, batch_size)]
 
@@ -108,6 +109,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> Path:
     objective = OBJECTIVES[cls.objective](model, config.optim)
     position = _restore(checkpoint, model, objective) if checkpoint else Position()
     run_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(run_dir, recursive=True)  # what a killed checkpoint or log write left behind
     dump_config(config, run_dir / "config.yaml")
     log = RunLog(run_dir, resume_step=position.step if checkpoint else None)
     try:
