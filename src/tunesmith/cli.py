@@ -185,22 +185,37 @@ def evaluate(
     limit: int = typer.Option(None, "--limit", min=2, help="Use at most this many pieces of each set."),
     checkpoint: str = typer.Option(None, "--checkpoint", help="Likelihood checkpoint: adds each set's NLL."),
     embedder: str = typer.Option(None, "--embedder", help="Autoencoder checkpoint: adds a Frechet distance."),
+    as_is: bool = typer.Option(False, "--as-is", help="Compare with the reference as it is, not as the "
+                               "generating model's representation holds it (read from generation.json)."),
 ) -> None:
-    """Measure generated music against real music (features, overlap, copies) and write a report."""
+    """Measure generated music against real music (features, overlap, copies) and write a report.
+
+    When the generated folder has a generation.json, the reference is first reduced to what the model's
+    representation can hold (e.g. its melody), so like is measured against like."""
+    from tunesmith.evaluation.provenance import read_sidecar, reference_in_model_terms
     from tunesmith.evaluation.report import check_out, write_evaluation
-    from tunesmith.evaluation.runs import evaluate_set, load_run, load_set
+    from tunesmith.evaluation.runs import evaluate_set, find_run_midi, load_run, load_set
     from tunesmith.scoring.likelihood import make_embed_fn, make_nll_fn
 
     check_out(out)
     generated = load_run(generated_dir, limit)
     ref = load_set(reference, limit=limit)
+    record = read_sidecar(find_run_midi(generated_dir))
+    if record is not None and not as_is:
+        ref = reference_in_model_terms(ref, record)
+        typer.echo(f"reference measured as {ref.name}, {len(ref.scores)} pieces (--as-is to keep it unchanged)")
     train_set = load_set(train, limit=limit) if train else None
+    scorer = make_nll_fn(checkpoint) if checkpoint else None
     result = evaluate_set(
         generated, ref, train_set,
-        nll_fn=make_nll_fn(checkpoint) if checkpoint else None,
+        nll_fn=scorer,
         embed_fn=make_embed_fn(embedder) if embedder else None,
     )
     write_evaluation(result, ref, out)
+    if scorer is not None and result.comparison.nll:
+        nll = result.comparison.nll
+        typer.echo(f"NLL under {checkpoint} ({scorer.unit}): reference {nll['reference']:.3f}, "
+                   f"generated {nll['generated']:.3f}")
     copies = sum(m.copied for m in result.memorization)
     typer.echo(f"wrote {out}: mean overlapping area {result.comparison.mean_overlap_area:.3f}, "
                f"{copies} of {len(result.memorization)} pieces flagged as copies")

@@ -17,3 +17,34 @@ def read_sidecar(folder: Path | str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def reference_in_model_terms(reference, record: dict[str, Any]):
+    """The reference `PieceSet` as the generating model's representation holds music (its `canonical`
+    form: a melody for a melody model, the model's grid and range), so that a one-track melody is not
+    measured against four-voice chorales. Pieces the representation cannot hold are left out; a
+    record without a representation returns the reference unchanged."""
+    from dataclasses import replace
+
+    from tunesmith.core.errors import SkipFile, UserError
+    from tunesmith.representations import representation_from_dict
+
+    if not isinstance(record.get("representation"), dict):
+        return reference
+    try:
+        rep = representation_from_dict(record["representation"])
+    except (UserError, KeyError, TypeError, ValueError):
+        return reference
+    ids, scores = [], []
+    for piece_id, score in zip(reference.ids, reference.scores, strict=True):
+        try:
+            canonical = rep.canonical(score)
+        except (SkipFile, UserError):
+            continue
+        if canonical.note_num():
+            ids.append(piece_id)
+            scores.append(canonical)
+    if len(scores) < 2:
+        raise UserError(f"fewer than 2 reference pieces can be held in the model's {rep.name} representation; "
+                        "add --as-is to compare the reference unchanged")
+    return replace(reference, name=f"{reference.name} (as {rep.name})", ids=ids, scores=scores, folder=None)

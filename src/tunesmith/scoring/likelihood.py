@@ -42,16 +42,26 @@ def piece_nll(loaded: LoadedModel, score: Score) -> float:
 def likelihood_unit(loaded: LoadedModel) -> str:
     """'nats per token (exact)' and the like, for reports."""
     lik = loaded.model.likelihood
-    return f"nats per {lik.unit} ({lik.kind})" if lik else "no likelihood"
+    return f"nats per {lik.unit}, {lik.kind}" if lik else "no likelihood"
 
 
-def make_nll_fn(checkpoint: str) -> Callable[[Score], float]:
+class NllScorer:
+    """Score -> mean NLL of the piece under a checkpoint's model; `unit` says per what, exact or bound."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded, self.unit = loaded, likelihood_unit(loaded)
+
+    def __call__(self, score: Score) -> float:
+        return piece_nll(self.loaded, score)
+
+
+def make_nll_fn(checkpoint: str) -> NllScorer:
     """NLL of one piece under the checkpoint's model; UserError for a family without a likelihood."""
     loaded = load_model(checkpoint)
     if loaded.model.likelihood is None:
         raise UserError(f"{checkpoint}: the {loaded.name} family defines no likelihood, so it cannot score "
                         "pieces; use a likelihood checkpoint (see `tunesmith models`)")
-    return lambda score: piece_nll(loaded, score)
+    return NllScorer(loaded)
 
 
 def make_embed_fn(checkpoint: str) -> Callable[[list[Score]], np.ndarray]:
