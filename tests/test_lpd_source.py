@@ -56,7 +56,7 @@ def test_binarized_lpd_files_keep_where_notes_sound(tmp_path):
     assert set(np.unique(back[back > 0])) == {64}  # pypianoroll's velocity for binarized rolls
 
 
-def test_a_folder_of_lpd_and_midi_files_skips_a_bad_file_with_its_reason(tmp_path, capsys):
+def test_a_folder_of_lpd_and_midi_files_skips_a_bad_file_with_its_reason(tmp_path, caplog):
     folder = tmp_path / "lpd_5_cleansed"
     write_lpd(folder / "A" / "B" / "one.npz", "Aicha.mid")
     write_lpd(folder / "two.npz", "Funkytown.mid")
@@ -66,7 +66,7 @@ def test_a_folder_of_lpd_and_midi_files_skips_a_bad_file_with_its_reason(tmp_pat
     assert describe_source(str(folder)) == "midi-folder"
     pieces = load_scores(str(folder))
     assert [pid for pid, _ in pieces] == ["A/B/one.npz", "three.mid", "two.npz"]
-    assert f"skipped {folder / 'truncated.npz'}: LPD file" in capsys.readouterr().err
+    assert f"skipped {folder / 'truncated.npz'}: LPD file" in caplog.text
     with pytest.raises(UserError, match="is not a readable npz file"):
         load_scores(str(folder / "truncated.npz"))  # alone, the bad file is the error
 

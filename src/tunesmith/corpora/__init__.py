@@ -10,13 +10,15 @@ download themselves have their own loaders: `jsb.py` (JSB Chorales) and `lpd.py`
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from symusic import Score
 
 from tunesmith.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def load_corpus(name: str, limit: int | None = None) -> list[tuple[str, Score]]:
     from tunesmith.corpora.music21_corpora import convert_files
 
     if limit is None:
-        print(f"converting corpus {name!r} from music21 once; it is cached for next time", file=sys.stderr)
+        log.info("converting corpus %r from music21 once; it is cached for next time", name)
     pieces, failed = convert_files(_files(corpus), limit, WORKERS, name, corpus.unique_numbers)
     if limit is None:
         _write_user_cache(name, pieces, failed)
@@ -122,12 +124,12 @@ def _write_user_cache(name: str, pieces: list[tuple[str, Score]], failed: list[t
     try:
         write_cache(corpus_cache_path(name), arrays)
     except OSError as error:  # a read-only cache dir costs speed next time, not correctness now
-        print(f"warning: could not cache corpus {name!r}: {error}", file=sys.stderr)
+        log.warning("could not cache corpus %r: %s", name, error)
 
 
 def _report_failures(name: str, failed: list[tuple[str, str]]) -> None:
     for piece_id, reason in failed:
-        print(f"corpus {name}: piece {piece_id} could not be converted: {reason}", file=sys.stderr)
+        log.warning("corpus %s: piece %s could not be converted: %s", name, piece_id, reason)
 
 
 def piece_filename(piece_id: str) -> str:

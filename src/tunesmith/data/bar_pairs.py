@@ -10,7 +10,7 @@ songs), for evaluating whole generated phrases against real ones.
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import numpy as np
 import torch
@@ -18,6 +18,8 @@ from symusic import Score
 from torch.utils.data import Dataset
 
 from tunesmith.core.errors import SkipFile, UserError
+
+log = logging.getLogger(__name__)
 
 
 def encode_bar_pieces(representation, scores: list[Score]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -38,7 +40,7 @@ def encode_bar_pieces(representation, scores: list[Score]) -> list[tuple[np.ndar
     if skipped:
         common = sorted(skipped.items(), key=lambda kv: -kv[1])
         reasons = ", ".join(f"{n} x {why}" for why, n in common[:4]) + (", ..." if len(common) > 4 else "")
-        print(f"{sum(skipped.values())} piece(s) left out of the bars data ({reasons})", file=sys.stderr)
+        log.warning("%d piece(s) left out of the bars data (%s)", sum(skipped.values()), reasons)
     return pieces
 
 

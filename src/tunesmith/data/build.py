@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ from tunesmith.data.sources import describe_source, file_split, load_scores
 from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
 from tunesmith.representations import get_representation
 from tunesmith.representations.base import Representation
+
+log = logging.getLogger(__name__)
 
 # Where time lies in a representation's arrays when not on axis 0 (multitrack: (5 groups, steps, 128),
 # see representations/multitrack.py). A representation class may declare it as `time_axis` instead.
@@ -89,7 +91,7 @@ def _encode_all(representation: Representation, scores: list[Score]) -> list[np.
         if len(array):
             arrays.append(array)
     if skipped:
-        print(f"{skipped} piece(s) could not be encoded as {representation.name} and were left out", file=sys.stderr)
+        log.warning("%d piece(s) could not be encoded as %s and were left out", skipped, representation.name)
     return arrays
 
 

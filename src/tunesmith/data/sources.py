@@ -9,6 +9,7 @@ stable order; piece ids are what splits hash (see `splits.py`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -17,6 +18,8 @@ from symusic import Score
 
 from tunesmith.core.constants import LPD_SUFFIXES, MIDI_SUFFIXES
 from tunesmith.core.errors import SkipFile, UserError
+
+log = logging.getLogger(__name__)
 
 JSB_SUFFIXES = (".json", ".pickle", ".pkl")
 
@@ -88,9 +91,7 @@ def _read_piece(path: Path) -> Score:
 
 def _iter_files(path: Path) -> Iterator[tuple[str, Score]]:
     """The MIDI and LPD files of a folder (recursively, no symlinks; or one MIDI file) in path order,
-    ids are paths relative to the folder; an unusable file is skipped with its reason on stderr."""
-    import sys
-
+    ids are paths relative to the folder; an unusable file is skipped with its reason (logged)."""
     suffixes = MIDI_SUFFIXES + LPD_SUFFIXES
     files = [path] if path.is_file() else sorted(
         p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file() and not p.is_symlink()
@@ -99,7 +100,7 @@ def _iter_files(path: Path) -> Iterator[tuple[str, Score]]:
         try:
             yield str(file.relative_to(path) if path.is_dir() else file.name), _read_piece(file)
         except (SkipFile, UserError) as reason:
-            print(f"skipped {file}: {reason}", file=sys.stderr)
+            log.warning("skipped %s: %s", file, reason)
 
 
 def _iter_jsb(path: Path) -> Iterator[tuple[str, Score]]:
