@@ -82,6 +82,16 @@ def copy_meta(score: Score, tpq: int | None = None) -> Score:
     return out
 
 
+def grid_steps(start: np.ndarray, duration: np.ndarray, tpq: int,
+               steps_per_quarter: int) -> tuple[np.ndarray, np.ndarray]:
+    """The quantisation rule, used everywhere: note starts and ends (ticks at `tpq`) rounded to the
+    nearest of `steps_per_quarter` steps per quarter, every note at least one step long ->
+    (start step, end step) int64."""
+    start_step = np.round(np.asarray(start) * steps_per_quarter / tpq).astype(np.int64)
+    end_step = np.round((np.asarray(start) + np.asarray(duration)) * steps_per_quarter / tpq).astype(np.int64)
+    return start_step, np.maximum(end_step, start_step + 1)
+
+
 def quantize(score: Score, steps_per_quarter: int, tpq: int | None = None) -> Score:
     """Snap every note start and end to a grid of `steps_per_quarter` steps per quarter note.
 
@@ -93,9 +103,7 @@ def quantize(score: Score, steps_per_quarter: int, tpq: int | None = None) -> Sc
     out = copy_meta(score, tpq)
     for track in score.tracks:
         arrays = track.notes.numpy()
-        start_step = np.round(arrays["time"] * steps_per_quarter / src).astype(np.int64)
-        end_step = np.round((arrays["time"] + arrays["duration"]) * steps_per_quarter / src).astype(np.int64)
-        end_step = np.maximum(end_step, start_step + 1)
+        start_step, end_step = grid_steps(arrays["time"], arrays["duration"], src, steps_per_quarter)
         ticks = lambda steps: (steps * tpq) // steps_per_quarter  # noqa: E731
         out.tracks.append(
             make_track(

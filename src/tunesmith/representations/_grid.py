@@ -21,7 +21,7 @@ from symusic import Note, Score, Track
 
 from tunesmith.core.constants import DEFAULT_TPQ
 from tunesmith.core.errors import SkipFile, UserError
-from tunesmith.core.score import new_score, note_table
+from tunesmith.core.score import grid_steps, new_score, note_table
 
 # Beyond this many steps a score is refused rather than turned into a huge array (1M 16th steps
 # at 120 qpm is about 35 hours: no real piece is that long; ingest guards catch such files earlier).
@@ -54,10 +54,7 @@ def step_table(score: Score, steps_per_quarter: int, *, pitched_only: bool = Fal
     if pitched_only:
         keep &= ~table["is_drum"]
     table = {k: v[keep] for k, v in table.items()}
-    tpq = score.ticks_per_quarter
-    start = np.round(table["start"] * steps_per_quarter / tpq).astype(np.int64)
-    end = np.round((table["start"] + table["duration"]) * steps_per_quarter / tpq).astype(np.int64)
-    end = np.maximum(end, start + 1)
+    start, end = grid_steps(table["start"], table["duration"], score.ticks_per_quarter, steps_per_quarter)
     if len(end) and int(end.max()) > MAX_STEPS:
         raise SkipFile(f"score spans {int(end.max())} grid steps, more than the limit of {MAX_STEPS}")
     out = {k: table[k] for k in ("pitch", "velocity", "track", "program", "is_drum")}
