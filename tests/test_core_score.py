@@ -4,10 +4,14 @@ import subprocess
 import sys
 
 import numpy as np
+from symusic import Score
 
 from tunesmith.core.constants import pitch_from_name, pitch_name, program_group
 from tunesmith.core.score import (
+    bar_line_after,
     bar_starts,
+    cut_at,
+    last_bars,
     make_track,
     new_score,
     note_table,
@@ -15,6 +19,7 @@ from tunesmith.core.score import (
     scores_have_same_notes,
     transpose,
     trim,
+    with_meter,
 )
 
 
@@ -68,3 +73,42 @@ def test_help_is_fast_and_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert np.isfinite(1.0)
+
+
+def _waltz_in_bars(n_bars: int) -> Score:
+    """One quarter note on each beat of `n_bars` bars of 3/4 (tpq 480), pitch = 60 + bar index."""
+    score = new_score(tpq=480, time_signature=(3, 4))
+    starts = np.arange(3 * n_bars) * 480
+    score.tracks.append(make_track(60 + starts // 1440, starts, np.full(len(starts), 480)))
+    return score
+
+
+def test_last_bars_keeps_the_last_bars_from_tick_0_with_their_meter():
+    tail = last_bars(_waltz_in_bars(5), 2)
+    table = note_table(tail)
+    assert table["start"].min() == 0 and tail.end() == 2 * 1440
+    assert set(table["pitch"].tolist()) == {63, 64}
+    assert [(ts.time, ts.numerator) for ts in tail.time_signatures] == [(0, 3)]
+    assert last_bars(_waltz_in_bars(2), 8).note_num() == 6  # fewer bars than asked: all of it
+
+
+def test_bar_line_after_counts_in_the_scores_meter_and_the_primer_bar_belongs_to_the_primer():
+    waltz = _waltz_in_bars(1)
+    assert bar_line_after(waltz, 2, 0) == 2 * 1440
+    assert bar_line_after(waltz, 2, 1440) == 3 * 1440  # ends on a bar line: the next bar is new
+    assert bar_line_after(waltz, 2, 1000) == 3 * 1440  # ends inside bar 1: it belongs to the primer
+
+
+def test_cut_at_gives_exactly_the_length_even_when_the_piece_ends_in_silence():
+    waltz = _waltz_in_bars(3)
+    assert cut_at(waltz, 1700).end() == 1700 and cut_at(waltz, 1700).note_num() == 4
+    short = cut_at(_waltz_in_bars(1), 5000)
+    assert short.end() == 5000 and short.note_num() == 3
+
+
+def test_with_meter_copies_tempo_and_time_signature():
+    plain = Score(480)
+    plain.tracks.append(make_track([60], [0], [480]))
+    stamped = with_meter(plain, _waltz_in_bars(1))
+    assert [(ts.numerator, ts.denominator) for ts in stamped.time_signatures] == [(3, 4)]
+    assert len(plain.time_signatures) == 0  # the argument is not changed
