@@ -1,7 +1,7 @@
 """Training objectives: how one batch becomes optimizer steps. Families only supply their losses.
 
-- `likelihood` (and `vae`, whose KL term lives in the model's loss): minimise `model.loss(batch)["loss"]`
-  with one AdamW optimizer.
+- `likelihood`: minimise `model.loss(batch)["loss"]` with one AdamW optimizer (a VAE's KL term, or any
+  other regulariser, lives in the model's loss).
 - `adversarial`: two optimizers over `model.generator_parameters()` / `model.discriminator_parameters()`;
   each batch runs `d_steps` discriminator updates on `model.discriminator_loss(batch)` then `g_steps`
   generator updates on `model.generator_loss(batch)` (counts from the model config).
@@ -78,4 +78,4 @@ class AdversarialObjective:
         return _floats(self.model.validation_metrics(batch))
 
 
-OBJECTIVES = {"likelihood": LikelihoodObjective, "vae": LikelihoodObjective, "adversarial": AdversarialObjective}
+OBJECTIVES = {"likelihood": LikelihoodObjective, "adversarial": AdversarialObjective}
