@@ -1,0 +1,127 @@
+"""Music quality of the shipped models, measured like against like (issue 11), side by side with the
+real-vs-real ceiling and the random-notes floor of the same reference.
+
+For each checkpoint: generate N pieces of B bars (default 32 x 16, seed 0, the family's default
+sampling unless --temperature / --top-p are given), reduce the reference corpus to what the model's
+representation holds (`evaluation.provenance.reference_in_model_terms`) and cut every reference piece
+to the same B bars, then report mean overlapping area (OA) over the features that separate real from
+random on this reference (a feature whose random-vs-real OA is within 0.05 of real-vs-real says nothing
+and is left out of the headline; all features are in the JSON), the weakest separating feature, PCH KL,
+pieces shorter than asked, and memorization flags against the reference.
+
+Usage: python benchmarks/quality.py [CKPT ...] [--n 32] [--bars 16] [--reference CORPUS] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tunesmith.core.score import bar_starts, bars_after, make_track, new_score
+from tunesmith.evaluation.compare import compare_sets
+from tunesmith.evaluation.memorization import build_index, check_set
+from tunesmith.evaluation.provenance import reference_in_model_terms
+from tunesmith.evaluation.runs import PieceSet, load_set
+from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.models.checkpoint import load_model
+from tunesmith.models.distributions import SamplingConfig
+
+SHIPPED = ("lstm-bach", "jsb-best", "midinet")
+CORPUS_FOR = {"lstm-bach": "bach", "jsb-best": "bach", "midinet": "essen"}  # jsb-best: JSB is Bach chorales
+
+
+def random_notes(n: int, bars: int, seed: int = 0) -> list:
+    """Pieces of chorale-like size and range: uniform pitches 40-80 on an 8th grid, 4/4."""
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for _ in range(n):
+        count = 16 * bars
+        score = new_score(tpq=480, time_signature=(4, 4))
+        start = np.sort(rng.integers(0, 8 * bars, count)) * 240
+        score.tracks.append(make_track(rng.integers(40, 81, count), start, rng.integers(1, 5, count) * 240))
+        pieces.append(score)
+    return pieces
+
+
+def separating(ceiling, floor, margin: float = 0.05) -> set[str]:
+    """Features whose OA drops by more than `margin` from real-vs-real to random-vs-real."""
+    return {f.name for f in ceiling.features
+            if not math.isnan(f.overlap_area) and f.overlap_area - floor.feature(f.name).overlap_area > margin}
+
+
+def headline(comparison, names: set[str]) -> tuple[float, str]:
+    """Mean OA over the separating features and the weakest of them."""
+    areas = {f.name: f.overlap_area for f in comparison.features if f.name in names and not math.isnan(f.overlap_area)}
+    weakest = min(areas, key=areas.get) if areas else "-"
+    return (float(np.mean(list(areas.values()))) if areas else float("nan")), weakest
+
+
+def measure(name: str, args: argparse.Namespace) -> dict:
+    loaded = load_model(name)
+    corpus = args.reference or CORPUS_FOR.get(name, loaded.checkpoint.get("provenance", {}).get("source", "bach"))
+    record = {"representation": loaded.checkpoint["representation"]}
+    reference = reference_in_model_terms(load_set(corpus, limit=args.limit), record)
+    cut = [bars_after(s, args.bars) for s in reference.scores]
+    real = PieceSet(reference.name, reference.ids, cut)
+    halves = (cut[0::2], cut[1::2])
+    floor_set = reference_in_model_terms(PieceSet("random", [str(i) for i in range(len(halves[0]))],
+                                                  random_notes(len(halves[0]), args.bars)), record)
+    ceiling, floor = compare_sets(*halves), compare_sets(halves[0], floor_set.scores)
+    names = separating(ceiling, floor)
+    started = time.perf_counter()
+    sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p)
+    generated = generate_scores(loaded, GenerateRequest(n=args.n, bars=args.bars, seed=args.seed, sampling=sampling))
+    seconds = time.perf_counter() - started
+    comparison = compare_sets(real.scores, generated)
+    flags = check_set(build_index(real.scores, real.ids), generated, [str(i) for i in range(len(generated))])
+    oa, weakest = headline(comparison, names)
+    described = f"{corpus} as {loaded.representation.name}, {len(cut)} pieces cut to {args.bars} bars"
+    return {
+        "model": name, "reference": described, "oa": oa, "weakest": weakest,
+        "weakest_oa": comparison.feature(weakest).overlap_area if weakest != "-" else float("nan"),
+        "ceiling": headline(ceiling, names)[0], "floor": headline(floor, names)[0],
+        "oa_all_features": comparison.mean_overlap_area, "pch_kl": comparison.pitch_class_kl["whole"],
+        "shorter_than_asked": sum(len(bar_starts(s)) < args.bars for s in generated),
+        "copies": sum(m.copied for m in flags), "pieces": len(generated), "seconds": round(seconds, 1),
+        "separating_features": sorted(names), "features": comparison.summary()["features"],
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| model | reference | OA (separating) | weakest feature | real-vs-real | random | OA (all) | "
+            "PCH KL | shorter | copies |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    return head + "".join(
+        f"| {r['model']} | {r['reference']} | {r['oa']:.3f} | {r['weakest']} ({r['weakest_oa']:.2f}) | "
+        f"{r['ceiling']:.3f} | {r['floor']:.3f} | {r['oa_all_features']:.3f} | {r['pch_kl']:.3f} | "
+        f"{r['shorter_than_asked']}/{r['pieces']} | {r['copies']} |\n" for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="*", default=list(SHIPPED))
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--bars", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--reference", help="corpus or folder for every checkpoint (default: its own corpus)")
+    parser.add_argument("--limit", type=int, default=200, help="reference pieces at most")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    rows = [measure(name, args) for name in args.checkpoints]
+    text = table(rows)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = f"n={args.n}, bars={args.bars}, seed={args.seed}, temperature={args.temperature}, top_p={args.top_p}"
+    title = "# Music quality of the shipped models"
+    (args.out / "quality.md").write_text(f"{title}\n\n`python benchmarks/quality.py` ({settings})\n\n{text}")
+    (args.out / "quality.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
