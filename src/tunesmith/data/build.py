@@ -11,7 +11,7 @@ from symusic import Score
 from torch.utils.data import Dataset
 
 from tunesmith.core.errors import SkipFile, UserError
-from tunesmith.data.augment import transpositions
+from tunesmith.data.augment import to_common_key, transpositions
 from tunesmith.data.bar_pairs import BarPairs, encode_bar_pieces
 from tunesmith.data.config import DataConfig
 from tunesmith.data.datasets import FrameWindows, TokenWindows
@@ -50,7 +50,7 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
     pieces = load_scores(cfg.source, cfg.limit)
     if len(pieces) < 2:
         raise UserError(f"{cfg.source} holds {len(pieces)} usable piece(s); training needs at least 2")
-    by_id = dict(pieces)
+    by_id = {pid: to_common_key(score) for pid, score in pieces} if cfg.normalize_key else dict(pieces)
     own_splits = describe_source(cfg.source) == "jsb-file"  # a benchmark file's splits are kept as they are
     groups = ({s: [p for p in by_id if file_split(p) == s] for s in ("train", "valid", "test")} if own_splits
               else split_ids(list(by_id), cfg.valid_fraction, cfg.test_fraction))
@@ -70,6 +70,7 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
         "source": cfg.source, "representation": cfg.representation,
         "split_rule": "the file's own train/valid/test splits" if own_splits else SPLIT_RULE,
         "valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction, "transpose": cfg.transpose,
+        "normalize_key": cfg.normalize_key,
         "pieces": {k: len(v) for k, v in groups.items()}, "train_ids_sha256": ids_fingerprint(groups["train"]),
         "valid_ids_sha256": ids_fingerprint(groups["valid"]),
     }

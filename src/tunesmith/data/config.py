@@ -64,6 +64,8 @@ class DataConfig(Strict):
     test_fraction: Fraction = 0.0
     # augment training pieces with every shift in [-transpose, +transpose] semitones
     transpose: Annotated[Int, Field(ge=0, le=MAX_TRANSPOSE)] = 0
+    # transpose every piece to C major / A minor (its estimated key) before augmentation and encoding
+    normalize_key: bool = False
     limit: Count | None = None  # use only the first N pieces of the source (debug runs)
 
     @model_validator(mode="after")
