@@ -22,11 +22,13 @@ def read_sidecar(folder: Path | str) -> dict[str, Any] | None:
 def reference_in_model_terms(reference, record: dict[str, Any]):
     """The reference `PieceSet` as the generating model's representation holds music (its `canonical`
     form: a melody for a melody model, the model's grid and range), so that a one-track melody is not
-    measured against four-voice chorales. Pieces the representation cannot hold are left out; a
-    record without a representation returns the reference unchanged."""
+    measured against four-voice chorales; in C major / A minor when the model was trained on
+    key-normalised data. Pieces the representation cannot hold are left out; a record without a
+    representation returns the reference unchanged."""
     from dataclasses import replace
 
     from tunesmith.core.errors import SkipFile, UserError
+    from tunesmith.data.augment import to_common_key
     from tunesmith.representations import representation_from_dict
 
     if not isinstance(record.get("representation"), dict):
@@ -35,10 +37,11 @@ def reference_in_model_terms(reference, record: dict[str, Any]):
         rep = representation_from_dict(record["representation"])
     except (UserError, KeyError, TypeError, ValueError):
         return reference
+    normalize = bool(record.get("training_data", {}).get("normalize_key"))
     ids, scores = [], []
     for piece_id, score in zip(reference.ids, reference.scores, strict=True):
         try:
-            canonical = rep.canonical(score)
+            canonical = rep.canonical(to_common_key(score) if normalize else score)
         except (SkipFile, UserError):
             continue
         if canonical.note_num():
