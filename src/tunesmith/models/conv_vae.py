@@ -1,0 +1,249 @@
+"""`conv-vae`: a convolutional VAE over windows of rolls (the egrillot "SimpleConv+VAE", fixed).
+
+Batch (data kind "frames"): {"frames": float (B, window, *frame), "mask": bool (B, window)} where a
+frame is a `pianoroll` step (88 keys, [onset, sustain]) with `frame="pianoroll"`, or a `multitrack`
+step (5 groups, 128 pitches, velocities) with `frame="multitrack"`. Every unit is binarised (on / off)
+and becomes one channel x time x key image (B, channels, window, keys).
+
+- Encoder: `layers` stride-2 3x3 convs (channels doubling from `channels`, ReLU) -> Linear `hidden`
+  -> (mu, logvar), `latent_dim` (the seed's 16).
+- Decoder: Linear -> Linear -> reshape, then per layer nearest upsampling to the encoder's size at
+  that depth + a 3x3 conv (no transposed convs: they fall on a slow path on this CPU), ending in one
+  logit per unit: independent Bernoulli units, trained with binary cross-entropy. The seed used MSE on
+  velocities, trained on 10 windows; a roll is mostly silence, so the final bias starts at the log
+  odds of a 5 % density.
+- Loss: (BCE + annealed free-bits KL) per frame (`vae.py`); logs "recon" (nats per frame), "kl" (nats
+  per window), "nelbo" (nats per frame), "active_units", "accuracy" (share of units right) and "f1"
+  of the sounding units. In eval mode "loss" is the plain -ELBO per frame; padding frames (mask False)
+  are not scored.
+
+Generation is one-shot (`sample`): one z ~ N(0, I) per window, windows decoded and concatenated until
+`plan.bars` 4/4 bars at `steps_per_quarter` are covered; each unit is a Bernoulli draw at
+`--temperature` (default 1: the model's distribution).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from tunesmith.core.constants import N_PITCHES, PIANO_KEYS
+from tunesmith.core.errors import UserError
+from tunesmith.models.base import Likelihood, MusicModel, SamplePlan, check_choice, check_positive
+from tunesmith.models.distributions import sample_bernoulli
+from tunesmith.models.vae import LatentTerms, negative_elbo, reparameterize
+
+# frame name -> (keys, channels, channels come first in a frame); multitrack decodes at this velocity
+FRAMES = {"pianoroll": (PIANO_KEYS, 2, False), "multitrack": (N_PITCHES, 5, True)}
+VELOCITY = 80
+START_DENSITY = 0.05
+
+
+@dataclass
+class ConvVAEConfig:
+    frame: str = "pianoroll"  # pianoroll (frames (88, 2)) | multitrack (frames (5, 128))
+    window: int = 64  # steps per latent code; must equal data.window
+    latent_dim: int = 16
+    channels: int = 32  # of the first conv layer, doubled per layer
+    layers: int = 3
+    hidden: int = 256
+    kl_warmup_steps: int = 1000
+    free_bits: float = 0.0
+    steps_per_quarter: int = 4  # the representation's grid (sets how many frames make a bar)
+    elbo_samples: int = 8  # posterior draws per window when scoring (seeded: repeatable)
+
+
+def conv_sizes(window: int, keys: int, layers: int) -> list[tuple[int, int]]:
+    """(time, keys) of the image after each stride-2 layer, input first: 64 x 88 -> 32 x 44 -> ..."""
+    sizes = [(window, keys)]
+    for _ in range(layers):
+        t, k = sizes[-1]
+        sizes.append(((t + 1) // 2, (k + 1) // 2))
+    return sizes
+
+
+class ConvVAE(MusicModel):
+    """Conv encoder -> z -> upsample + conv decoder -> Bernoulli logits; see the module docstring."""
+
+    name: ClassVar[str] = "conv-vae"
+    Config: ClassVar[type] = ConvVAEConfig
+    data_kind: ClassVar[str] = "frames"
+    likelihood: ClassVar[Likelihood] = Likelihood("bound", "frame")
+    generation: ClassVar[str] = "one-shot"
+    options: ClassVar[frozenset[str]] = frozenset({"temperature"})
+    cpu_threads: ClassVar[int] = 1  # small convs: two threads fighting on a shared CPU ran 30x slower here
+
+    def __init__(self, config: ConvVAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.keys, self.in_channels, self.channels_first = FRAMES[c.frame]
+        self.sizes = conv_sizes(c.window, self.keys, c.layers)
+        widths = [self.in_channels] + [c.channels * 2**i for i in range(c.layers)]
+        self.downs = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1)
+                                   for i in range(c.layers))
+        flat = widths[-1] * math.prod(self.sizes[-1])
+        self.enc_fc = nn.Linear(flat, c.hidden)
+        self.to_posterior = nn.Linear(c.hidden, 2 * c.latent_dim)
+        self.dec_fc = nn.Sequential(nn.Linear(c.latent_dim, c.hidden), nn.ReLU(), nn.Linear(c.hidden, flat),
+                                    nn.ReLU())
+        self.ups = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1)
+                                 for i in reversed(range(c.layers)))
+        with torch.no_grad():
+            self.ups[-1].bias.fill_(math.log(START_DENSITY / (1 - START_DENSITY)))
+        self.widths = widths
+        self.latent = LatentTerms(c.kl_warmup_steps, c.free_bits)
+
+    # ---- registry and tests ---------------------------------------------------------------------
+
+    @classmethod
+    def debug_config(cls) -> dict:
+        return {"window": 16, "latent_dim": 4, "channels": 4, "layers": 2, "hidden": 16, "kl_warmup_steps": 10,
+                "free_bits": 0.1, "elbo_samples": 2}
+
+    @classmethod
+    def validate_config(cls, config: ConvVAEConfig) -> None:
+        check_choice(config, "frame", tuple(FRAMES))
+        check_positive(config, "window", "latent_dim", "channels", "layers", "hidden", "steps_per_quarter",
+                       "elbo_samples")
+        check_positive(config, "kl_warmup_steps", "free_bits", minimum=0)
+        if config.window < 2**config.layers:
+            raise UserError(f"model config window must be at least 2**layers = {2**config.layers} steps, "
+                            f"got {config.window}")
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        """Random sparse frames (B, window, *frame) in {0, 1} and a mask with some padding at the end."""
+        frames = (torch.rand(batch_size, self.config.window, *self.frame_shape()) < 0.1).float()
+        mask = torch.ones(batch_size, self.config.window, dtype=torch.bool)
+        mask[0, -2:] = False
+        return {"frames": frames * mask[:, :, None, None], "mask": mask}
+
+    def frame_shape(self) -> tuple[int, int]:
+        return (self.in_channels, self.keys) if self.channels_first else (self.keys, self.in_channels)
+
+    # ---- layout ---------------------------------------------------------------------------------
+
+    def to_image(self, frames: Tensor) -> Tensor:
+        """Frames (B, T, *frame) -> binary image (B, channels, T, keys)."""
+        if frames.shape[1] != self.config.window or tuple(frames.shape[2:]) != self.frame_shape():
+            raise UserError(f"a {self.name} model with frame={self.config.frame!r} and window="
+                            f"{self.config.window} takes windows of shape ({self.config.window}, "
+                            f"{', '.join(map(str, self.frame_shape()))}), got {tuple(frames.shape[1:])}: "
+                            "set model config window to data.window")
+        image = (frames > 0).float()
+        return image.permute(0, 2, 1, 3) if self.channels_first else image.permute(0, 3, 1, 2)
+
+    def from_image(self, image: Tensor) -> np.ndarray:
+        """A binary image (channels, T, keys) -> the representation's array: pianoroll (T, 88, 2) bool,
+        multitrack (5, T, 128) uint8 velocities."""
+        if self.channels_first:
+            return (image.numpy() * VELOCITY).astype(np.uint8)
+        return image.permute(1, 2, 0).numpy().astype(bool)
+
+    # ---- the network ----------------------------------------------------------------------------
+
+    def posterior(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, channels, T, keys) -> (mu, logvar) (B, latent_dim)."""
+        h = image
+        for down in self.downs:
+            h = F.relu(down(h))
+        mu, logvar = self.to_posterior(F.relu(self.enc_fc(h.flatten(1)))).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode_logits(self, z: Tensor) -> Tensor:
+        """z (B, D) -> logits (B, channels, T, keys), one per unit."""
+        h = self.dec_fc(z).reshape(len(z), self.widths[-1], *self.sizes[-1])
+        for i, conv in enumerate(self.ups):
+            h = conv(F.interpolate(h, size=self.sizes[-2 - i], mode="nearest"))
+            h = F.relu(h) if i < len(self.ups) - 1 else h
+        return h
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Training: (BCE + annealed free-bits KL) per frame; eval: -ELBO per frame. Logs in the docstring."""
+        image, mask = self.to_image(batch["frames"]), batch["mask"].float()
+        mu, logvar = self.posterior(image)
+        logits = self.decode_logits(reparameterize(mu, logvar))
+        units = mask[:, None, :, None].expand_as(image)
+        nll = (F.binary_cross_entropy_with_logits(logits, image, reduction="none") * units).sum()
+        shaped_kl, kl, logs = self.latent(mu, logvar)
+        n_frames = mask.sum().clamp(min=1)
+        nelbo = negative_elbo(nll, kl) / n_frames
+        loss = (nll + shaped_kl) / n_frames if self.training and torch.is_grad_enabled() else nelbo
+        return {"loss": loss, "recon": (nll / n_frames).detach(), "nelbo": nelbo.detach(),
+                **self._scores(logits.detach() > 0, image, units), **logs}
+
+    @staticmethod
+    def _scores(guess: Tensor, image: Tensor, units: Tensor) -> dict[str, Tensor]:
+        """Share of (unpadded) units right, and F1 of the sounding units (1 when none sound or are guessed)."""
+        on, real = guess & (units > 0), (image > 0) & (units > 0)
+        hits = (on & real).sum().float()
+        f1 = 2 * hits / (on.sum() + real.sum()).clamp(min=1) if (on.sum() + real.sum()) > 0 else torch.tensor(1.0)
+        right = ((guess == (image > 0)).float() * units).sum() / units.sum().clamp(min=1)
+        return {"accuracy": right, "f1": f1}
+
+    # ---- likelihood -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def log_likelihood(self, array: np.ndarray) -> tuple[float, int]:
+        """ELBO, a lower bound on log p (not the exact log-probability), of one piece as its representation
+        encodes it (pianoroll (T, 88, 2); multitrack (5, T, 128)): cut into windows of `window` steps (the
+        last zero-padded, its padding not scored), each scored as E_q[log p(x | z)] - KL(q || p) with
+        `elbo_samples` seeded posterior draws. Returns (ELBO in nats, T frames)."""
+        frames, mask = self.windows(np.asarray(array))
+        image = self.to_image(frames)
+        units = mask[:, None, :, None].float().expand_as(image)
+        mu, logvar = self.eval().posterior(image)
+        generator = torch.Generator().manual_seed(0)
+        recon = 0.0
+        for _ in range(self.config.elbo_samples):
+            logits = self.decode_logits(reparameterize(mu, logvar, generator))
+            bce = F.binary_cross_entropy_with_logits(logits, image, reduction="none")
+            recon -= float((bce * units).sum()) / self.config.elbo_samples
+        _, kl, _ = self.latent(mu, logvar)
+        return recon - float(kl), int(mask.sum())
+
+    def windows(self, array: np.ndarray) -> tuple[Tensor, Tensor]:
+        """One encoded piece -> (frames (n, window, *frame) float, mask (n, window) bool), time cut into
+        consecutive windows, the last zero-padded."""
+        steps = np.moveaxis(array, 1, 0) if self.channels_first else array
+        w, n = self.config.window, max(1, math.ceil(len(steps) / self.config.window))
+        frames = np.zeros((n * w, *self.frame_shape()), np.float32)
+        frames[: len(steps)] = steps
+        mask = np.arange(n * w) < len(steps)
+        return torch.from_numpy(frames).reshape(n, w, *self.frame_shape()), torch.from_numpy(mask).reshape(n, w)
+
+    # ---- latents and generation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_pieces(self, arrays: list[np.ndarray]) -> Tensor:
+        """Encoded pieces -> posterior means (n, latent_dim) of their first windows."""
+        first = torch.stack([self.windows(np.asarray(a))[0][0] for a in arrays])
+        return self.eval().posterior(self.to_image(first))[0]
+
+    @torch.no_grad()
+    def decode_latents(self, z: Tensor, n_steps: int, sampling, generator: torch.Generator | None = None
+                       ) -> list[np.ndarray]:
+        """Latents (n, D) -> n arrays of `n_steps` steps in the representation's layout; one latent fills
+        one window, repeated when `n_steps` exceeds it."""
+        probs = self.eval().decode_logits(z)
+        reps = math.ceil(n_steps / self.config.window)
+        images = sample_bernoulli(probs.repeat(1, 1, reps, 1), sampling, generator)[:, :, :n_steps]
+        return [self.from_image(image) for image in images]
+
+    @torch.no_grad()
+    def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
+        """`plan.n` pieces covering `plan.bars` 4/4 bars, one z ~ N(0, I) per window, in the
+        representation's layout."""
+        self.eval()
+        n_steps = plan.bars * 4 * self.config.steps_per_quarter
+        n_windows = math.ceil(n_steps / self.config.window)
+        z = torch.randn(plan.n * n_windows, self.config.latent_dim, generator=generator)
+        images = sample_bernoulli(self.decode_logits(z), plan.sampling, generator)
+        c, w, k = images.shape[1:]
+        pieces = images.reshape(plan.n, n_windows, c, w, k).permute(0, 2, 1, 3, 4).reshape(plan.n, c, -1, k)
+        return [self.from_image(piece[:, :n_steps]) for piece in pieces]

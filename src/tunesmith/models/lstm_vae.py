@@ -1,0 +1,281 @@
+"""`lstm-vae`: a recurrent VAE over token windows (the egrillot "SimpleLSTM+VAE" on `grid` melodies).
+
+Batch (data kind "tokens"): {"tokens": int64 (B, window + 1)}, windows of [BOS] + piece + [EOS],
+right-padded with `pad_id`. x_0 is given; x_1..x_W are encoded and reconstructed.
+
+- Encoder: embedding -> BiLSTM over x_1..x_W (padding packed away) -> both directions' last states
+  -> Linear -> (mu, logvar) of a diagonal Gaussian q(z | x), `latent_dim` (the seed's 128).
+- Decoder: a GRU (the seed's) or LSTM whose initial state is tanh(Linear(z)), fed the previous token
+  (teacher forcing) and, with `z_every_step`, z at every step too (so the latent cannot fade along
+  the window); word dropout replaces a share of the decoder's input tokens by <pad> (Bowman et al.
+  2016), so the decoder must lean on z. Linear over the vocabulary.
+- Loss: cross-entropy of x_1..x_W + KL, with linear KL annealing and free bits (`vae.py`); logs "recon"
+  (nats per token), "kl" (nats per window), "nelbo" (nats per token), "active_units", "accuracy"
+  (teacher-forced reconstruction accuracy per token). In eval mode "loss" is the plain -ELBO per token.
+
+Departures from the seed: the seed's decoder read the same sequence it encoded with no shift, so it
+could copy its input; here it predicts each token from the ones before it and z. The seed had no KL
+schedule, and its KL ended at 0.015 nats: a collapsed latent that the decoder ignored.
+
+Generation is one-shot (`sample`): z ~ N(0, I) per piece, then the decoder runs token by token with its
+own recurrent state (no re-feeding), drawing through `sample_categorical` (temperature, top-k, top-p;
+default: the model's distribution). <pad>/<bos>/<eos> are never drawn. It draws `plan.bars *
+tokens_per_bar` tokens (grid: 16 per 4/4 bar at 4 steps per quarter); the caller cuts at the bar line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from tunesmith.core.errors import UserError
+from tunesmith.models.base import (
+    Likelihood,
+    MusicModel,
+    SamplePlan,
+    check_choice,
+    check_fraction,
+    check_positive,
+)
+from tunesmith.models.distributions import SamplingConfig, sample_categorical
+from tunesmith.models.layers import RecurrentStepper
+from tunesmith.models.vae import LatentTerms, negative_elbo, reparameterize
+
+
+@dataclass
+class LSTMVAEConfig:
+    vocab_size: int = 0  # filled from the representation
+    pad_id: int = 0  # filled from the representation
+    bos_id: int = 1  # <bos> and <eos> of tunesmith vocabularies (never drawn in generation)
+    eos_id: int = 2
+    window: int = 64  # tokens per latent code (set to data.window): scoring windows a piece by it
+    embed_dim: int = 64
+    encoder_hidden: int = 256  # per direction
+    latent_dim: int = 128
+    decoder_hidden: int = 256
+    decoder_layers: int = 1
+    cell: str = "gru"  # decoder cell: gru (the seed's) | lstm
+    z_every_step: bool = True  # concatenate z to the decoder input at every step
+    word_dropout: float = 0.0  # share of decoder input tokens replaced by <pad> in training
+    dropout: float = 0.1  # on the decoder output
+    kl_warmup_steps: int = 2000  # optimizer steps of linear KL annealing (0: weight 1 from the start)
+    free_bits: float = 0.0  # nats per latent dimension below which the KL is not pushed down
+    tokens_per_bar: int = 16  # tokens drawn per requested bar (grid: 4 x steps_per_quarter)
+    elbo_samples: int = 8  # posterior draws per window when scoring (seeded: repeatable)
+
+
+class LSTMVAE(MusicModel):
+    """BiLSTM encoder -> z -> recurrent decoder; see the module docstring."""
+
+    name: ClassVar[str] = "lstm-vae"
+    Config: ClassVar[type] = LSTMVAEConfig
+    data_kind: ClassVar[str] = "tokens"
+    likelihood: ClassVar[Likelihood] = Likelihood("bound", "token")
+    generation: ClassVar[str] = "one-shot"
+    options: ClassVar[frozenset[str]] = frozenset({"temperature", "top_k", "top_p"})
+    cpu_threads: ClassVar[int] = 1  # recurrent layers: one thread per process is fastest here
+
+    def __init__(self, config: LSTMVAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.embed_dim)
+        self.encoder = nn.LSTM(c.embed_dim, c.encoder_hidden, batch_first=True, bidirectional=True)
+        self.to_posterior = nn.Linear(2 * c.encoder_hidden, 2 * c.latent_dim)
+        rnn_cls = nn.LSTM if c.cell == "lstm" else nn.GRU
+        z_in = c.latent_dim if c.z_every_step else 0
+        self.decoder = rnn_cls(c.embed_dim + z_in, c.decoder_hidden, c.decoder_layers, batch_first=True)
+        n_states = c.decoder_layers * (2 if c.cell == "lstm" else 1)
+        self.to_state = nn.Linear(c.latent_dim, n_states * c.decoder_hidden)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.decoder_hidden, c.vocab_size)
+        self.latent = LatentTerms(c.kl_warmup_steps, c.free_bits)
+
+    # ---- registry and tests ---------------------------------------------------------------------
+
+    @classmethod
+    def debug_config(cls) -> dict:
+        return {"window": 12, "embed_dim": 8, "encoder_hidden": 16, "latent_dim": 4, "decoder_hidden": 16,
+                "kl_warmup_steps": 10, "free_bits": 0.1, "elbo_samples": 2}
+
+    @classmethod
+    def debug_dims(cls) -> dict:
+        return {"vocab_size": 24, "pad_id": 0}
+
+    @classmethod
+    def validate_config(cls, config: LSTMVAEConfig) -> None:
+        check_positive(config, "vocab_size", "window", "embed_dim", "encoder_hidden", "latent_dim",
+                       "decoder_hidden", "decoder_layers", "tokens_per_bar", "elbo_samples")
+        check_positive(config, "kl_warmup_steps", "free_bits", minimum=0)
+        check_fraction(config, "dropout", "word_dropout")
+        check_choice(config, "cell", ("gru", "lstm"))
+        for key in ("pad_id", "bos_id", "eos_id"):
+            if not 0 <= getattr(config, key) < config.vocab_size:
+                raise UserError(f"model config {key} must be a token id below vocab_size "
+                                f"({config.vocab_size}), got {getattr(config, key)!r}")
+
+    def example_batch(self, batch_size: int = 2, length: int | None = None) -> dict[str, Tensor]:
+        """Random windows {"tokens": (B, length + 1)} (length: the config's window)."""
+        length = length or self.config.window
+        tokens = torch.randint(3, self.config.vocab_size, (batch_size, length + 1))
+        tokens[:, 0] = self.config.bos_id
+        return {"tokens": tokens}
+
+    # ---- the network ----------------------------------------------------------------------------
+
+    def posterior(self, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Tokens x_1..x_W (B, W) int64 -> (mu, logvar) (B, latent_dim); padding is left out."""
+        lengths = (targets != self.config.pad_id).sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(self.embed(targets), lengths, batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.encoder(packed)
+        mu, logvar = self.to_posterior(torch.cat([h_n[0], h_n[1]], dim=-1)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def initial_state(self, z: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """z (B, D) -> the decoder's initial state, as nn.GRU / nn.LSTM take it ((layers, B, H) each)."""
+        c = self.config
+        states = torch.tanh(self.to_state(z)).reshape(len(z), -1, c.decoder_hidden).transpose(0, 1)
+        if c.cell == "lstm":
+            h, cell = states.chunk(2, dim=0)
+            return h.contiguous(), cell.contiguous()
+        return states.contiguous()
+
+    def decode_logits(self, inputs: Tensor, z: Tensor) -> Tensor:
+        """Teacher forcing: input tokens (B, W) and z (B, D) -> logits (B, W, vocab) for the next tokens."""
+        x = self.embed(inputs)
+        if self.config.z_every_step:
+            x = torch.cat([x, z[:, None].expand(-1, x.shape[1], -1)], dim=-1)
+        hidden, _ = self.decoder(x, self.initial_state(z))
+        return self.head(self.drop(hidden))
+
+    def _word_dropout(self, inputs: Tensor) -> Tensor:
+        rate = self.config.word_dropout
+        if not self.training or rate == 0:
+            return inputs
+        drop = torch.rand(inputs.shape, device=inputs.device) < rate
+        drop[:, 0] = False  # keep the first token: it says where in the piece the window starts
+        return inputs.masked_fill(drop, self.config.pad_id)
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Training: (CE + annealed free-bits KL) per token; eval: -ELBO per token. Logs in the docstring."""
+        tokens = batch["tokens"]
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        mu, logvar = self.posterior(targets)
+        logits = self.decode_logits(self._word_dropout(inputs), reparameterize(mu, logvar))
+        mask = targets != self.config.pad_id
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")[mask].sum()
+        shaped_kl, kl, logs = self.latent(mu, logvar)
+        n_tokens = mask.sum().clamp(min=1)
+        nelbo = negative_elbo(nll, kl) / n_tokens
+        correct = (logits.argmax(-1) == targets)[mask].float().sum() / n_tokens
+        loss = (nll + shaped_kl) / n_tokens if self.training and torch.is_grad_enabled() else nelbo
+        return {"loss": loss, "recon": (nll / n_tokens).detach(), "nelbo": nelbo.detach(),
+                "accuracy": correct, **logs}
+
+    # ---- likelihood -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def log_likelihood(self, array: np.ndarray) -> tuple[float, int]:
+        """ELBO, a lower bound on log p (not the exact log-probability), of a framed piece [bos, tokens...,
+        eos] (n,): the piece is cut into windows of `window` predicted tokens (each window's first token is
+        the previous one's last, given), each scored as E_q[log p(x | z)] - KL(q || p) with `elbo_samples`
+        seeded posterior draws. Returns (ELBO in nats, n - 1 tokens)."""
+        seq = torch.as_tensor(np.asarray(array), dtype=torch.long)
+        chunks = self.windows(seq)
+        mu, logvar = self.eval().posterior(chunks[:, 1:])
+        generator = torch.Generator().manual_seed(0)
+        mask = chunks[:, 1:] != self.config.pad_id
+        recon = 0.0
+        for _ in range(self.config.elbo_samples):
+            logits = self.decode_logits(chunks[:, :-1], reparameterize(mu, logvar, generator))
+            log_p = logits.log_softmax(-1).gather(-1, chunks[:, 1:, None]).squeeze(-1)
+            recon += float(log_p[mask].sum()) / self.config.elbo_samples
+        _, kl, _ = self.latent(mu, logvar)
+        return recon - float(kl), len(seq) - 1
+
+    def windows(self, seq: Tensor) -> Tensor:
+        """A framed piece (n,) -> (chunks, window + 1) overlapping by one token, the last right-padded."""
+        w = self.config.window
+        rows = [seq[start : start + w + 1] for start in range(0, max(len(seq) - 1, 1), w)]
+        return torch.stack([F.pad(r, (0, w + 1 - len(r)), value=self.config.pad_id) for r in rows])
+
+    # ---- latents and generation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_pieces(self, arrays: list[np.ndarray]) -> Tensor:
+        """Encoded pieces (unframed token arrays) -> posterior means (n, latent_dim) of their first windows."""
+        seqs = [torch.as_tensor(np.r_[self.config.bos_id, np.asarray(a, np.int64)]) for a in arrays]
+        first = torch.stack([self.windows(s)[0] for s in seqs])
+        return self.eval().posterior(first[:, 1:])[0]
+
+    def forward(self, tokens: Tensor, z: Tensor | None = None) -> Tensor:
+        """The decoder as a language model: tokens (B, T) -> next-token logits (B, T, vocab) given z
+        (B, D) (default 0, the prior's mode); `stepper` is its incremental view."""
+        return self.decode_logits(tokens, self._latent_or_mode(z, len(tokens)))
+
+    def _latent_or_mode(self, z: Tensor | None, batch_size: int) -> Tensor:
+        return z if z is not None else torch.zeros(batch_size, self.config.latent_dim)
+
+    def stepper(self, quantize: bool = False, z: Tensor | None = None) -> LatentStepper:
+        """The decoder one token at a time with its recurrent state, given z (default 0)."""
+        return LatentStepper(self, quantize, z)
+
+    @torch.no_grad()
+    def decode_latents(self, z: Tensor, n_tokens: int, sampling: SamplingConfig,
+                       generator: torch.Generator | None = None) -> list[np.ndarray]:
+        """Latents (n, D) -> n token arrays (n_tokens,) int64, drawn one token at a time from <bos>."""
+        stepper = self.eval().stepper(z=z)
+        state = stepper.initial_state(len(z))
+        token = torch.full((len(z),), self.config.bos_id, dtype=torch.long)
+        banned = sorted({self.config.pad_id, self.config.bos_id, self.config.eos_id})
+        out = [torch.zeros(len(z), 0, dtype=torch.long)]
+        for _ in range(n_tokens):
+            logits, state = stepper(token, state)
+            logits[:, banned] = float("-inf")
+            token = sample_categorical(logits, sampling, generator)
+            out.append(token[:, None])
+        return list(torch.cat(out, dim=1).numpy())
+
+    @torch.no_grad()
+    def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
+        """`plan.n` pieces of `plan.bars * tokens_per_bar` tokens (n_tokens,) int64, each from its own
+        z ~ N(0, I)."""
+        z = torch.randn(plan.n, self.config.latent_dim, generator=generator)
+        return self.decode_latents(z, plan.bars * self.config.tokens_per_bar, plan.sampling, generator)
+
+
+class LatentStepper(nn.Module):
+    """Feeds the decoder one token per call with its recurrent state, z fixed per piece.
+
+    State: (per-layer recurrent state as `RecurrentStepper` keeps it, z (B, D)).
+    """
+
+    def __init__(self, model: LSTMVAE, quantize: bool = False, z: Tensor | None = None) -> None:
+        super().__init__()
+        self.embed, self.head, self.config = model.embed, model.head, model.config
+        self.to_state, self.z, self.latent_or_mode = model.initial_state, z, model._latent_or_mode
+        self.core = RecurrentStepper(model.decoder, quantize)
+        self.eval()
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu", generator=None):
+        z = self.latent_or_mode(self.z, batch_size).to(device)
+        state = self.to_state(z)
+        if self.config.cell == "lstm":
+            h, c = state
+            return [(h[i], c[i]) for i in range(len(h))], z
+        return [state[i] for i in range(len(state))], z
+
+    @torch.no_grad()
+    def forward(self, tokens: Tensor, state) -> tuple[Tensor, tuple]:
+        """tokens (B,) int64 -> logits (B, vocab), new state."""
+        rnn_state, z = state
+        x = self.embed(tokens)
+        if self.config.z_every_step:
+            x = torch.cat([x, z], dim=-1)
+        hidden, rnn_state = self.core(x, rnn_state)
+        return self.head(hidden), (rnn_state, z)
