@@ -147,6 +147,8 @@ def generate(
             raise UserError(f"--{name} {value} is above the limit of {LIMITS[name]}; add --no-limits to go beyond")
     if primer_bars is not None and primer is None:
         raise UserError("--primer-bars needs --primer")
+    if chords is not None and not chords.split():
+        raise UserError('--chords needs at least one chord name, e.g. --chords "C G Am F"')
     request = GenerateRequest(
         n=n, bars=bars, steps=steps, primer=primer, primer_bars=primer_bars or 8, seed=seed,
         sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p),
@@ -228,19 +230,28 @@ def compare(
     train: str = typer.Option(None, "--train", help="Training set for the copy check (default: reference)."),
     out: Path = typer.Option(Path("comparison.html"), "--out", help="Report: .html or .json."),
     limit: int = typer.Option(None, "--limit", min=2, help="Use at most this many pieces of each set."),
+    as_is: bool = typer.Option(False, "--as-is", help="Measure every run against the reference as it is, "
+                               "not as each run's model representation holds it (from generation.json)."),
 ) -> None:
-    """Compare several models side by side against one reference: one table, best value per column marked."""
+    """Compare several models side by side against one reference: one table, best value per column marked.
+
+    Each run with a generation.json is measured against the reference reduced to its own model's
+    representation (like against like); the copy check uses the unreduced training set."""
+    from tunesmith.evaluation.provenance import read_sidecar, reference_in_model_terms
     from tunesmith.evaluation.report import check_out, write_comparison
-    from tunesmith.evaluation.runs import evaluate_runs, load_run, load_set
+    from tunesmith.evaluation.runs import evaluate_runs, find_run_midi, load_run, load_set
 
     check_out(out)
     sets = [load_run(run, limit) for run in runs]
     ref = load_set(reference, limit=limit)
-    results = evaluate_runs(sets, ref, load_set(train, limit=limit) if train else None)
+    train_set = load_set(train, limit=limit) if train else None
+    records = [None if as_is else read_sidecar(find_run_midi(run)) for run in runs]
+    references = [reference_in_model_terms(ref, record) if record else ref for record in records]
+    results = evaluate_runs(sets, references, train_set or ref)  # copies checked against the real pieces
     write_comparison(results, ref, out)
-    for result in results:
-        typer.echo(f"{result.name}: mean overlapping area {result.comparison.mean_overlap_area:.3f}, "
-                   f"{sum(m.copied for m in result.memorization)} copies")
+    for result, run_ref in zip(results, references, strict=True):
+        typer.echo(f"{result.name}: mean overlapping area {result.comparison.mean_overlap_area:.3f} against "
+                   f"{run_ref.name}, {sum(m.copied for m in result.memorization)} copies")
     typer.echo(f"wrote {out}")
 
 
@@ -266,7 +277,7 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
     """End to end on a bundled corpus: train a small model, write MIDI, WAV and PNG."""
     from tunesmith.demo import run_demo
 
-    run_demo(out)
+    run_demo(out, say=typer.echo)
 
 
 @app.callback()

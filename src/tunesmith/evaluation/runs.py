@@ -134,13 +134,17 @@ def evaluate_set(generated: PieceSet, reference: PieceSet, train: PieceSet | Non
     return Evaluation(generated, comparison, memorization, against.name, thresholds, index.n)
 
 
-def evaluate_runs(runs: Sequence[PieceSet], reference: PieceSet, train: PieceSet | None = None,
+def evaluate_runs(runs: Sequence[PieceSet], reference: PieceSet | Sequence[PieceSet], train: PieceSet | None = None,
                   thresholds: Thresholds = Thresholds()) -> list[Evaluation]:
-    """`evaluate_set` for every run against one reference, sharing one n-gram index."""
+    """`evaluate_set` for every run against one reference (or one per run: each run's reference in its
+    model's terms), sharing one n-gram index of `train` (default: the first reference as given)."""
+    references = [reference] * len(runs) if isinstance(reference, PieceSet) else list(reference)
     seen: dict[str, int] = {}
     for run in runs:  # two runs named alike (a/samples, b/samples are named a, b; x/run, y/run are not)
         seen[run.name] = seen.get(run.name, 0) + 1
         if seen[run.name] > 1:
             run.name = f"{run.name} ({seen[run.name]})"
-    index = memorization_index(train if train is not None else reference)
-    return [evaluate_set(run, reference, train, index=index, thresholds=thresholds) for run in runs]
+    against = train if train is not None else references[0]
+    index = memorization_index(against)
+    return [evaluate_set(run, ref, against, index=index, thresholds=thresholds)
+            for run, ref in zip(runs, references, strict=True)]
