@@ -18,6 +18,7 @@ from tunesmith.models.nade_mixture import NADEMixture
 from tunesmith.models.rnn import GRULanguageModel, RNNLanguageModel
 from tunesmith.models.seq2seq import Seq2One, Seq2Seq
 from tunesmith.models.token_gan import TokenGAN
+from tunesmith.models.transformer import TransformerLM
 from tunesmith.representations.base import Representation
 
 MODELS: dict[str, type[MusicModel]] = {
@@ -30,6 +31,7 @@ MODELS: dict[str, type[MusicModel]] = {
     "lstm-nade-mix": NADEMixture,
     "midinet": MidiNet,
     "bar-autoencoder": BarAutoencoder,
+    "transformer": TransformerLM,
 }
 
 
