@@ -12,7 +12,9 @@ from typing import Any
 from tunesmith.core.errors import UserError
 from tunesmith.models.bar_autoencoder import BarAutoencoder
 from tunesmith.models.base import MusicModel, check_types
+from tunesmith.models.conv_vae import ConvVAE
 from tunesmith.models.frame_nade import FrameNADE
+from tunesmith.models.lstm_vae import LSTMVAE
 from tunesmith.models.midinet import MidiNet
 from tunesmith.models.nade_mixture import NADEMixture
 from tunesmith.models.rnn import GRULanguageModel, RNNLanguageModel
@@ -31,6 +33,8 @@ MODELS: dict[str, type[MusicModel]] = {
     "lstm-nade-mix": NADEMixture,
     "midinet": MidiNet,
     "bar-autoencoder": BarAutoencoder,
+    "lstm-vae": LSTMVAE,
+    "conv-vae": ConvVAE,
     "transformer": TransformerLM,
 }
 
