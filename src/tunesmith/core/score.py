@@ -155,12 +155,11 @@ def bar_starts(score: Score, end_tick: int | None = None) -> np.ndarray:
     sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures)
     if not sigs or sigs[0][0] > 0:
         sigs.insert(0, (0, 4, 4))
-    starts: list[int] = []
+    segments = []
     for i, (time, num, den) in enumerate(sigs):
         seg_end = sigs[i + 1][0] if i + 1 < len(sigs) else max(end, time + 1)
-        bar = max(1, num * tpq * 4 // den)
-        starts.extend(range(time, seg_end, bar))
-    return np.asarray(starts, dtype=np.int64)
+        segments.append(np.arange(time, seg_end, max(1, num * tpq * 4 // den), dtype=np.int64))
+    return np.concatenate(segments)
 
 
 def first_tempo_qpm(score: Score) -> float:
