@@ -100,6 +100,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> Path:
     torch.manual_seed(config.trainer.seed)
     device = pick_device(config.trainer.device)
     cls = model_class(config.model.name)
+    if checkpoint is None:  # a wrong model config is one sentence now, not after minutes of data loading
+        make_config(config.model.name, config.model.config, cls.debug_dims())
     _set_threads(config, cls, device)
     rep = representation_from_dict(checkpoint["representation"]) if checkpoint else None
     data = prepare_data(config.data, cls.data_kind, rep)
