@@ -49,8 +49,8 @@ def describe_source(source: str | Path) -> str:
 
 def iter_scores(source: str | Path, limit: int | None = None, verify: bool | None = None,
                 ) -> Iterator[tuple[str, Score]]:
-    """Yield `(piece_id, Score)` from `source`; unreadable files of a folder are skipped with their
-    reason on stderr (a single unreadable file is a UserError). `verify` applies to an ingest
+    """Yield `(piece_id, Score)` from `source`; unreadable files of a folder are skipped with a warning
+    (a single unreadable file, or a folder where no file is readable, is a UserError). `verify` applies to an ingest
     dataset (see `io.cache.open_dataset`: None hashes its shards once per process)."""
     yield from islice(_iter_kind(describe_source(source), source, verify), limit)
 
@@ -90,17 +90,36 @@ def _read_piece(path: Path) -> Score:
 
 
 def _iter_files(path: Path) -> Iterator[tuple[str, Score]]:
-    """The MIDI and LPD files of a folder (recursively, no symlinks; or one MIDI file) in path order,
-    ids are paths relative to the folder; an unusable file is skipped with its reason (logged)."""
-    suffixes = MIDI_SUFFIXES + LPD_SUFFIXES
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file() and not p.is_symlink()
-    )
-    for file in files:
+    """The MIDI and LPD files of a folder (recursively, no symlinks) in path order, ids relative to the
+    folder; or one MIDI file, which must be readable (UserError). Unusable files of a folder are skipped:
+    one warning names the first and counts the rest (--verbose lists each); a folder with files and
+    none usable is a UserError."""
+    if path.is_file():
         try:
-            yield str(file.relative_to(path) if path.is_dir() else file.name), _read_piece(file)
-        except (SkipFile, UserError) as reason:
-            log.warning("skipped %s: %s", file, reason)
+            yield path.name, _read_piece(path)
+        except SkipFile as reason:
+            raise UserError(f"{path} is not a readable MIDI file ({reason})") from None
+        return
+    suffixes = MIDI_SUFFIXES + LPD_SUFFIXES
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file() and not p.is_symlink())
+    skipped: list[str] = []
+    used = 0
+    try:
+        for file in files:
+            try:
+                piece = _read_piece(file)
+            except (SkipFile, UserError) as reason:
+                skipped.append(f"{file}: {reason}")
+                log.debug("skipped %s", skipped[-1])
+                continue
+            used += 1
+            yield str(file.relative_to(path)), piece
+    finally:
+        if skipped and used:
+            more = f" and {len(skipped) - 1} more of the {len(files)} files in {path} (--verbose lists them)"
+            log.warning("skipped %s%s", skipped[0], more if len(skipped) > 1 else "")
+    if skipped and not used:
+        raise UserError(f"none of the {len(files)} MIDI/LPD files in {path} could be read (the first, {skipped[0]})")
 
 
 def _iter_jsb(path: Path) -> Iterator[tuple[str, Score]]:

@@ -88,7 +88,7 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> LoadedMo
         raise UserError(f"{path}: the model config is not a mapping")
     model_config = make_config(name, config, {})
     _check_dims(model_config, representation, path)
-    model = build_model(name, model_config)
+    model = _build(name, model_config, path)
     _load_weights(model, payload["weights"], path)
     return LoadedModel(model.to(device).eval(), representation, payload, path)
 
@@ -100,6 +100,14 @@ def _representation(payload: dict[str, Any], path: Path) -> Representation:
         raise UserError(f"{path}: {error}") from None
     except Exception as error:  # a damaged representation entry
         raise UserError(f"{path}: its representation entry is damaged ({_short(error)})") from None
+
+
+def _build(name: str, config: Any, path: Path) -> MusicModel:
+    """The family's model from a validated config; sizes torch cannot allocate are the file's fault."""
+    try:
+        return build_model(name, config)
+    except (RuntimeError, OverflowError, MemoryError, TypeError, ValueError) as error:
+        raise UserError(f"{path}: a {name} model cannot be built from its stored config ({_short(error)})") from None
 
 
 def _check_dims(config: Any, representation: Representation, path: Path) -> None:

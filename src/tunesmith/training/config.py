@@ -24,6 +24,8 @@ from tunesmith.data.config import Count, DataConfig, Float, Int, Name, NonNegati
 from tunesmith.io.atomic import write_atomic
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML; anything bigger is not one
+MAX_BATCH = 1 << 20  # examples per step: a larger batch is a typo (and would not fit in memory)
+MAX_MODEL_INTEGER = 2**31 - 1  # the largest whole number a model config may hold (sizes, counts, ids)
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DEVICES = typing.get_args(Device)
 SECTIONS = ("data", "model", "optim", "trainer")
@@ -40,11 +42,20 @@ def _run_name(name: str) -> str:
 Beta = Annotated[Float, Field(ge=0, lt=1)]
 
 
+def _no_huge_integers(config: dict[str, Any]) -> dict[str, Any]:
+    """The family checks its own keys (`models/base.py`); here only whole numbers too large for any size,
+    count or id are refused, before torch overflows on them or a loop runs for ever."""
+    for key, value in config.items():
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_MODEL_INTEGER:
+            raise ValueError(f"key {key} is {value}, but a model size or count must be at most {MAX_MODEL_INTEGER}")
+    return config
+
+
 class ModelSection(Strict):
     """A registered model family and its Config fields (see `tunesmith models`)."""
 
     name: Name = "lstm"
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: Annotated[dict[str, Any], AfterValidator(_no_huge_integers)] = Field(default_factory=dict)
 
 
 class OptimConfig(Strict):
@@ -52,7 +63,7 @@ class OptimConfig(Strict):
     weight_decay: NonNegative = 0.0
     betas: tuple[Beta, Beta] = (0.9, 0.999)  # AdamW moment decay rates, each in [0, 1)
     grad_clip: Positive | None = 1.0  # max global gradient norm; None disables clipping
-    batch_size: Count = 32  # examples per optimizer step
+    batch_size: Annotated[Int, Field(ge=1, le=MAX_BATCH)] = 32  # examples per optimizer step
     lr_decay: Annotated[Positive, Field(le=1)] = 1.0  # multiply the learning rate by this at each epoch end
 
 
