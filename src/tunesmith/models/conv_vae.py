@@ -69,7 +69,7 @@ def conv_sizes(window: int, keys: int, layers: int) -> list[tuple[int, int]]:
 
 
 class ConvVAE(MusicModel):
-    """Conv encoder -> z -> upsample + conv decoder -> Bernoulli logits; see the module docstring."""
+    """Conv VAE over roll windows (egrillot SimpleConv+VAE): conv encoder -> z -> upsample + conv -> Bernoulli."""
 
     name: ClassVar[str] = "conv-vae"
     Config: ClassVar[type] = ConvVAEConfig

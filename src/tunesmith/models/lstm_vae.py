@@ -71,7 +71,7 @@ class LSTMVAEConfig:
 
 
 class LSTMVAE(MusicModel):
-    """BiLSTM encoder -> z -> recurrent decoder; see the module docstring."""
+    """Recurrent VAE over token windows (egrillot SimpleLSTM+VAE): BiLSTM encoder -> z -> GRU/LSTM decoder."""
 
     name: ClassVar[str] = "lstm-vae"
     Config: ClassVar[type] = LSTMVAEConfig
@@ -164,6 +164,9 @@ class LSTMVAE(MusicModel):
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Training: (CE + annealed free-bits KL) per token; eval: -ELBO per token. Logs in the docstring."""
         tokens = batch["tokens"]
+        if tokens.shape[1] != self.config.window + 1:  # scoring and decoding use the config's window
+            raise UserError(f"model config window ({self.config.window}) must equal data.window "
+                            f"({tokens.shape[1] - 1})")
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         mu, logvar = self.posterior(targets)
         logits = self.decode_logits(self._word_dropout(inputs), reparameterize(mu, logvar))
