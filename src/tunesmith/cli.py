@@ -95,6 +95,9 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set optim.lr=1e-3 (repeatable)."),
     out: Path = typer.Option(None, "--out", help="Run folder (default: runs/NAME-TIMESTAMP)."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    allow_data_change: bool = typer.Option(
+        False, "--allow-data-change",
+        help="With --resume: continue even though the data differs from the checkpoint's (by default an error)."),
 ) -> None:
     """Train a model family on a corpus, dataset folder or MIDI folder, as a YAML recipe describes."""
     if config is None and resume is None:
@@ -103,7 +106,7 @@ def train(
         raise UserError(f"config file {config} does not exist")
     from tunesmith.training.loop import train_command
 
-    run_dir = train_command(config, set_, out, resume)
+    run_dir = train_command(config, set_, out, resume, allow_data_change)
     typer.echo(f"run folder: {run_dir} (checkpoints/best.ckpt, metrics.csv, learning_curves.png)")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 # Where time lies in a representation's arrays when not on axis 0 (multitrack: (5 groups, steps, 128),
 # see representations/multitrack.py). A representation class may declare it as `time_axis` instead.
 TIME_AXIS = {"multitrack": 1}
+# The provenance entries that identify the training data: a resume compares them (`data_changes`).
+FINGERPRINT_KEYS = ("source", "representation", "split_rule", "valid_fraction", "test_fraction", "transpose",
+                    "normalize_key", "pieces", "train_ids_sha256", "valid_ids_sha256", "train_data_blake2b",
+                    "valid_data_blake2b")
 
 
 def time_axis(representation: Representation) -> int:
@@ -73,12 +78,33 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
         "normalize_key": cfg.normalize_key,
         "pieces": {k: len(v) for k, v in groups.items()}, "train_ids_sha256": ids_fingerprint(groups["train"]),
         "valid_ids_sha256": ids_fingerprint(groups["valid"]),
+        "train_data_blake2b": arrays_fingerprint(encoded["train"]),
+        "valid_data_blake2b": arrays_fingerprint(encoded["valid"]),
     }
     if representation.is_tokens:
         quarters = sum(s.end() / s.ticks_per_quarter for s in train_scores)
         provenance["tokens_per_quarter"] = sum(map(len, encoded["train"])) / max(quarters, 1.0)
     scores = {k: [by_id[p] for p in v] for k, v in groups.items()}
     return PreparedData(representation, datasets["train"], datasets["valid"], provenance, scores)
+
+
+def arrays_fingerprint(items: list) -> str:
+    """BLAKE2b over encoded pieces (arrays, or tuples of arrays), dtype and shape included:
+    names the exact data a model saw, so a changed file under an unchanged name is noticed on resume."""
+    digest = hashlib.blake2b(digest_size=8)
+    for item in items:
+        for array in item if isinstance(item, tuple) else (item,):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape};".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def data_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between a checkpoint's data provenance and the data prepared now, as
+    "KEY was A, now B" phrases (keys present in both; an older checkpoint lacks some)."""
+    return [f"{key} was {saved[key]!r}, now {current[key]!r}" for key in FINGERPRINT_KEYS
+            if key in saved and key in current and saved[key] != current[key]]
 
 
 def _encode_all(representation: Representation, scores: list[Score]) -> list[np.ndarray]:

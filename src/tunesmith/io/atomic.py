@@ -31,7 +31,8 @@ _TEMP_NAME = re.compile(r"\..+?(?:\.(?P<pid>\d+)\.[0-9a-f]{8})?\.tmp")
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success it is synced and renamed to `path`, on error removed."""
+    """Yield a temp path beside `path`; on success it is synced and renamed to `path`, on error removed
+    (an OSError that names no file, or the temp file, is raised again naming `path`)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
@@ -42,6 +43,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.filename in (None, str(tmp)):  # a full disk names no file, a temp name means nothing to users
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

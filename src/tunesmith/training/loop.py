@@ -13,6 +13,7 @@ resume, GAN objectives) is below in a few short functions.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -24,7 +25,7 @@ from torch.utils.data import Dataset, default_collate
 from tqdm import tqdm
 
 from tunesmith.core.errors import UserError
-from tunesmith.data.build import PreparedData, prepare_data
+from tunesmith.data.build import PreparedData, data_changes, prepare_data
 from tunesmith.io.atomic import sweep_temp_files
 from tunesmith.models import build_model, data_dims, make_config, model_class
 from tunesmith.models.checkpoint import load_checkpoint, save_checkpoint
@@ -41,6 +42,8 @@ from tunesmith.training.config import (
 from tunesmith.training.curves import plot_learning_curves
 from tunesmith.training.logs import RunLog
 from tunesmith.training.objectives import OBJECTIVES
+
+logger = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
@@ -94,8 +97,12 @@ class Position:
     best: float = math.inf
 
 
-def train(config: RunConfig, run_dir: Path, resume: bool = False) -> Path:
-    """Train `config` into `run_dir` (config.yaml, metrics.csv, tensorboard/, checkpoints/)."""
+def train(config: RunConfig, run_dir: Path, resume: bool = False, allow_data_change: bool = False) -> Path:
+    """Train `config` into `run_dir` (config.yaml, metrics.csv, tensorboard/, checkpoints/).
+
+    On `resume`, the data must still be what the checkpoint was trained on (its provenance fingerprint:
+    source, split, piece ids, a hash of the encoded training data); a change is a UserError unless
+    `allow_data_change`, which continues on the new data with a warning."""
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt") if resume else None
     torch.manual_seed(config.trainer.seed)
     device = pick_device(config.trainer.device)
@@ -105,6 +112,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> Path:
     _set_threads(config, cls, device)
     rep = representation_from_dict(checkpoint["representation"]) if checkpoint else None
     data = prepare_data(config.data, cls.data_kind, rep)
+    if checkpoint:
+        check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)
     model_cfg = (cls.Config(**checkpoint["model"]["config"]) if checkpoint
                  else make_config(config.model.name, config.model.config, data_dims(data.representation)))
     model = build_model(config.model.name, model_cfg).to(device)
@@ -120,6 +129,18 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> Path:
         log.close()
     plot_learning_curves(run_dir)  # run_dir/learning_curves.png from metrics.csv
     return run_dir
+
+
+def check_same_data(saved: dict[str, Any], current: dict[str, Any], run_dir: Path, allow_change: bool) -> None:
+    """UserError (or, with `allow_change`, a warning) when the data differs from the checkpoint's provenance."""
+    changes = data_changes(saved, current)
+    if not changes:
+        return
+    what = "; ".join(changes[:2]) + (f" (and {len(changes) - 2} more)" if len(changes) > 2 else "")
+    if not allow_change:
+        raise UserError(f"the training data of {run_dir} changed since its last checkpoint ({what}); add "
+                        "--allow-data-change to continue on the new data, or start a new run")
+    logger.warning("the training data changed since the last checkpoint (%s); continuing on the new data", what)
 
 
 def _set_threads(config: RunConfig, cls: type, device: torch.device) -> None:
@@ -206,15 +227,19 @@ def _save(path: Path, config: RunConfig, data: PreparedData, model: torch.nn.Mod
     }, path)
 
 
-def train_command(config_path: Path | None, overrides: list[str], out: Path | None, resume: Path | None) -> Path:
-    """`tunesmith train`: a new run from a recipe, or `--resume RUN_DIR` from its last checkpoint."""
+def train_command(config_path: Path | None, overrides: list[str], out: Path | None, resume: Path | None,
+                  allow_data_change: bool = False) -> Path:
+    """`tunesmith train`: a new run from a recipe, or `--resume RUN_DIR` from its last checkpoint (whose
+    data must be unchanged unless `allow_data_change`)."""
+    if allow_data_change and resume is None:
+        raise UserError("--allow-data-change only applies with --resume RUN_DIR")
     if resume is not None:
         if not (resume / "config.yaml").is_file():
             raise UserError(f"{resume} is not a run folder (no config.yaml)")
         config = load_config(resume / "config.yaml", overrides)
         if not (resume / "checkpoints" / "last.ckpt").is_file():
             return train(config, resume, resume=False)
-        return train(config, resume, resume=True)
+        return train(config, resume, resume=True, allow_data_change=allow_data_change)
     config = load_config(config_path, overrides) if config_path else parse_config({})
     run_dir = out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (run_dir / "checkpoints" / "last.ckpt").exists():
