@@ -371,8 +371,7 @@ def _demo() -> list[Case]:
 
 CASES = [*_top_level(), *_corpus(), *_ingest(), *_render_and_plot(), *_train(), *_generate(),
          *_evaluate_and_compare(), *_benchmark(), *_demo()]
-SUBPROCESS_CASES = [c for c in CASES if c.id in {"train-recipe-binary_yaml", "gen-midinet-steps", "gen-ckpt-2",
-                                                 "render-input-2", "jsb-data-4", "eval-ref-missing"}]
+SUBPROCESS_CASES = [c for c in CASES if c.id in {"train-recipe-binary_yaml", "gen-midinet-steps", "render-input-2"}]
 
 
 # ---------------------------------------------------------------- running and checking

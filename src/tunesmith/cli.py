@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from tunesmith.core.errors import UserError
+from tunesmith.io.atomic import check_output_path
 
 app = typer.Typer(
     help="Train, compare and play deep music generators.",
@@ -41,6 +42,7 @@ def corpus_export(name: str, out: Path = typer.Option(..., "--out", help="Folder
     """Write every piece of corpus NAME as a MIDI file into --out."""
     from tunesmith.corpora import export_corpus
 
+    check_output_path(out, folder=True)
     paths = export_corpus(name, out)
     typer.echo(f"wrote {len(paths)} MIDI files of corpus {name!r} to {out}")
 
@@ -56,6 +58,7 @@ def ingest(
     """Parse a MIDI collection into a deduplicated, memory-mappable, checksummed dataset cache."""
     from tunesmith.io.ingest import ingest_folder, summary_line
 
+    check_output_path(out, folder=True)
     report = ingest_folder(src_dir, out, workers=workers, repair=repair)
     typer.echo(f"{summary_line(report)}; report in {out / 'report.json'}")
 
@@ -73,6 +76,7 @@ def render(
 
     if engine not in ENGINES:
         raise UserError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+    check_output_path(out)
     used = render_midi_file(midi, out, engine=engine)
     typer.echo(f"wrote {out} with {used}")
 
@@ -83,6 +87,7 @@ def plot(
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
 ) -> None:
     """Draw a piano roll of a MIDI file with pitch names and bar lines."""
+    check_output_path(out)
     from tunesmith.io.plot import plot_midi_file
 
     plot_midi_file(midi, out)
@@ -104,6 +109,8 @@ def train(
         raise UserError("give a recipe (tunesmith train configs/NAME.yaml) or --resume RUN_DIR")
     if config is not None and not config.is_file():
         raise UserError(f"config file {config} does not exist")
+    if out is not None:
+        check_output_path(out, folder=True)
     from tunesmith.training.loop import train_command
 
     run_dir = train_command(config, set_, out, resume, allow_data_change)
@@ -140,9 +147,6 @@ def generate(
     Options a model family does not support are refused (see `tunesmith models`)."""
     import math
 
-    from tunesmith.generation.generate import GenerateRequest, generate_command
-    from tunesmith.models.distributions import SamplingConfig
-
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         raise UserError(f"--temperature must be a finite number above 0, got {temperature}")
     for name, value in (("n", n), ("bars", bars), ("steps", steps)):
@@ -152,6 +156,10 @@ def generate(
         raise UserError("--primer-bars needs --primer")
     if chords is not None and not chords.split():
         raise UserError('--chords needs at least one chord name, e.g. --chords "C G Am F"')
+    check_output_path(out, folder=True)
+    from tunesmith.generation.generate import GenerateRequest, generate_command
+    from tunesmith.models.distributions import SamplingConfig
+
     request = GenerateRequest(
         n=n, bars=bars, steps=steps, primer=primer, primer_bars=primer_bars or 8, seed=seed,
         sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p),
@@ -202,7 +210,7 @@ def evaluate(
     from tunesmith.evaluation.runs import evaluate_set, find_run_midi, load_run, load_set
     from tunesmith.scoring.likelihood import make_embed_fn, make_nll_fn
 
-    check_out(out)
+    check_output_path(check_out(out))
     generated = load_run(generated_dir, limit)
     ref = load_set(reference, limit=limit)
     record = read_sidecar(find_run_midi(generated_dir))
@@ -244,7 +252,7 @@ def compare(
     from tunesmith.evaluation.report import check_out, write_comparison
     from tunesmith.evaluation.runs import evaluate_runs, find_run_midi, load_run, load_set
 
-    check_out(out)
+    check_output_path(check_out(out))
     sets = [load_run(run, limit) for run in runs]
     ref = load_set(reference, limit=limit)
     train_set = load_set(train, limit=limit) if train else None
@@ -266,6 +274,8 @@ def benchmark_jsb(
     out: Path = typer.Option(None, "--out", help="JSON file for the result (default: jsb-MODEL-SPLIT.json)."),
 ) -> None:
     """Exact negative log-likelihood per time step (nats, 88 keys per frame) of a piano-roll model on JSB."""
+    if out is not None:
+        check_output_path(out)
     from tunesmith.scoring.jsb import benchmark_jsb as score_jsb
 
     result = score_jsb(checkpoint, data, split, out)
@@ -278,6 +288,7 @@ def benchmark_jsb(
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for what the demo writes.")) -> None:
     """End to end on a bundled corpus: train a small model, write MIDI, WAV and PNG."""
+    check_output_path(out, folder=True)
     from tunesmith.demo import run_demo
 
     run_demo(out, say=typer.echo)

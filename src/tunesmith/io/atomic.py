@@ -53,6 +53,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def check_output_path(path: str | os.PathLike, folder: bool = False) -> Path:
+    """Before any work: UserError unless `path` can be written as a file (a folder with `folder`): not a
+    folder where a file goes (or the reverse), and its nearest existing ancestor a folder we may write in."""
+    from tunesmith.core.errors import UserError
+
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise UserError(f"--out {path} is {'a file' if folder else 'a folder'}; give the path of a "
+                        f"{'folder' if folder else 'file'} to write")
+    ancestor = (path if folder and path.is_dir() else path.parent).absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"cannot write {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: no permission to write in {ancestor}")
+    return path
+
+
 def write_atomic(path: str | os.PathLike, data: bytes | Callable[[object], None]) -> None:
     """Write `data` (bytes, or a function that writes to a binary file handle) to `path` atomically.
 

@@ -84,11 +84,11 @@ def benchmark_jsb(checkpoint: str | Path, data: Path, split: str, out: Path | No
     """`tunesmith benchmark jsb`: score one split of a JSB file, write the result as JSON; returns it."""
     if split not in ("valid", "test"):
         raise UserError(f"--split must be valid or test, got {split!r}")
-    model, payload = load_scorable(checkpoint)
-    grid = check_grid(payload, Path(data))
-    rolls = load_jsb(data)
+    rolls = load_jsb(data)  # a bad data file is found before the (large) model is loaded
     if split not in rolls:
         raise UserError(f"{data} has no {split!r} split (it holds {', '.join(rolls)})")
+    model, payload = load_scorable(checkpoint)
+    grid = check_grid(payload, Path(data))
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     started = time.perf_counter()
     score = jsb_nll(model, rolls[split])
