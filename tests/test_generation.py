@@ -86,3 +86,23 @@ def test_bad_generation_options_are_one_sentence_and_exit_2(args, message, tmp_p
     code, _, err = run_cli(monkeypatch, capsys, *args, "--out", str(tmp_path / "out"))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("name,unit", [("jsb-best", "nats per frame, exact"), ("lstm-bach", "nats per token, exact")])
+def test_evaluate_reports_nll_under_every_likelihood_checkpoint(name, unit, tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "generate", name, "--out", str(tmp_path / "gen"), "--n", "2",
+                           "--bars", "2")
+    assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", str(tmp_path / "gen"), "--reference", str(BACH40),
+                             "--limit", "6", "--checkpoint", name, "--out", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert f"NLL under {name} ({unit})" in out
+    nll = json.loads((tmp_path / "r.json").read_text())["comparison"]["nll"]
+    assert 0 < nll["reference"] < 50 and 0 < nll["generated"] < 50
+
+
+def test_evaluate_with_a_checkpoint_without_likelihood_is_one_sentence(tmp_path, monkeypatch, capsys):
+    run_cli(monkeypatch, capsys, "generate", "lstm-bach", "--out", str(tmp_path / "gen"), "--n", "2", "--bars", "1")
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", str(tmp_path / "gen"), "--reference", str(BACH40),
+                           "--limit", "4", "--checkpoint", "midinet", "--out", str(tmp_path / "r.json"))
+    assert code == 2 and "defines no likelihood" in err and len(err.strip().splitlines()) == 1
