@@ -26,8 +26,8 @@ the weights (`seed_bank`), so `generate` can start from a random real bar with n
 Generation (`sample`, one shot per bar): each new bar comes from fresh noise and the bar before it (a
 primer's last bar with notes, or a random bar of the seed bank, which is not written). Without
 sampling options each step is the generator's argmax, as in training; `--temperature`, `--top-k`,
-`--top-p` draw from the softmax over pitch + rest instead. Either way only pitches inside the range
-of the bank's real bars (the training melodies) can sound: the generator's logits outside it are
+`--top-p` draw from the softmax over pitch + rest instead. Either way only pitches inside the central
+90 % of the bank's real bars (the training melodies) can sound: the generator's logits outside it are
 noise it was never pushed away from (MIDI 125 squeaks). `--chords` (chord models only) cycles.
 """
 
@@ -351,11 +351,15 @@ class MidiNet(MusicModel):
         return pitches_to_bars(self.bank_pitches[pick])
 
     def pitch_range(self) -> tuple[int, int]:
-        """Lowest and highest MIDI pitch of the seed bank's real bars (all 128 when it is empty)."""
+        """The central 90 % (5th to 95th percentile) of the pitches in the seed bank's real bars: where
+        the training melodies live, without the rare extremes a GAN over-produces (all 128 when empty)."""
         filled = int(min(self.bank_count.item(), self.config.seed_bank))
-        pitches = self.bank_pitches[:filled].long()
+        pitches = self.bank_pitches[:filled].float()
         pitches = pitches[pitches >= 0]
-        return (int(pitches.min()), int(pitches.max())) if len(pitches) else (0, N_PITCHES - 1)
+        if not len(pitches):
+            return 0, N_PITCHES - 1
+        low, high = torch.quantile(pitches, torch.tensor([0.05, 0.95]))
+        return int(low.floor()), int(high.ceil())
 
     @torch.no_grad()
     def continue_bars(self, start: Tensor, n_bars: int, chords: Tensor | None, generator: torch.Generator,
