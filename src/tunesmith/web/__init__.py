@@ -1,0 +1,1 @@
+"""The local web studio (`tunesmith serve`): `app.create_app`, `app.serve_command`; needs the `web` extra."""

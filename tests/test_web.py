@@ -1,0 +1,137 @@
+"""The web studio through FastAPI's TestClient: checkpoints, options per family, a real generation job,
+bad primers, ids that look like paths, the queue limit and the time limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
+pytest.importorskip("httpx", reason="httpx (FastAPI's TestClient) is not installed")
+from fastapi.testclient import TestClient  # noqa: E402
+from symusic import Score  # noqa: E402
+
+from tunesmith.core.score import bar_starts  # noqa: E402
+from tunesmith.web.app import check_host, create_app  # noqa: E402
+
+PRIMER = Path(__file__).parent / "fixtures" / "bach40" / "chorale_04_5.mid"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    models = tmp_path_factory.mktemp("models")
+    (models / "mine.ckpt").write_bytes((Path(__file__).parents[1] / "checkpoints" / "lstm-bach.ckpt").read_bytes())
+    with TestClient(create_app(models, work_dir=tmp_path_factory.mktemp("serve"))) as test_client:
+        yield test_client
+
+
+def one_sentence(response) -> str:
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and len(detail) < 300
+    return detail
+
+
+def wait_for(client, url: str, seconds: float = 60) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = client.get(url).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {url} did not finish in {seconds} s")
+
+
+def test_lists_shipped_and_local_checkpoints(client):
+    listed = {e["name"]: e["source"] for e in client.get("/api/checkpoints").json()}
+    assert {"lstm-bach", "jsb-best", "midinet"} <= set(listed) and listed["lstm-bach"] == "shipped"
+    assert listed["mine"] == "local"
+    assert client.get("/").headers["content-type"].startswith("text/html")
+    assert "/api/generate" in client.get("/openapi.json").json()["paths"]
+
+
+def test_options_follow_the_family(client):
+    midinet = client.get("/api/checkpoints/midinet").json()
+    jsb = client.get("/api/checkpoints/jsb-best").json()
+    assert midinet["generation"] == "one-shot" and "chords" in midinet["options"]
+    assert jsb["generation"] == "autoregressive" and "top_k" not in jsb["options"]
+    assert client.get("/api/checkpoints/mine").json()["family"] == "lstm"
+    refused = client.post("/api/generate", json={"checkpoint": "jsb-best", "top_k": 5})
+    assert refused.status_code == 400 and "--top-k" in one_sentence(refused)
+
+
+def test_generate_with_a_primer_end_to_end(client):
+    primer = client.post("/api/primers", files={"file": ("p.mid", PRIMER.read_bytes(), "audio/midi")})
+    assert primer.status_code == 200 and primer.json()["notes"] > 0
+    body = {"checkpoint": "lstm-bach", "n": 1, "bars": 2, "primer_id": primer.json()["primer_id"],
+            "primer_bars": 1, "audio": True, "temperature": 0.9}
+    queued = client.post("/api/generate", json=body)
+    assert queued.status_code == 202
+    job = wait_for(client, queued.json()["status_url"])
+    assert job["status"] == "done", job["error"]
+    files = job["pieces"][0]["files"]
+    midi = client.get(files["midi"], params={"download": 1})
+    assert "attachment" in midi.headers["content-disposition"]
+    assert len(bar_starts(Score.from_midi(midi.content))) == 1 + 2  # the primer's bar, then 2 new ones
+    assert client.get(files["png"]).content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(files["wav"]).content[:4] == b"RIFF"
+
+
+@pytest.mark.parametrize("data", [b"not a midi file at all", b"MThd\x00\x00\x00\x06\x00\x01\x00\x05\x01\xe0MTrk"])
+def test_a_bad_primer_is_a_400_sentence(client, data):
+    response = client.post("/api/primers", files={"file": ("bad.mid", data, "audio/midi")})
+    assert response.status_code == 400 and "not a readable MIDI file" in one_sentence(response)
+
+
+def test_a_huge_primer_is_refused_before_reading(client):
+    response = client.post("/api/primers", files={"file": ("big.mid", b"MThd" + bytes(2 << 20), "audio/midi")})
+    assert response.status_code == 413 and "limit" in one_sentence(response)
+
+
+@pytest.mark.parametrize("url", [
+    "/api/checkpoints/..%2F..%2Fetc%2Fpasswd", "/api/checkpoints/../../etc/passwd",
+    "/api/jobs/..%2F..%2Fetc%2Fpasswd", "/api/jobs/x/files/..%2F..%2Fetc%2Fpasswd",
+])
+def test_paths_are_never_followed(client, url):
+    response = client.get(url)
+    assert response.status_code in (404, 422) and "root:" not in response.text
+
+
+def test_a_path_as_checkpoint_or_primer_is_unknown(client):
+    for body in ({"checkpoint": "../../etc/passwd"}, {"checkpoint": str(PRIMER)},
+                 {"checkpoint": "lstm-bach", "primer_id": "../../etc/passwd"}):
+        response = client.post("/api/generate", json=body)
+        assert response.status_code == 404 and one_sentence(response)
+
+
+def test_out_of_range_options_are_a_422_sentence(client):
+    response = client.post("/api/generate", json={"checkpoint": "lstm-bach", "n": 10_000})
+    assert response.status_code == 422 and one_sentence(response).startswith("n:")
+
+
+def test_a_full_queue_answers_429(tmp_path):
+    release = threading.Event()
+    with TestClient(create_app(max_waiting=1, work_dir=tmp_path)) as client:
+        jobs = client.app.state.jobs
+        jobs.submit(lambda job: release.wait(10) and {})  # runs
+        time.sleep(0.2)
+        jobs.submit(lambda job: {})  # waits
+        response = client.post("/api/generate", json={"checkpoint": "lstm-bach", "n": 1, "bars": 1})
+        release.set()
+    assert response.status_code == 429 and "queue is full" in one_sentence(response)
+
+
+def test_a_job_past_its_time_limit_fails_with_a_sentence(tmp_path):
+    with TestClient(create_app(job_seconds=0.001, work_dir=tmp_path)) as client:
+        queued = client.post("/api/generate", json={"checkpoint": "lstm-bach", "n": 1, "bars": 16})
+        job = wait_for(client, queued.json()["status_url"])
+    assert job["status"] == "failed" and "time limit" in job["error"]
+
+
+def test_remote_binding_needs_the_flag():
+    assert check_host("127.0.0.1", False) and check_host("localhost", False)
+    with pytest.raises(Exception, match="--allow-remote"):
+        check_host("0.0.0.0", False)
+    assert check_host("0.0.0.0", True) is False
