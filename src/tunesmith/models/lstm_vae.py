@@ -17,10 +17,12 @@ Departures from the seed: the seed's decoder read the same sequence it encoded w
 could copy its input; here it predicts each token from the ones before it and z. The seed had no KL
 schedule, and its KL ended at 0.015 nats: a collapsed latent that the decoder ignored.
 
-Generation is one-shot (`sample`): z ~ N(0, I) per piece, then the decoder runs token by token with its
-own recurrent state (no re-feeding), drawing through `sample_categorical` (temperature, top-k, top-p;
-default: the model's distribution). <pad>/<bos>/<eos> are never drawn. It draws `plan.bars *
-tokens_per_bar` tokens (grid: 16 per 4/4 bar at 4 steps per quarter); the caller cuts at the bar line.
+Generation is one-shot (`sample`): z ~ N(0, I) per piece (per window of `window` tokens for longer
+pieces, each window continuing from the last token of the one before: the windowed model that
+`log_likelihood` scores), then the decoder runs token by token with its own recurrent state (no
+re-feeding), drawing through `sample_categorical` (temperature, top-k, top-p; default: the model's
+distribution). <pad>/<bos>/<eos> are never drawn. It draws `plan.bars * tokens_per_bar` tokens (grid:
+16 per 4/4 bar at 4 steps per quarter); the caller cuts at the bar line.
 """
 
 from __future__ import annotations
@@ -230,11 +232,12 @@ class LSTMVAE(MusicModel):
 
     @torch.no_grad()
     def decode_latents(self, z: Tensor, n_tokens: int, sampling: SamplingConfig,
-                       generator: torch.Generator | None = None) -> list[np.ndarray]:
-        """Latents (n, D) -> n token arrays (n_tokens,) int64, drawn one token at a time from <bos>."""
+                       generator: torch.Generator | None = None, start: Tensor | None = None) -> list[np.ndarray]:
+        """Latents (n, D) -> n token arrays (n_tokens,) int64, drawn one token at a time after `start`
+        (n,) (default <bos>: a piece's first window)."""
         stepper = self.eval().stepper(z=z)
         state = stepper.initial_state(len(z))
-        token = torch.full((len(z),), self.config.bos_id, dtype=torch.long)
+        token = start if start is not None else torch.full((len(z),), self.config.bos_id, dtype=torch.long)
         banned = sorted({self.config.pad_id, self.config.bos_id, self.config.eos_id})
         out = [torch.zeros(len(z), 0, dtype=torch.long)]
         for _ in range(n_tokens):
@@ -246,10 +249,16 @@ class LSTMVAE(MusicModel):
 
     @torch.no_grad()
     def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
-        """`plan.n` pieces of `plan.bars * tokens_per_bar` tokens (n_tokens,) int64, each from its own
-        z ~ N(0, I)."""
-        z = torch.randn(plan.n, self.config.latent_dim, generator=generator)
-        return self.decode_latents(z, plan.bars * self.config.tokens_per_bar, plan.sampling, generator)
+        """`plan.n` pieces of `plan.bars * tokens_per_bar` tokens (n_tokens,) int64: z ~ N(0, I) for each
+        window of `window` tokens, each window continuing from the last token of the one before (the
+        windowed model `log_likelihood` scores)."""
+        n_tokens, pieces, start = plan.bars * self.config.tokens_per_bar, [], None
+        for begin in range(0, n_tokens, self.config.window):
+            z = torch.randn(plan.n, self.config.latent_dim, generator=generator)
+            count = min(self.config.window, n_tokens - begin)
+            pieces.append(np.stack(self.decode_latents(z, count, plan.sampling, generator, start)))
+            start = torch.from_numpy(pieces[-1][:, -1])
+        return list(np.concatenate(pieces, axis=1)) if pieces else [np.zeros(0, np.int64)] * plan.n
 
 
 class LatentStepper(nn.Module):
