@@ -161,11 +161,39 @@ def _write_checkpoints(root: Path) -> None:
     (run / "best.ckpt").write_bytes(b"")
 
 
+def _write_runs(root: Path) -> None:
+    """Run folders whose last checkpoint cannot be resumed (names in RESUME_DAMAGE), beside a good one."""
+    from tunesmith.training.config import load_config
+    from tunesmith.training.loop import train
+
+    overrides = [f"data.source={MELODIES}", "trainer.max_steps=2", "trainer.max_epochs=1"]
+    good = train(load_config(DEBUG / "lstm.yaml", overrides), root / "runs" / "good")
+    payload = load_checkpoint(good / "checkpoints" / "last.ckpt")
+    payload.pop("format")
+    key = _first_float(payload["weights"])
+    checkpoints = {
+        "family": load_checkpoint("midinet"), "export": load_checkpoint("lstm-bach"),
+        "nan": {**payload, "weights": {**payload["weights"], key: payload["weights"][key] * float("nan")}},
+        "optimizer": {**payload, "optimizer": {"main": {"state": {}, "param_groups": [{"params": [0]}]}}},
+        "position": {**payload, "position": {"step": 1, "bogus": 2}}, "rng": {**payload, "rng": {"torch": 1}},
+    }
+    for name in RESUME_DAMAGE:
+        run = root / "runs" / name
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_bytes((good / "config.yaml").read_bytes())
+        if name in checkpoints:
+            save_checkpoint({k: v for k, v in checkpoints[name].items() if k != "format"},
+                            run / "checkpoints" / "last.ckpt")
+    (root / "runs" / "truncated" / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    (root / "runs" / "folder" / "checkpoints" / "last.ckpt").mkdir()
+
+
 @pytest.fixture(scope="session")
 def bad(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("bad-inputs")
     _write_inputs(root)
     _write_checkpoints(root)
+    _write_runs(root)
     names = {p.relative_to(root).as_posix(): str(p) for p in root.rglob("*")}
     return {name.replace("/", "__").replace(".", "_").replace("-", "_"): path for name, path in names.items()}
 
@@ -193,6 +221,7 @@ BAD_SETS = (
     "data.transpose=99999999999999999999999", "optim.lr=1e999", "no_equals_sign", "=1", "nosuch.key=1",
 )
 DEBUG_LSTM = str(DEBUG / "lstm.yaml")
+RESUME_DAMAGE = ("family", "export", "nan", "optimizer", "position", "rng", "truncated", "folder")
 SHIPPED = ("lstm-bach", "midinet", "jsb-best")
 BAD_GENERATE_OPTIONS = (
     ("temperature_inf", "--temperature", "inf"), ("temperature_minus_inf", "--temperature", "-inf"),
@@ -270,7 +299,10 @@ def _train() -> list[Case]:
               case("train-resume-file", "train", "--resume", "{file}"),
               case("train-resume-no-config", "train", "--resume", "{noconfig_run}"),
               case("train-resume-empty-config", "train", "--resume", "{emptyconfig_run}"),
-              case("train-resume-list-config", "train", "--resume", "{listconfig_run}")]
+              case("train-resume-list-config", "train", "--resume", "{listconfig_run}"),
+              case("train-allow-change-alone", "train", DEBUG_LSTM, "--allow-data-change", "--out", "{out}")]
+    cases += [case(f"train-resume-{name}", "train", "--resume", f"{{runs__{name}}}", "--allow-data-change")
+              for name in RESUME_DAMAGE]
     return cases
 
 

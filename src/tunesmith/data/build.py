@@ -102,8 +102,10 @@ def arrays_fingerprint(items: list) -> str:
 
 def data_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What differs between a checkpoint's data provenance and the data prepared now, as
-    "KEY was A, now B" phrases (keys present in both; an older checkpoint lacks some)."""
-    return [f"{key} was {saved[key]!r}, now {current[key]!r}" for key in FINGERPRINT_KEYS
+    "KEY was A, now B" phrases (keys present in both; an older checkpoint lacks some). The source's
+    name counts only without content hashes: a folder moved with its content unchanged is the same data."""
+    keys = [k for k in FINGERPRINT_KEYS if not (k == "source" and "train_data_blake2b" in saved)]
+    return [f"{key} was {saved[key]!r}, now {current[key]!r}" for key in keys
             if key in saved and key in current and saved[key] != current[key]]
 
 

@@ -28,8 +28,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.data.build import PreparedData, data_changes, prepare_data
 from tunesmith.io.atomic import sweep_temp_files
 from tunesmith.models import build_model, data_dims, make_config, model_class
-from tunesmith.models.checkpoint import load_checkpoint, save_checkpoint
-from tunesmith.representations import representation_from_dict
+from tunesmith.models.checkpoint import LoadedModel, load_model, save_checkpoint
 from tunesmith.training.checkpoint import rng_state, set_rng_state
 from tunesmith.training.config import (
     RunConfig,
@@ -44,6 +43,7 @@ from tunesmith.training.logs import RunLog
 from tunesmith.training.objectives import OBJECTIVES
 
 logger = logging.getLogger(__name__)
+RESUME_KEYS = ("optimizer", "rng", "position")  # what a checkpoint needs beyond a model to continue training
 
 
 def pick_device(name: str) -> torch.device:
@@ -103,22 +103,22 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, allow_data_cha
     On `resume`, the data must still be what the checkpoint was trained on (its provenance fingerprint:
     source, split, piece ids, a hash of the encoded training data); a change is a UserError unless
     `allow_data_change`, which continues on the new data with a warning."""
-    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt") if resume else None
-    torch.manual_seed(config.trainer.seed)
     device = pick_device(config.trainer.device)
+    restored = resumable(run_dir / "checkpoints" / "last.ckpt", config, device) if resume else None
+    checkpoint = restored.checkpoint if restored else None
+    torch.manual_seed(config.trainer.seed)
     cls = model_class(config.model.name)
     if checkpoint is None:  # a wrong model config is one sentence now, not after minutes of data loading
         make_config(config.model.name, config.model.config, cls.debug_dims())
     _set_threads(config, cls, device)
-    rep = representation_from_dict(checkpoint["representation"]) if checkpoint else None
-    data = prepare_data(config.data, cls.data_kind, rep)
+    data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None)
     if checkpoint:
         check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)
-    model_cfg = (cls.Config(**checkpoint["model"]["config"]) if checkpoint
-                 else make_config(config.model.name, config.model.config, data_dims(data.representation)))
-    model = build_model(config.model.name, model_cfg).to(device)
+    model = restored.model if restored else build_model(
+        config.model.name, make_config(config.model.name, config.model.config, data_dims(data.representation)))
+    model = model.to(device)
     objective = OBJECTIVES[cls.objective](model, config.optim)
-    position = _restore(checkpoint, model, objective) if checkpoint else Position()
+    position = _restore(checkpoint, objective, restored.path) if checkpoint else Position()
     run_dir.mkdir(parents=True, exist_ok=True)
     sweep_temp_files(run_dir, recursive=True)  # what a killed checkpoint or log write left behind
     dump_config(config, run_dir / "config.yaml")
@@ -150,12 +150,32 @@ def _set_threads(config: RunConfig, cls: type, device: torch.device) -> None:
     torch.set_num_threads(threads)
 
 
-def _restore(checkpoint: dict[str, Any], model: torch.nn.Module, objective: Any) -> Position:
-    model.load_state_dict(checkpoint["weights"])
-    for name, optimizer in objective.optimizers.items():
-        optimizer.load_state_dict(checkpoint["optimizer"][name])
-    set_rng_state(checkpoint["rng"])
-    return Position(**checkpoint["position"])
+def resumable(path: Path, config: RunConfig, device: torch.device) -> LoadedModel:
+    """The run's last checkpoint, checked as `load_model` checks any (config, representation, weight
+    names, shapes, finite values), of the family the run's config trains, with its resume state."""
+    if not path.is_file():
+        raise UserError(f"{path} is not a checkpoint file; move it away to start the run again from scratch")
+    restored = load_model(path, device)
+    if restored.name != config.model.name:
+        raise UserError(f"{path} holds a {restored.name} model, but the run's config.yaml trains "
+                        f"{config.model.name}; resume it with its own config or start a new run")
+    missing = [key for key in RESUME_KEYS if key not in restored.checkpoint]
+    if missing:
+        raise UserError(f"{path} has no {missing[0]} state (an inference-only export), so training cannot "
+                        "resume from it; start a new run")
+    return restored
+
+
+def _restore(checkpoint: dict[str, Any], objective: Any, path: Path) -> Position:
+    """Optimizer, RNG and position from a checkpoint whose weights are already loaded; damage is a UserError."""
+    try:
+        for name, optimizer in objective.optimizers.items():
+            optimizer.load_state_dict(checkpoint["optimizer"][name])
+        set_rng_state(checkpoint["rng"])
+        return Position(**checkpoint["position"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise UserError(f"{path}: its resume state (optimizer, RNG, position) is damaged "
+                        f"({type(error).__name__}: {str(error)[:120]})") from None
 
 
 def _run_epochs(config: RunConfig, data: PreparedData, model: torch.nn.Module, objective: Any,
@@ -237,7 +257,7 @@ def train_command(config_path: Path | None, overrides: list[str], out: Path | No
         if not (resume / "config.yaml").is_file():
             raise UserError(f"{resume} is not a run folder (no config.yaml)")
         config = load_config(resume / "config.yaml", overrides)
-        if not (resume / "checkpoints" / "last.ckpt").is_file():
+        if not (resume / "checkpoints" / "last.ckpt").exists():  # killed before its first checkpoint
             return train(config, resume, resume=False)
         return train(config, resume, resume=True, allow_data_change=allow_data_change)
     config = load_config(config_path, overrides) if config_path else parse_config({})
