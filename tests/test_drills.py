@@ -110,6 +110,11 @@ def test_sigkill_during_generate_keeps_every_finished_piece(tmp_path):
     assert {p.name for p in finished} >= set(listed)
     for path in finished:  # written atomically: a file is there whole or not at all
         assert read_midi(path).note_num() > 0, path
+    (out / f".sample_40.mid.{process.pid}.0123abcd.tmp").write_bytes(b"MThd")  # as a kill mid-write leaves it
+    rerun = subprocess.run(command[:-6] + ["--n", "2", "--bars", "1", "--out", str(out)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not list(out.glob(".*.tmp")) and _listed(out) == ["sample_01.mid", "sample_02.mid"]
 
 
 # ---------------------------------------------------------------- resume checks the data fingerprint
