@@ -17,6 +17,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.generation.latent import interpolate, latent_path, reconstruct
 from tunesmith.io.midi import read_midi
 from tunesmith.models import build_model, make_config
+from tunesmith.models.base import SamplePlan
 from tunesmith.models.checkpoint import save_checkpoint
 from tunesmith.models.vae import (
     LatentTerms,
@@ -204,3 +205,32 @@ def test_latent_commands_refuse_a_family_without_a_latent_and_bad_steps(two_piec
         interpolate(two_piece_vae, PIECE_A, PIECE_B, 1, tmp_path / "y")
     with pytest.raises(UserError, match="does not exist"):
         reconstruct(two_piece_vae, tmp_path / "missing.mid", tmp_path / "z.mid")
+
+
+# ---- layouts and lengths ----------------------------------------------------------------------------------
+
+
+def test_lstm_vae_samples_pieces_longer_than_a_window_without_special_tokens():
+    torch.manual_seed(0)
+    cfg = make_config("lstm-vae", {"window": 12, "embed_dim": 8, "encoder_hidden": 8, "latent_dim": 4,
+                                   "decoder_hidden": 16}, {"vocab_size": GRID.vocab_size, "pad_id": GRID.pad_id})
+    model = build_model("lstm-vae", cfg)
+    pieces = model.sample(SamplePlan(n=3, bars=3), torch.Generator().manual_seed(1))
+    assert [p.shape for p in pieces] == [(48,)] * 3  # 3 bars x 16 tokens: four 12-token windows
+    assert all(p.min() >= 3 for p in pieces)  # never <pad>, <bos>, <eos>
+    assert GRID.decode(pieces[0]).end() <= 3 * 4 * GRID.tpq
+
+
+def test_conv_vae_reads_and_writes_multitrack_rolls():
+    torch.manual_seed(0)
+    model = build_model("conv-vae", make_config("conv-vae", {"frame": "multitrack", "window": 16, "latent_dim": 4,
+                                                             "channels": 4, "layers": 2, "hidden": 16}, {}))
+    batch = model.example_batch()
+    assert batch["frames"].shape == (2, 16, 5, 128)
+    assert torch.isfinite(model.loss(batch)["loss"])
+    (roll,) = model.sample(SamplePlan(n=1, bars=2), torch.Generator().manual_seed(0))
+    assert roll.shape == (5, 32, 128) and roll.dtype == np.uint8 and set(np.unique(roll)) <= {0, 80}
+    score = get_representation("multitrack").decode(roll)
+    assert score.note_num() > 0 and {t.program for t in score.tracks if not t.is_drum} <= {0, 24, 32, 48}
+    with pytest.raises(UserError, match="window"):
+        model.loss({"frames": torch.zeros(2, 8, 5, 128), "mask": torch.ones(2, 8, dtype=torch.bool)})
