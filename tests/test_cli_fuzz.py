@@ -218,7 +218,11 @@ BAD_SETS = (
     "model.config.dropout=2", "model.config.bogus=1", "model.config.hidden_size=99999999999999999999999",
     "model.config.num_layers=99999999999999999999999", "data.window=99999999999999999999999",
     "trainer.seed=99999999999999999999999", "trainer.num_threads=99999999999999999999999",
-    "data.transpose=99999999999999999999999", "optim.lr=1e999", "no_equals_sign", "=1", "nosuch.key=1",
+    "data.transpose=99999999999999999999999", "optim.lr=1e999", "model.config.vocab_size=5",
+    "data.representation_config.steps_per_quarter=1000000", "data.representation_config.bogus=1",
+    "data.representation=pianoroll", "model=3", "data=null",
+    "name=../../etc", "optim.betas=[0.9]", "data.limit=1", "data.valid_fraction=0", "data.test_fraction=0.99",
+    "model.config.cell=rnn", "no_equals_sign", "=1", "nosuch.key=1",
 )
 DEBUG_LSTM = str(DEBUG / "lstm.yaml")
 RESUME_DAMAGE = ("family", "export", "nan", "optimizer", "position", "rng", "truncated", "folder")

@@ -10,38 +10,9 @@ songs), for evaluating whole generated phrases against real ones.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
-from symusic import Score
 from torch.utils.data import Dataset
-
-from tunesmith.core.errors import SkipFile, UserError
-
-log = logging.getLogger(__name__)
-
-
-def encode_bar_pieces(representation, scores: list[Score]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(bars (n_bars, T, 128) uint8, chords (n_bars, 13) float32) of each score with a melody; scores
-    the representation skips (e.g. not in 4/4) are counted on stderr."""
-    if not hasattr(representation, "chords"):
-        raise UserError(f"this model needs the bars representation, not {representation.name!r}")
-    pieces, skipped = [], {}
-    for score in scores:
-        try:
-            bars = representation.encode(score)
-        except SkipFile as reason:
-            key = str(reason).split(" at tick")[0]
-            skipped[key] = skipped.get(key, 0) + 1
-            continue
-        if len(bars):
-            pieces.append((bars, representation.chords(score)))
-    if skipped:
-        common = sorted(skipped.items(), key=lambda kv: -kv[1])
-        reasons = ", ".join(f"{n} x {why}" for why, n in common[:4]) + (", ..." if len(common) > 4 else "")
-        log.warning("%d piece(s) left out of the bars data (%s)", sum(skipped.values()), reasons)
-    return pieces
 
 
 class BarPairs(Dataset):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +15,7 @@ from torch.utils.data import Dataset
 
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.data.augment import to_common_key, transpositions
-from tunesmith.data.bar_pairs import BarPairs, encode_bar_pieces
+from tunesmith.data.bar_pairs import BarPairs
 from tunesmith.data.config import DataConfig
 from tunesmith.data.datasets import FrameWindows, TokenWindows
 from tunesmith.data.sources import describe_source, file_split, load_scores
@@ -63,11 +65,17 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
     if representation is None:
         representation = get_representation(cfg.representation, **cfg.representation_config)
         representation.fit(train_scores)
-    encode = encode_bar_pieces if data_kind == "bars" else _encode_all
-    encoded = {"train": encode(representation, train_scores),
-               "valid": encode(representation, [by_id[p] for p in groups["valid"]])}
-    if not encoded["train"] or not encoded["valid"]:
-        raise UserError(f"{cfg.source}: no piece could be encoded as {cfg.representation!r} for train or valid")
+    encode = _encoder(data_kind, representation)
+    (train, train_skips), (valid, valid_skips) = (_encode_all(encode, train_scores),
+                                                  _encode_all(encode, [by_id[p] for p in groups["valid"]]))
+    encoded, skipped = {"train": train, "valid": valid}, train_skips + valid_skips
+    if not train or not valid:
+        why = f" ({skip_summary(skipped)})" if skipped else ""
+        raise UserError(f"{cfg.source}: no piece could be encoded as {cfg.representation!r} for "
+                        f"{'train' if not train else 'valid'}{why}")
+    if skipped:
+        log.warning("%d piece(s) could not be encoded as %s and were left out (%s)", sum(skipped.values()),
+                    representation.name, skip_summary(skipped))
     stride = cfg.stride or max(1, cfg.window // 2)
     datasets = {split: _windows(data_kind, arrays, cfg.window, stride, representation)
                 for split, arrays in encoded.items()}
@@ -109,19 +117,34 @@ def data_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
             if key in saved and key in current and saved[key] != current[key]]
 
 
-def _encode_all(representation: Representation, scores: list[Score]) -> list[np.ndarray]:
-    arrays, skipped = [], 0
+def _encoder(data_kind: str, representation: Representation) -> Callable[[Score], Any]:
+    """Score -> training item: the representation's array; for bar models (bars, chords), the bars
+    (n_bars, T, 128) uint8 and the chords (n_bars, 13) float32 of the bars representation."""
+    if data_kind != "bars":
+        return representation.encode
+    if not hasattr(representation, "chords"):
+        raise UserError(f"this model needs the bars representation, not {representation.name!r}")
+    return lambda score: (representation.encode(score), representation.chords(score))
+
+
+def _encode_all(encode: Callable[[Score], Any], scores: list[Score]) -> tuple[list[Any], Counter]:
+    """The non-empty encodings of `scores`, and the reasons (with counts) the others were skipped."""
+    items, skipped = [], Counter()
     for score in scores:
         try:
-            array = representation.encode(score)
-        except SkipFile:
-            skipped += 1
+            item = encode(score)
+        except SkipFile as reason:
+            skipped[str(reason).split(" at tick")[0]] += 1
             continue
-        if len(array):
-            arrays.append(array)
-    if skipped:
-        log.warning("%d piece(s) could not be encoded as %s and were left out", skipped, representation.name)
-    return arrays
+        if len(item[0] if isinstance(item, tuple) else item):
+            items.append(item)
+    return items, skipped
+
+
+def skip_summary(skipped: Counter) -> str:
+    """The most common reasons pieces were skipped, with counts: '3 x not in 4/4, 1 x no notes'."""
+    common = skipped.most_common()
+    return ", ".join(f"{n} x {why}" for why, n in common[:3]) + (", ..." if len(common) > 3 else "")
 
 
 def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep: Representation) -> Dataset:

@@ -114,8 +114,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, allow_data_cha
     data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None)
     if checkpoint:
         check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)
-    model = restored.model if restored else build_model(
-        config.model.name, make_config(config.model.name, config.model.config, data_dims(data.representation)))
+    model = restored.model if restored else build_model(config.model.name, _model_config(config, data))
     model = model.to(device)
     objective = OBJECTIVES[cls.objective](model, config.optim)
     position = _restore(checkpoint, objective, restored.path) if checkpoint else Position()
@@ -148,6 +147,17 @@ def _set_threads(config: RunConfig, cls: type, device: torch.device) -> None:
         return
     threads = config.trainer.num_threads or getattr(cls, "cpu_threads", None) or os.cpu_count() or 1
     torch.set_num_threads(threads)
+
+
+def _model_config(config: RunConfig, data: PreparedData) -> Any:
+    """The family's config for a new run: the recipe's keys plus the dims the data sets (vocabulary size,
+    bar length), which the recipe may repeat but not contradict."""
+    dims = data_dims(data.representation)
+    for key, value in config.model.config.items():
+        if key in dims and value != dims[key]:
+            raise UserError(f"config key model.config.{key} is {value!r}, but the {data.representation.name} "
+                            f"data sets it to {dims[key]!r}; leave it out of the recipe")
+    return make_config(config.model.name, config.model.config, dims)
 
 
 def resumable(path: Path, config: RunConfig, device: torch.device) -> LoadedModel:
