@@ -63,7 +63,7 @@ def run(answer, script, until: float, **config):
     return session, out
 
 
-def fixed_answer(phrase):
+def fixed_answer(phrase, cancelled=None):
     fixed_answer.phrases.append(phrase)
     return [AnswerNote(72, 100, 0.0, 1.0), AnswerNote(74, 90, 1.0, 0.5), AnswerNote(76, 80, 2.0, 1.0)]
 
@@ -116,7 +116,7 @@ def test_stop_sends_all_notes_off_on_every_channel():
 def test_speculation_starts_the_model_before_the_pause_ends():
     calls = []
 
-    def slow_answer(phrase):
+    def slow_answer(phrase, cancelled=None):
         calls.append(clock_at[0]())
         return fixed_answer(phrase)
 
@@ -127,8 +127,29 @@ def test_speculation_starts_the_model_before_the_pause_ends():
                           LiveConfig(poll_s=1 / 256, wait_beats=2), clock=clock, expected_s=0.4)
     session.run(stop=lambda: clock.now >= 3.0, sleep=clock.sleep)
     pause_end = session.answers[0].pause_end
-    assert pause_end == pytest.approx(2.0) and calls[0] == pytest.approx(pause_end - 0.65, abs=0.01)
+    assert pause_end == pytest.approx(2.0) and calls[0] == pytest.approx(pause_end - 0.9, abs=0.01)
     assert out.notes()[0] == (2.0, 72)
+
+
+def test_a_key_cancels_the_answer_in_the_making():
+    from concurrent.futures import Executor, Future
+
+    class Holding(Executor):
+        """Never runs the call: the answer stays in the making."""
+
+        def submit(self, fn, /, *args, **kwargs):
+            self.args = args
+            return Future()
+
+    clock, executor = SimClock(), Holding()
+    script = melody([60, 62], 0.5) + [(1.5, mido.Message("note_on", note=64, velocity=80))]
+    session = LiveSession(fixed_answer, ScriptedInput(clock, script), RecordingOutput(clock),
+                          LiveConfig(poll_s=1 / 256, wait_beats=2), clock=clock, executor=executor, expected_s=0.4)
+    session.run(stop=lambda: clock.now >= 1.4, sleep=clock.sleep)
+    cancel = executor.args[-1]
+    assert not cancel.is_set()
+    session.run(stop=lambda: clock.now >= 1.6, sleep=clock.sleep)
+    assert cancel.is_set() and session.pending is None
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +167,17 @@ def test_a_real_model_answers_with_two_bars_in_time(lstm_answerer):
     assert all(ons[0][0] <= t < ons[0][0] + 2 * 4 * 0.5 for t, _ in ons)  # within 2 bars of 4/4 at 120 bpm
     assert sorted(n for _, n in ons) == sorted(n for _, n in offs)  # every note released
     assert all(0 <= n < 128 for _, n in ons)
+
+
+def test_a_cancelled_answer_stops_inside_the_model(lstm_answerer):
+    from tunesmith.live.answer import Cancelled
+    from tunesmith.live.phrase import PlayedNote, phrase_score
+
+    phrase = phrase_score([PlayedNote(60, 80, 0.0, 0.4), PlayedNote(64, 80, 0.5, 0.9)], 0.0, 0.5)
+    calls = []
+    with pytest.raises(Cancelled):
+        lstm_answerer(phrase, cancelled=lambda: calls.append(1) or len(calls) > 3)
+    assert len(calls) == 4  # it stopped at the fourth network call
 
 
 def test_a_family_that_cannot_continue_is_refused():

@@ -4,8 +4,10 @@ beats, counted from the answer's first note (the leading rest is dropped: the an
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,10 @@ from symusic import Score
 
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import bar_starts, note_table
+
+
+class Cancelled(Exception):
+    """The phrase changed while its answer was being computed; the work was stopped."""
 
 
 @dataclass(frozen=True)
@@ -46,14 +52,17 @@ class Answerer:
         self._count = itertools.count()
         check_options(loaded.model, self._request(None).options() | {"primer": "live input"})
 
-    def __call__(self, phrase: Score) -> list[AnswerNote]:
+    def __call__(self, phrase: Score, cancelled: Callable[[], bool] = lambda: False) -> list[AnswerNote]:
+        """The answer to `phrase`; raises Cancelled as soon as `cancelled()` turns true (checked at every
+        network call), so speculative work for a phrase the player went on with stops at once."""
         from tunesmith.generation.generate import generate_batches
         from tunesmith.io.midi import write_midi
 
         index = next(self._count)
         path = write_midi(phrase, self.work_dir / f"phrase_{index % 4}.mid")
         request = self._request(path, seed=self.options.seed + index)
-        score = next(generate_batches(self.loaded, request))[0]
+        with _watch(self.loaded.model, cancelled):
+            score = next(generate_batches(self.loaded, request))[0]
         return new_notes(score, self.options.bars)
 
     def _request(self, primer: Path | None, seed: int = 0):
@@ -63,6 +72,22 @@ class Answerer:
         o = self.options
         return GenerateRequest(n=1, bars=o.bars, primer=primer, primer_bars=o.primer_bars, seed=seed,
                                sampling=SamplingConfig(temperature=o.temperature, top_k=o.top_k, top_p=o.top_p))
+
+
+@contextlib.contextmanager
+def _watch(model, cancelled: Callable[[], bool]):
+    """Forward pre-hooks on the model's modules that raise Cancelled once `cancelled()` is true."""
+
+    def hook(module, args):
+        if cancelled():
+            raise Cancelled("the phrase changed")
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def new_notes(score: Score, bars: int) -> list[AnswerNote]:

@@ -5,10 +5,11 @@ executor that runs the model, so tests drive the loop with in-process ports and 
 
 Timing. The beat grid starts at the phrase's first note (or follows the MIDI clock). The pause ends on
 the first grid beat at least `wait_beats` beats after the last key was released. The answer is computed
-ahead, speculatively: once the silence has lasted long enough that only the expected generation time
-(x1.5, + 50 ms) is left before the pause ends, the phrase goes to the model; a key pressed meanwhile
-discards that work. So the answer's first note normally leaves on the pause's last beat; when the model
-is late it leaves as soon as it is ready (`align=False`) or on the next grid beat (`align=True`).
+ahead, speculatively: once the silence has lasted long enough that only twice the expected generation
+time (the slowest of the last answers) + 100 ms is left before the pause ends, the phrase goes to the
+model; a key pressed meanwhile cancels that work (it stops at the model's next network call). So the
+answer's first note normally leaves on the pause's last beat; when the model is late it leaves as soon
+as it is ready (`align=False`) or on the next grid beat (`align=True`).
 A key pressed while the answer plays stops the answer (its notes are released).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -75,13 +77,14 @@ class Immediate(Executor):
 class _Pending:
     future: Future
     record: AnswerRecord
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
 class LiveSession:
     """One call-and-response session over an input and an output port."""
 
-    answer: Callable  # Score -> list[AnswerNote]
+    answer: Callable  # (Score, cancelled: () -> bool) -> list[AnswerNote]
     inport: object
     outport: object
     config: LiveConfig = field(default_factory=LiveConfig)
@@ -97,6 +100,7 @@ class LiveSession:
         self.sounding: set[int] = set()
         self.answers: list[AnswerRecord] = []
         self._order = itertools.count()
+        self._recent: list[float] = [self.expected_s]  # generation times of the last answers
 
     # ---- the loop ---------------------------------------------------------------------------------
 
@@ -131,7 +135,12 @@ class LiveSession:
                 self.recorder.note_on(message.note, message.velocity, now)
             else:
                 self.recorder.note_off(message.note, now)
-            self.pending = None  # the phrase changed: an answer in the making is for an older one
+            self._drop_pending()  # the phrase changed: an answer in the making is for an older one
+
+    def _drop_pending(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel.set()
+            self.pending = None
 
     # ---- pause and answer --------------------------------------------------------------------------
 
@@ -144,16 +153,17 @@ class LiveSession:
         return self.tempo.next_beat(anchor, silent + self.config.wait_beats * beat, beat)
 
     def _maybe_launch(self, now: float, pause_end: float) -> None:
-        lead = 1.5 * self.expected_s + 0.05 if self.config.speculate else 0.0
+        lead = 2 * self.expected_s + 0.1 if self.config.speculate else 0.0
         if self.pending is None and now >= pause_end - lead:
             beat = self.tempo.beat_seconds(now)
             anchor = self.tempo.anchor(self.recorder.first_start(), now)
             phrase = phrase_score(list(self.recorder.notes), anchor, beat)
-            record = AnswerRecord(pause_end, now)
-            self.pending = _Pending(self.executor.submit(self._timed, phrase, record), record)
+            record, cancel = AnswerRecord(pause_end, now), threading.Event()
+            future = self.executor.submit(self._timed, phrase, record, cancel)
+            self.pending = _Pending(future, record, cancel)
 
-    def _timed(self, phrase, record: AnswerRecord) -> list[AnswerNote]:
-        notes = self.answer(phrase)
+    def _timed(self, phrase, record: AnswerRecord, cancel: threading.Event) -> list[AnswerNote]:
+        notes = self.answer(phrase, cancelled=cancel.is_set)
         record.ready = self.clock()
         return notes
 
@@ -169,7 +179,8 @@ class LiveSession:
             self.say(f"no answer: {error}")
             return
         record = pending.record
-        self.expected_s = max(0.0, (record.ready or now) - record.launched)
+        self._recent = [*self._recent[-4:], max(0.0, (record.ready or now) - record.launched)]
+        self.expected_s = max(self._recent)
         if now <= pause_end + LATE_S:
             start = pause_end
         else:
