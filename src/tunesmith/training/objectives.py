@@ -18,7 +18,12 @@ from tunesmith.training.config import OptimConfig
 
 
 def _adamw(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(list(params), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    """AdamW with weight decay on matrices and embeddings only (2-D and up), never on biases, norm
+    gains or other vectors: decaying those towards 0 only fights the fit (nanoGPT's rule)."""
+    params = list(params)
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas)
 
 
 def _update(optimizer: torch.optim.Optimizer, loss: Tensor, params: list[nn.Parameter], clip: float | None) -> None:
