@@ -17,13 +17,20 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # FluidSynth (with its TimGM6mb General MIDI soundfont) renders MIDI to audio; without it tunesmith
-# falls back to its own additive synthesizer and says so.
+# falls back to its own additive synthesizer and says so. Debian's Chromium runs the web studio's browser
+# test (tests/test_web_browser.py, through Playwright; about 80 s to install the first time); without it
+# that test is skipped and says why.
 system-deps:
 	@command -v fluidsynth >/dev/null 2>&1 || { \
 	  echo "installing fluidsynth (apt)"; \
 	  (apt-get install -y -q fluidsynth >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fluidsynth >/dev/null 2>&1)) || \
 	  echo "fluidsynth could not be installed: audio will use the built-in fallback synthesizer"; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt) for the browser test"; \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
+	  echo "chromium could not be installed: the browser test will be skipped"; }
 
 demo: $(STAMP) system-deps
 	$(BIN)/tunesmith demo --out demo-output

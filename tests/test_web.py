@@ -1,8 +1,11 @@
 """The web studio through FastAPI's TestClient: checkpoints, options per family, a real generation job,
-bad primers, ids that look like paths, the queue limit and the time limit."""
+bad primers, ids that look like paths, the queue limit and the time limit; then the page in a real browser
+(Debian's headless Chromium through Playwright, skipped with the reason where either is missing)."""
 
 from __future__ import annotations
 
+import shutil
+import socket
 import threading
 import time
 from pathlib import Path
@@ -18,6 +21,7 @@ from tunesmith.core.score import bar_starts  # noqa: E402
 from tunesmith.web.app import check_host, create_app  # noqa: E402
 
 PRIMER = Path(__file__).parent / "fixtures" / "bach40" / "chorale_04_5.mid"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +139,86 @@ def test_remote_binding_needs_the_flag():
     with pytest.raises(Exception, match="--allow-remote"):
         check_host("0.0.0.0", False)
     assert check_host("0.0.0.0", True) is False
+
+
+# ---- the page in a real browser ------------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def sync_api():
+    """Playwright's sync API, or a skip naming what is missing."""
+    api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Debian chromium at /usr/bin/chromium (apt-get install chromium; make test does it)")
+    return api
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, sync_api):
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(work_dir=tmp_path_factory.mktemp("serve"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_browser_generates_in_the_page(studio, sync_api, tmp_path):
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(studio)
+            page.wait_for_selector("#checkpoint option[value='jsb-best']", state="attached")
+            page.select_option("#checkpoint", "jsb-best")
+            page.wait_for_function("document.querySelector('#family').textContent.startsWith('lstm-nade')")
+            assert page.is_hidden("[data-option=top_k]") and page.is_visible("[data-option=temperature]")
+            page.select_option("#checkpoint", "lstm-bach")
+            page.wait_for_function("document.querySelector('#family').textContent.startsWith('lstm,')")
+            assert page.is_visible("[data-option=top_k]") and page.is_hidden("[data-option=chords]")
+            page.set_input_files("#primer", str(PRIMER))
+            page.wait_for_function("document.querySelector('#primer-info').textContent.includes('notes')")
+            page.fill("#bars", "2")
+            page.fill("#primer_bars", "1")
+            page.click("#generate")
+            page.wait_for_selector(".piece img", timeout=60_000)
+            page.wait_for_function("document.querySelector('.piece img').naturalWidth > 0")
+            page.wait_for_function("document.querySelector('.piece audio').readyState >= 1", timeout=20_000)
+            assert "3 bars" in page.text_content(".piece strong")
+            assert page.get_attribute(".piece a:last-of-type", "href").endswith(".mid?download=1")
+            page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
+            assert (tmp_path / "studio.png").stat().st_size > 10_000
+        finally:
+            browser.close()
+
+
+def test_browser_shows_a_bad_primer_as_one_sentence(studio, sync_api, tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"this is not MIDI")
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(studio)
+            page.wait_for_function("document.querySelector('#family').textContent.length > 0")
+            page.set_input_files("#primer", str(bad))
+            page.wait_for_selector("#message.error")
+            assert "not a readable MIDI file" in page.text_content("#message")
+        finally:
+            browser.close()

@@ -81,7 +81,12 @@ class Catalog:
         return {"name": entry.name, "source": entry.source, "family": model.name, "generation": model.generation,
                 "options": options, "flags": {o: GENERATION_OPTIONS[o] for o in options},
                 "representation": loaded.representation.name,
-                "summary": (type(model).__doc__ or "").strip().splitlines()[0] if type(model).__doc__ else ""}
+                "summary": _first_sentence(type(model).__doc__)}
+
+
+def _first_sentence(text: str | None) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line.split(". ")[0].rstrip(".")
 
 
 def _local_checkpoints(folder: Path | None) -> list[tuple[str, Path]]:
