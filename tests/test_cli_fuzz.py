@@ -13,6 +13,7 @@ built once by the `bad` fixture below.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -422,8 +423,9 @@ def _case_argv(c: Case, bad: dict[str, str], folder: Path) -> list[str]:
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run `tunesmith ARGV` in this process; returns (exit code, stdout, stderr)."""
-    saved = sys.argv
+    """Run `tunesmith ARGV` in this process; returns (exit code, stdout, stderr). The root logger, which
+    the CLI points at this test's captured stderr, is put back afterwards."""
+    saved, handlers, level = sys.argv, logging.root.handlers[:], logging.root.level
     sys.argv = ["tunesmith", *argv]
     try:
         cli.main()
@@ -432,6 +434,8 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     finally:
         sys.argv = saved
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
