@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -65,13 +65,14 @@ class KVCache:
     values: list[Tensor]
     length: int = 0
     position: int = 0
-    window: int = field(default=0)
+    window: int = 0  # block_size: how many positions a query sees, itself included
 
     def make_room(self, new: int) -> int:
         """Slide so `new` more positions fit: keep the last window - 1. Returns the keys kept."""
-        capacity = self.keys[0].shape[2]
+        capacity, keep = self.keys[0].shape[2], self.window - 1
+        if keep + new > capacity:
+            raise ValueError(f"at most {capacity - keep} positions can be fed at once, got {new}")
         if self.length + new > capacity:
-            keep = self.window - 1
             for buf in (*self.keys, *self.values):
                 buf[:, :, :keep] = buf[:, :, self.length - keep:self.length].clone()
             self.length = keep
@@ -153,20 +154,24 @@ class Attention(nn.Module):
         cache.values[layer][:, :, n:n + c] = v
         return cache.keys[layer][:, :, :n + c], cache.values[layer][:, :, :n + c]
 
-    def _bias(self, q: Tensor, n_keys: int) -> Tensor:
-        """Additive scores (B or 1, H or 1, C, N): position terms / sqrt(hd), -inf outside the window."""
+    def _bias(self, q: Tensor, n_keys: int) -> Tensor | None:
+        """Additive scores (B or 1, H or 1, C, N): position terms / sqrt(hd), -inf outside the window;
+        None when there is nothing to add (RoPE, one query that sees every key: the sampler's step)."""
         c = q.shape[2]
         distance = (torch.arange(n_keys - c, n_keys, device=q.device)[:, None]
                     - torch.arange(n_keys, device=q.device)[None])  # (C, N): query minus key position
-        outside = (distance < 0) | (distance >= self.window)
         if self.position == "relative":
             # scale q (C x hd numbers), not the (C x N) scores: same product, one pass less
             bias = skewed_relative_logits(q * self.head_dim ** -0.5, self.rel, n_keys)
         elif self.position == "alibi":
             bias = -self.slopes[:, None, None] * distance.to(q.dtype)
+        elif c == 1 and n_keys <= self.window:
+            return None
         else:
             bias = torch.zeros(1, 1, c, n_keys, dtype=q.dtype, device=q.device)
-        return bias.masked_fill(outside, float("-inf"))
+        if c == 1 and n_keys <= self.window:  # a step: every kept key is inside the window
+            return bias
+        return bias.masked_fill((distance < 0) | (distance >= self.window), float("-inf"))
 
 
 class Block(nn.Module):
