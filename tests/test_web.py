@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from symusic import Score  # noqa: E402
 
 from tunesmith.core.score import bar_starts  # noqa: E402
-from tunesmith.web.app import check_host, create_app  # noqa: E402
+from tunesmith.web.app import create_app  # noqa: E402
+from tunesmith.web.command import check_host  # noqa: E402
 
 PRIMER = Path(__file__).parent / "fixtures" / "bach40" / "chorale_04_5.mid"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,1 +1,2 @@
-"""The local web studio (`tunesmith serve`): `app.create_app`, `app.serve_command`; needs the `web` extra."""
+"""The local web studio (`tunesmith serve`): `app.create_app` (FastAPI), `command.serve_command`; needs the
+`web` extra."""

@@ -7,14 +7,13 @@ Endpoints (the OpenAPI schema is at /openapi.json, the interactive docs at /docs
     POST /api/generate                    queue a job -> job id (202); a full queue: 429
     GET  /api/jobs/{job_id}               stage, progress, then the pieces with their file URLs
     GET  /api/jobs/{job_id}/files/{file}  a MIDI / WAV / PNG file the job wrote (?download=1 to save it)
-Every error is JSON `{"detail": "one sentence"}` with a 4xx status.
+Every error is JSON `{"detail": "one sentence"}` with a 4xx status. `web/command.py` runs it (`tunesmith serve`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
+import shutil
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,6 +52,7 @@ def create_app(models_dir: Path | None = None, *, max_waiting: int = 4, job_seco
                max_primer_bytes: int = 512 * KiB, work_dir: Path | None = None) -> FastAPI:
     """The studio app: checkpoints from the shipped ones and `models_dir`; jobs (files) under `work_dir`
     (default: a new temporary folder, deleted at shutdown)."""
+    own_root = work_dir is None
     root = Path(work_dir or tempfile.mkdtemp(prefix="tunesmith-serve-"))
     catalog, primers = Catalog(models_dir), Primers(root / "primers", max_primer_bytes)
     jobs = JobQueue(root / "jobs", max_waiting=max_waiting, time_limit_s=job_seconds)
@@ -61,6 +61,8 @@ def create_app(models_dir: Path | None = None, *, max_waiting: int = 4, job_seco
     async def lifespan(app: FastAPI):
         yield
         jobs.close()
+        if own_root:  # a folder this app made: primers too
+            shutil.rmtree(root, ignore_errors=True)
 
     app = FastAPI(title="tunesmith studio", version="1", lifespan=lifespan,
                   description="Generate music from tunesmith checkpoints: one job queue, files served by id.")
@@ -175,43 +177,3 @@ def _request(body: GenerateBody, catalog: Catalog, primers: Primers):
         sampling=SamplingConfig(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p))
     check_options(catalog.load(body.checkpoint).model, request.options())
     return request
-
-
-def check_host(host: str, allow_remote: bool) -> bool:
-    """True when `host` is a loopback address; UserError for another one without `allow_remote`."""
-    try:
-        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        raise UserError(f"--host {host!r} is not an IP address (or localhost)") from None
-    if not local and not allow_remote:
-        raise UserError(f"binding {host} would open the studio to other machines; add --allow-remote if you mean it")
-    return local
-
-
-def serve_command(host: str = "127.0.0.1", port: int = 8000, models_dir: Path | None = None,
-                  allow_remote: bool = False, max_waiting: int = 4, job_seconds: float = 120.0) -> None:
-    """`tunesmith serve`: check the address and folder, then run the studio with uvicorn until Ctrl-C."""
-    import uvicorn
-
-    local = check_host(host, allow_remote)
-    if models_dir is not None and not Path(models_dir).is_dir():
-        raise UserError(f"--models {models_dir} is not a folder")
-    if not 0 < port < 65536:
-        raise UserError(f"--port must be between 1 and 65535, got {port}")
-    _check_port_free(host, port)
-    if not local:
-        log.warning("WARNING: the studio listens on %s:%d and anyone who can reach it may run generation jobs",
-                    host, port)
-    app = create_app(Path(models_dir) if models_dir else None, max_waiting=max_waiting, job_seconds=job_seconds)
-    log.info("tunesmith studio on http://%s:%d/ (API schema at /docs); Ctrl-C stops it", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-def _check_port_free(host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise UserError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --port") from None
