@@ -483,3 +483,8 @@ def test_a_good_command_line_passes_the_same_checks_except_the_exit_code(tmp_pat
     assert code == 0, err
     written = json.loads((tmp_path / "g" / "generation.json").read_text())["files"]
     assert written == ["sample_01.mid"] and (tmp_path / "g" / "sample_01.mid").stat().st_size > 14
+
+
+def test_help_documents_the_exit_codes(capsys):
+    code, out, _ = run_main(["--help"], capsys)
+    assert code == 0 and "Exit codes: 0 done; 2 bad input" in " ".join(out.split())

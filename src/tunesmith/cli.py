@@ -18,6 +18,9 @@ from tunesmith.io.atomic import check_output_path, sweep_temp_files
 
 app = typer.Typer(
     help="Train, compare and play deep music generators.",
+    epilog="Exit codes: 0 done; 2 bad input, or an output that cannot be written (a file in the way, no "
+           "permission, a full disk), said in one sentence; 1 a bug in tunesmith (--verbose shows the traceback); "
+           "130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
