@@ -52,6 +52,8 @@ def create_app(models_dir: Path | None = None, *, max_waiting: int = 4, job_seco
                max_primer_bytes: int = 512 * KiB, work_dir: Path | None = None) -> FastAPI:
     """The studio app: checkpoints from the shipped ones and `models_dir`; jobs (files) under `work_dir`
     (default: a new temporary folder, deleted at shutdown)."""
+    import tunesmith.generation.generate  # noqa: F401  (torch and the generation path load now, not on a request)
+
     own_root = work_dir is None
     root = Path(work_dir or tempfile.mkdtemp(prefix="tunesmith-serve-"))
     catalog, primers = Catalog(models_dir), Primers(root / "primers", max_primer_bytes)
@@ -131,6 +133,7 @@ def _routes(app: FastAPI, catalog: Catalog, primers: Primers, jobs: JobQueue) ->
 
     @app.post("/api/generate", status_code=202, summary="Queue a generation job")
     def generate(body: GenerateBody) -> dict:
+        jobs.check_room()  # before loading a model for a job that cannot be queued
         request, name = _request(body, catalog, primers), body.checkpoint
         job = jobs.submit(generation_work(catalog, name, request))
         return {"job_id": job.id, "status_url": f"/api/jobs/{job.id}", "waiting": jobs.waiting()}

@@ -82,12 +82,16 @@ class JobQueue:
         self._thread = threading.Thread(target=self._run, name="tunesmith-jobs", daemon=True)
         self._thread.start()
 
+    def check_room(self) -> None:
+        """QueueFull when `max_waiting` jobs already wait (cheap: callers ask before preparing a job)."""
+        if self._waiting.qsize() >= self.max_waiting:
+            raise QueueFull(f"the generation queue is full ({self.max_waiting} jobs waiting); "
+                            "try again when one has finished")
+
     def submit(self, work: Work) -> Job:
         """Queue `work`; QueueFull when `max_waiting` jobs already wait."""
         with self._lock:
-            if self._waiting.qsize() >= self.max_waiting:
-                raise QueueFull(f"the generation queue is full ({self.max_waiting} jobs waiting); "
-                                "try again when one has finished")
+            self.check_room()
             job_id = uuid.uuid4().hex
             job = Job(job_id, self.root / job_id, self.time_limit_s)
             self._jobs[job_id] = job
