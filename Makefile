@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 
 # FluidSynth (with its TimGM6mb General MIDI soundfont) renders MIDI to audio; without it tunesmith
 # falls back to its own additive synthesizer and says so. Debian's Chromium runs the web studio's browser
-# test (tests/test_web_browser.py, through Playwright; about 80 s to install the first time); without it
-# that test is skipped and says why.
+# test (in tests/test_web.py, through Playwright; about 80 s to install the first time); without it
+# that test is skipped and says why. jackd2: a JACK dummy server gives `tunesmith live`'s test real MIDI
+# ports where the machine has no ALSA sequencer (containers, CI); without it that test is skipped.
 system-deps:
 	@command -v fluidsynth >/dev/null 2>&1 || { \
 	  echo "installing fluidsynth (apt)"; \
@@ -31,6 +32,11 @@ system-deps:
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
 	  echo "chromium could not be installed: the browser test will be skipped"; }
+	@command -v jackd >/dev/null 2>&1 || { \
+	  echo "installing jackd2 (apt) for the live MIDI port test"; \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q jackd2 >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q jackd2 >/dev/null 2>&1)) || \
+	  echo "jackd2 could not be installed: the live test over real MIDI ports will be skipped"; }
 
 demo: $(STAMP) system-deps
 	$(BIN)/tunesmith demo --out demo-output

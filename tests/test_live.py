@@ -198,3 +198,80 @@ def test_no_midi_system_is_one_sentence(monkeypatch):
     with pytest.raises(UserError, match="no MIDI system is available") as info:
         ports.port_lines()
     assert "\n" not in str(info.value)
+
+
+# ---- real MIDI ports: a JACK dummy server (or the machine's own MIDI system) -------------------------
+
+
+@pytest.fixture(scope="module")
+def midi_system():
+    """A working MIDI backend: the machine's, else a `jackd -d dummy` started here (skip without either)."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    from tunesmith.live.ports import backend
+
+    try:
+        yield backend()
+        return
+    except UserError:
+        pass
+    if shutil.which("jackd") is None:
+        pytest.skip("no MIDI system and no jackd to start a dummy one (apt-get install jackd2; make test does it)")
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
+    server = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                yield backend()
+                break
+            except UserError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.skip("jackd -d dummy did not start")
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_real_ports_carry_the_answer_in_time(midi_system):
+    import time
+
+    from tunesmith.live.ports import open_ports
+
+    inport, outport = open_ports(None, None)  # the virtual 'tunesmith in' / 'tunesmith out'
+    names = midi_system.get_output_names(), midi_system.get_input_names()
+    player = midi_system.open_output(next(n for n in names[0] if "tunesmith in" in n))
+    ear = midi_system.open_input(next(n for n in names[1] if "tunesmith out" in n))
+    session = LiveSession(fixed_answer, inport, outport, LiveConfig(bpm=240, wait_beats=1))
+    heard, start = [], time.monotonic()
+
+    def play_and_listen() -> bool:
+        now = time.monotonic() - start
+        for i, pitch in enumerate((60, 64)):  # two quarter notes at 240 bpm, released at 0.2 and 0.45 s
+            if i * 0.25 <= now and not played[2 * i]:
+                player.send(mido.Message("note_on", note=pitch, velocity=90))
+                played[2 * i] = True
+            if i * 0.25 + 0.2 <= now and not played[2 * i + 1]:
+                player.send(mido.Message("note_off", note=pitch))
+                played[2 * i + 1] = True
+        heard.extend((time.monotonic() - start, m) for m in ear.iter_pending())
+        return now > 2.0
+
+    played = [False] * 4
+    try:
+        session.run(stop=play_and_listen)
+        time.sleep(0.1)
+        heard.extend((time.monotonic() - start, m) for m in ear.iter_pending())  # what stopping sent
+    finally:
+        for port in (inport, outport, player, ear):
+            port.close()
+    ons = [(t, m.note) for t, m in heard if m.type == "note_on"]
+    assert [n for _, n in ons] == [72, 74, 76]
+    # released at 0.45 s, one beat (0.25 s) of silence, next beat of the grid: 0.75 s; then a beat apart
+    assert ons[0][0] == pytest.approx(0.75, abs=0.1) and ons[1][0] - ons[0][0] == pytest.approx(0.25, abs=0.05)
+    assert sum(m.type == "control_change" and m.control == 123 for _, m in heard) == 16  # all notes off

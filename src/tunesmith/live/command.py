@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,13 +63,32 @@ def live_command(checkpoint: str, in_port: str | None = None, out_port: str | No
     say(f"listening on {inport.name!r}, answering on {outport.name!r} after {config.wait_beats:g} beats of "
         f"silence ({options.bars} bars at {config.bpm:g} bpm or the MIDI clock); an answer takes "
         f"{expected * 1000:.0f} ms to compute; Ctrl-C stops")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunesmith-live") as executor:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunesmith-live") as executor, _stop_signals() as stop:
         session = LiveSession(answerer, inport, outport, config, executor=executor, expected_s=expected, say=say)
         try:
-            session.run()
+            session.run(stop=stop.is_set)
         finally:
             inport.close()
             outport.close()
+    say(f"stopped after {len(session.answers)} answers; all notes off")
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGTERM ends the loop cleanly; Ctrl-C raises KeyboardInterrupt even where the shell started us with
+    SIGINT ignored (a background job). Both end with all notes off (`LiveSession.run`)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _answerer(checkpoint: str, options: AnswerOptions) -> Answerer:

@@ -12,23 +12,40 @@ import os
 from tunesmith.core.errors import UserError
 
 VIRTUAL_IN, VIRTUAL_OUT = "tunesmith in", "tunesmith out"
-BACKEND = "mido.backends.rtmidi"
+# Tried in order unless MIDO_BACKEND names one: the system's default API (ALSA on Linux, CoreMIDI,
+# Windows MM), then JACK (a container without ALSA sequencer can run `jackd -d dummy`).
+BACKENDS = ("mido.backends.rtmidi", "mido.backends.rtmidi/UNIX_JACK")
 
 
 def backend():
-    """mido's rtmidi backend, checked to reach a MIDI system (UserError otherwise)."""
+    """The first mido backend that reaches a MIDI system (UserError naming why none does)."""
     try:
         import mido
-
-        midi = mido.Backend(BACKEND, load=True)
-        with _quiet_stderr():  # ALSA's C library prints its own error lines on failure
-            midi.get_input_names()
     except ImportError as error:
         raise UserError(f"live MIDI needs mido and python-rtmidi (pip install 'tunesmith[live]'): {error}") from None
-    except Exception as error:  # noqa: BLE001 (rtmidi raises its own SystemError for a missing MIDI system)
-        reason = " ".join(str(error).split())[:160] or error.__class__.__name__
-        raise UserError(f"no MIDI system is available on this machine ({reason})") from None
-    return midi
+    names = [os.environ["MIDO_BACKEND"]] if os.environ.get("MIDO_BACKEND") else list(BACKENDS)
+    reasons = []
+    for name in names:
+        try:
+            midi = mido.Backend(name, load=True)
+            with _quiet_stderr():  # ALSA's and JACK's C libraries print their own error lines on failure
+                _probe(midi)
+            return midi
+        except ImportError as error:
+            raise UserError(f"live MIDI needs python-rtmidi (pip install 'tunesmith[live]'): {error}") from None
+        except Exception as error:  # noqa: BLE001 (rtmidi raises its own SystemError for a missing MIDI system)
+            reasons.append(" ".join(str(error).split())[:120].rstrip(".") or error.__class__.__name__)
+    raise UserError(f"no MIDI system is available on this machine ({'; '.join(reasons)})")
+
+
+def _probe(midi) -> None:
+    """Open and close a virtual port where the API has them (JACK without a server only fails here)."""
+    midi.get_input_names()
+    try:
+        port = midi.open_input("tunesmith probe", virtual=True)
+    except NotImplementedError:  # Windows MM: no virtual ports, listing worked
+        return
+    port.close()
 
 
 def port_lines() -> list[str]:
@@ -58,7 +75,7 @@ def _open(opener, names: list[str], wanted: str | None, virtual: str, flag: str)
             return opener(virtual, virtual=True)
         except Exception as error:  # noqa: BLE001 (Windows MM has no virtual ports)
             raise UserError(f"cannot create the virtual port {virtual!r} ({error}); name a port with {flag}") from None
-    match = [n for n in names if n == wanted] or [n for n in names if n.startswith(wanted)]
+    match = [n for n in names if n == wanted] or [n for n in names if wanted in n]
     if not match:
         raise UserError(f"no MIDI port {wanted!r} for {flag}; available: {', '.join(names) or 'none'}")
     return opener(match[0])
