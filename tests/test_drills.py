@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REALMIDI
 from test_cli_fuzz import run_main
@@ -176,3 +177,38 @@ def test_allow_data_change_needs_resume(tmp_path, capsys):
                              "--out", str(tmp_path / "run")], capsys)
     assert code == 2 and err.strip() == "error: --allow-data-change only applies with --resume RUN_DIR"
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- a full disk during train
+
+
+def _train_argv(run: Path) -> list[str]:
+    return ["train", str(ROOT / "configs" / "debug" / "lstm.yaml"), "--set",
+            f"data.source={REALMIDI / 'sara_munafo_gan_nndl'}", "--set", "trainer.max_epochs=2", "--out", str(run)]
+
+
+@pytest.mark.parametrize("full_at_write", [0, 1, 3, 5, -2, -1])  # -1: the last write (learning curves)
+def test_full_disk_during_train_is_one_sentence_and_the_next_run_finishes(
+        full_at_write, tmp_path, monkeypatch, capsys):
+    """Every atomic write of a run (config.yaml, checkpoints, learning curves; metrics.csv appends and
+    TensorBoard events are not simulated) may meet the full disk; then the user's next command (the
+    same one, or --resume when a checkpoint exists) finishes the run as an uninterrupted one does."""
+    sizes: list[int] = []
+    real = atomic._fill
+    monkeypatch.setattr(atomic, "_fill", lambda handle, data: (sizes.append(len(data)), real(handle, data)))
+    assert run_main(_train_argv(tmp_path / "reference"), capsys)[0] == 0
+    full_at_write %= len(sizes)
+    monkeypatch.setattr(atomic, "_fill", _fill_until_full([sum(sizes[:full_at_write]) + sizes[full_at_write] // 2]))
+    run = tmp_path / "run"
+    code, _, err = run_main(_train_argv(run), capsys)
+    [line] = err.strip().splitlines()
+    assert code == 2 and "No space left on device" in line and str(run) in line, err
+    assert not list(run.rglob("*.tmp"))
+    monkeypatch.undo()
+    again = ["train", "--resume", str(run)] if (run / "checkpoints" / "last.ckpt").exists() else _train_argv(run)
+    code, _, err = run_main(again, capsys)
+    assert code == 0, err
+    finished, reference = (load_checkpoint(p / "checkpoints" / "last.ckpt") for p in (run, tmp_path / "reference"))
+    assert finished["step"] == reference["step"] and finished["epoch"] == reference["epoch"] == 2
+    assert all(torch.equal(w, reference["weights"][k]) for k, w in finished["weights"].items())  # exact resume
+    assert (run / "metrics.csv").read_text() == (tmp_path / "reference" / "metrics.csv").read_text()  # no dup rows
