@@ -133,8 +133,10 @@ class LiveSession:
             if kind == "note_on" and message.velocity > 0:
                 self.stop_answer(now)
                 self.recorder.note_on(message.note, message.velocity, now)
-            else:
+            elif message.note in self.recorder.held:
                 self.recorder.note_off(message.note, now)
+            else:
+                return  # the release of a key pressed before the session began: nothing changed
             self._drop_pending()  # the phrase changed: an answer in the making is for an older one
 
     def _drop_pending(self) -> None:

@@ -127,7 +127,7 @@ def _routes(app: FastAPI, catalog: Catalog, primers: Primers, jobs: JobQueue) ->
         return catalog.describe(name)
 
     @app.post("/api/primers", summary="Upload a primer MIDI file (checked by the guarded reader)")
-    async def upload(request: Request, file: UploadFile = File(...)) -> dict:
+    async def upload(file: UploadFile = File(...)) -> dict:
         data = await file.read(primers.max_bytes + 1)
         return await _in_thread(primers.add, data)
 
