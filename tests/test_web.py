@@ -135,6 +135,23 @@ def test_a_job_past_its_time_limit_fails_with_a_sentence(tmp_path):
     assert job["status"] == "failed" and "time limit" in job["error"]
 
 
+def test_progress_is_reported_while_generating(tmp_path):
+    from tunesmith.generation.generate import GenerateRequest
+    from tunesmith.web.jobs import Job
+    from tunesmith.web.studio import Catalog, generation_work
+
+    catalog, stages = Catalog(), []
+    work = generation_work(catalog, "jsb-best", GenerateRequest(n=1, bars=4, plot=True))
+    for index in range(2):  # the first job learns the calls per bar, the second reports progress with them
+        job = Job(f"job{index}", tmp_path / f"job{index}", time_limit_s=60, started=time.monotonic())
+        job.report = lambda stage, progress=None, job=job: (stages.append((stage, progress)),
+                                                             Job.report(job, stage, progress))
+        result = work(job)
+    assert catalog.calls_per_bar["jsb-best"] > 0 and result["pieces"][0]["bars"] == 4
+    shares = [p for stage, p in stages if stage.startswith("generating (about")]
+    assert shares and 0.05 < shares[0] <= 0.6 and shares == sorted(shares)
+
+
 def test_remote_binding_needs_the_flag():
     assert check_host("127.0.0.1", False) and check_host("localhost", False)
     with pytest.raises(Exception, match="--allow-remote"):

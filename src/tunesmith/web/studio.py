@@ -41,6 +41,7 @@ class Catalog:
         self.models_dir, self.cache_size = models_dir, cache_size
         self._cache: OrderedDict[Path, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self.calls_per_bar: dict[str, float] = {}  # network calls per generated bar, from the last job
 
     def entries(self) -> dict[str, Entry]:
         """Every checkpoint the client may name, by name (a local name that clashes gets a `local-` prefix)."""
@@ -142,39 +143,49 @@ class Primers:
 
 
 def generation_work(catalog: Catalog, name: str, request) -> Any:
-    """The job function: generate `request` with checkpoint `name` and write MIDI, PNG (and WAV) per piece."""
+    """The job function: generate `request` with checkpoint `name` and write MIDI, PNG (and WAV) per piece.
+
+    Progress while generating is estimated from the network calls per bar the checkpoint needed last time
+    (the first job of a checkpoint reports its call count only)."""
 
     def work(job: Job) -> dict[str, Any]:
         import torch
 
-        from tunesmith.generation.generate import generate_batches
+        from tunesmith.generation.generate import BATCH, generate_batches
 
         job.report("loading the model", 0.02)
         loaded = catalog.load(name)
         if loaded.model.cpu_threads:
             torch.set_num_threads(loaded.model.cpu_threads)
+        bars = request.bars * -(-request.n // BATCH)  # bars sampled one after the other
+        per_bar = catalog.calls_per_bar.get(name)
         scores = []
-        with _deadline(loaded.model, job, request.n):
+        with _deadline(loaded.model, job, per_bar * bars if per_bar else None) as watch:
             for batch in generate_batches(loaded, request):
                 scores += batch
+        catalog.calls_per_bar[name] = watch.calls / bars
         return {"pieces": _write(job, scores, request)}
 
     return work
 
 
 class _deadline:
-    """Forward pre-hooks on every module of the model: each step reports progress and checks the time limit
-    (so a long generation stops inside the sampler, not after it)."""
+    """Forward pre-hooks on every module of the model: every 64 calls the time limit is checked and the
+    progress reported (so a long generation stops inside the sampler, not after it)."""
 
-    def __init__(self, model, job: Job, n: int):
-        self.model, self.job, self.n, self.steps, self.handles = model, job, n, 0, []
+    def __init__(self, model, job: Job, expected_calls: float | None):
+        self.model, self.job, self.expected, self.calls, self.handles = model, job, expected_calls, 0, []
 
     def __enter__(self):
         def hook(module, args):
-            self.steps += 1
-            if self.steps % 64 == 0:
+            self.calls += 1
+            if self.calls % 64 == 0:
                 self.job.check_time()
-                self.job.report(f"generating ({self.steps} network calls)")
+                if self.expected:
+                    share = min(1.0, self.calls / self.expected)
+                    self.job.report(f"generating (about {100 * share:.0f}%)", 0.05 + 0.55 * share)
+                else:
+                    self.job.report(f"generating ({self.calls} network calls)")
 
         self.job.report("generating", 0.05)
         self.handles = [m.register_forward_pre_hook(hook) for m in self.model.modules()]
