@@ -112,8 +112,8 @@ def train(
         raise UserError("give a recipe (tunesmith train configs/NAME.yaml) or --resume RUN_DIR")
     if config is not None and not config.is_file():
         raise UserError(f"config file {config} does not exist")
-    if out is not None:
-        check_output_path(out, folder=True)
+    if resume is None:
+        check_output_path(out or Path("runs"), folder=True)  # the default run folder goes under runs/
     from tunesmith.training.loop import train_command
 
     run_dir = train_command(config, set_, out, resume, allow_data_change)

@@ -60,8 +60,8 @@ def check_output_path(path: str | os.PathLike, folder: bool = False) -> Path:
 
     path = Path(path)
     if path.exists() and path.is_dir() != folder:
-        raise UserError(f"--out {path} is {'a file' if folder else 'a folder'}; give the path of a "
-                        f"{'folder' if folder else 'file'} to write")
+        raise UserError(f"cannot write into {path}: it is a file, not a folder" if folder else
+                        f"cannot write {path}: it is a folder; give a file name")
     ancestor = (path if folder and path.is_dir() else path.parent).absolute()
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
