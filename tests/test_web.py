@@ -114,6 +114,10 @@ def test_a_path_as_checkpoint_or_primer_is_unknown(client):
 def test_out_of_range_options_are_a_422_sentence(client):
     response = client.post("/api/generate", json={"checkpoint": "lstm-bach", "n": 10_000})
     assert response.status_code == 422 and one_sentence(response).startswith("n:")
+    broken = client.post("/api/generate", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and one_sentence(broken) == "the request body is not valid JSON"
+    huge = client.post("/api/generate", content=b" " * (1 << 20), headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and one_sentence(huge)
 
 
 def test_a_full_queue_answers_429(tmp_path):

@@ -70,7 +70,7 @@ def create_app(models_dir: Path | None = None, *, max_waiting: int = 4, job_seco
                   description="Generate music from tunesmith checkpoints: one job queue, files served by id.")
     app.state.catalog, app.state.primers, app.state.jobs = catalog, primers, jobs
     _errors(app)
-    _upload_guard(app, max_primer_bytes + 64 * KiB)
+    _size_guard(app, max_primer_bytes + 64 * KiB)
     _routes(app, catalog, primers, jobs)
     return app
 
@@ -93,20 +93,24 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            return JSONResponse({"detail": "the request body is not valid JSON"}, status_code=422)
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
         return JSONResponse({"detail": f"{where or 'request'}: {first.get('msg', 'invalid value')}"},
                             status_code=422)
 
 
-def _upload_guard(app: FastAPI, most: int) -> None:
-    """Refuse a primer upload by its Content-Length before its body is read (a 50 MB file never lands)."""
+def _size_guard(app: FastAPI, primer_most: int, json_most: int = 64 * KiB) -> None:
+    """Refuse a POST by its Content-Length before its body is read: a 50 MB primer or a huge JSON body
+    never lands in memory; a body without a length (chunked) is refused too."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if request.method == "POST" and request.url.path == "/api/primers":
+        if request.method == "POST":
+            most = primer_most if request.url.path == "/api/primers" else json_most
             length = request.headers.get("content-length", "")
             if not length.isdigit():
-                return JSONResponse({"detail": "send the primer with a Content-Length header"}, status_code=411)
+                return JSONResponse({"detail": "send the request with a Content-Length header"}, status_code=411)
             if int(length) > most:
                 return JSONResponse({"detail": f"the upload is larger than the {most // KiB} KiB limit"},
                                     status_code=413)
