@@ -223,7 +223,7 @@ BAD_SETS = (
     "data.representation_config.steps_per_quarter=1000000", "data.representation_config.bogus=1",
     "data.representation=pianoroll", "model=3", "data=null",
     "name=../../etc", "optim.betas=[0.9]", "data.limit=1", "data.valid_fraction=0", "data.test_fraction=0.99",
-    "model.config.cell=rnn", "no_equals_sign", "=1", "nosuch.key=1",
+    "model.config.cell=rnn", "model.config.hidden_size=2147483647", "no_equals_sign", "=1", "nosuch.key=1",
 )
 DEBUG_LSTM = str(DEBUG / "lstm.yaml")
 RESUME_DAMAGE = ("family", "export", "nan", "optimizer", "position", "rng", "truncated", "folder")

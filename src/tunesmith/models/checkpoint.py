@@ -88,7 +88,7 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> LoadedMo
         raise UserError(f"{path}: the model config is not a mapping")
     model_config = make_config(name, config, {})
     _check_dims(model_config, representation, path)
-    model = _build(name, model_config, path)
+    model = build_or_explain(name, model_config, f"{path} (its stored config)")
     _load_weights(model, payload["weights"], path)
     return LoadedModel(model.to(device).eval(), representation, payload, path)
 
@@ -102,12 +102,14 @@ def _representation(payload: dict[str, Any], path: Path) -> Representation:
         raise UserError(f"{path}: its representation entry is damaged ({_short(error)})") from None
 
 
-def _build(name: str, config: Any, path: Path) -> MusicModel:
-    """The family's model from a validated config; sizes torch cannot allocate are the file's fault."""
+def build_or_explain(name: str, config: Any, source: str) -> MusicModel:
+    """The family's model from a validated config; sizes torch cannot allocate (or that overflow) are a
+    UserError naming `source` (where the config came from: a checkpoint, a recipe)."""
     try:
         return build_model(name, config)
     except (RuntimeError, OverflowError, MemoryError, TypeError, ValueError) as error:
-        raise UserError(f"{path}: a {name} model cannot be built from its stored config ({_short(error)})") from None
+        raise UserError(f"{source}: a {name} model of this config cannot be built ({_short(error)}); "
+                        "make it smaller") from None
 
 
 def _check_dims(config: Any, representation: Representation, path: Path) -> None:

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from tunesmith.core.errors import UserError
 from tunesmith.data.build import PreparedData, data_changes, prepare_data
 from tunesmith.io.atomic import sweep_temp_files
-from tunesmith.models import build_model, data_dims, make_config, model_class
-from tunesmith.models.checkpoint import LoadedModel, load_model, save_checkpoint
+from tunesmith.models import data_dims, make_config, model_class
+from tunesmith.models.checkpoint import LoadedModel, build_or_explain, load_model, save_checkpoint
 from tunesmith.training.checkpoint import rng_state, set_rng_state
 from tunesmith.training.config import (
     RunConfig,
@@ -114,7 +114,8 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, allow_data_cha
     data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None)
     if checkpoint:
         check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)
-    model = restored.model if restored else build_model(config.model.name, _model_config(config, data))
+    model = restored.model if restored else build_or_explain(config.model.name, _model_config(config, data),
+                                                             "the recipe's model.config")
     model = model.to(device)
     objective = OBJECTIVES[cls.objective](model, config.optim)
     position = _restore(checkpoint, objective, restored.path) if checkpoint else Position()
