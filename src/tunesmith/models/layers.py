@@ -64,7 +64,7 @@ def _gru_cell(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
 
 
 def _linear(weight: Tensor, bias: Tensor, quantize: bool) -> nn.Module:
-    layer = nn.Linear(weight.shape[1], weight.shape[0])
+    layer = torch.nn.utils.skip_init(nn.Linear, weight.shape[1], weight.shape[0])  # the weights are copied in
     with torch.no_grad():
         layer.weight.copy_(weight)
         layer.bias.copy_(bias)

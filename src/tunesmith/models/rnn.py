@@ -122,7 +122,7 @@ class TokenStepper(nn.Module):
             from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
             from torch.ao.quantization import default_dynamic_qconfig
 
-            head = nn.Linear(model.head.in_features, model.head.out_features)
+            head = torch.nn.utils.skip_init(nn.Linear, model.head.in_features, model.head.out_features)
             head.load_state_dict(model.head.state_dict())
             head.qconfig = default_dynamic_qconfig
             self.head = DynamicLinear.from_float(head)
