@@ -7,10 +7,16 @@ Positions (`position`):
 - `relative` (default): Huang et al. 2018 "Music Transformer": a learned embedding per head and per
   distance 0..block_size-1 is dotted with each query, S_rel[i, j] = q_i . E[i - j], and added to
   q_i . k_j before the softmax. The memory-efficient *skewing* gets S_rel from one (C, N) product
-  q @ E^T (no (C, N, head_dim) gather). Default because music repeats at fixed distances (beats,
-  bars) and relative attention was the best of the three in the paper that introduced it here;
-  it learns a free score per distance, where ALiBi only decays with distance and RoPE mixes
-  distance into the dot product.
+  q @ E^T (no (C, N, head_dim) gather). Default because the issue asks for the Music Transformer
+  scheme: it learns a free score per distance (beats, bars), where ALiBi only decays with distance.
+  Measured here it is not the best at short budgets: bach REMI tokens, lstm-bach's split, 2 x 128,
+  2 heads, window 128, batch 16, 1 thread, valid nats/token after 400 / 1,200 steps: relative
+  1.519 / 1.180, rope 1.431 / 1.131, alibi 1.654 / - (`tunesmith train configs/transformer-bach.yaml
+  --set model.config.position=P --set model.config.n_layer=2 --set model.config.n_embd=128
+  --set model.config.n_head=2 --set model.config.block_size=128 --set data.window=128
+  --set trainer.max_steps=N`); it also costs 1.4-1.8x the CPU of a rope / alibi training step (one
+  more (C, N) product and the skew per layer; 4 x 256, batch 32 x 256, profiled on one thread).
+  So RoPE is the cheaper choice where training time is short.
 - `rope`: rotary embeddings on q and k (Su et al. 2021).
 - `alibi`: a fixed linear penalty -slope_h * distance per head (Press et al. 2022), no parameters.
 All three depend only on distances, so attention is defined for any length: a query sees at most
@@ -20,6 +26,8 @@ slides is exact (no re-encoding; learned absolute positions, which would need it
 
 Generation: `stepper()` keeps per-layer K/V in a buffer of 2 x block_size positions, appends one
 position per token and, when full, moves the last block_size - 1 to the front (amortised O(1)).
+Measured (4 x 256, block_size 1,024, batch 1, one thread of a loaded 2-core box): a cached step is
+57x (relative), 77x (rope), 71x (alibi) faster than re-feeding the 1,024-token window.
 """
 
 from __future__ import annotations
