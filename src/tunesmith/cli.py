@@ -299,6 +299,55 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
     run_demo(out, say=typer.echo)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Address to listen on (a loopback one unless --allow-remote)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    models: Path = typer.Option(None, "--models", help="Folder of your own checkpoints (.ckpt files, run folders) "
+                                "offered besides the shipped ones."),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="Allow a --host other machines can reach (anyone who can may run jobs)."),
+    queue: int = typer.Option(4, "--queue", min=1, max=64, help="Jobs that may wait; more are refused (HTTP 429)."),
+    job_seconds: float = typer.Option(120.0, "--job-seconds", min=1, max=3600, help="Time limit of one job."),
+) -> None:
+    """Run the local web studio: pick a checkpoint, upload a primer, generate, see, listen, download."""
+    from tunesmith.web.command import serve_command
+
+    serve_command(host, port, models, allow_remote, max_waiting=queue, job_seconds=job_seconds)
+
+
+@app.command()
+def live(
+    checkpoint: str = typer.Argument(None, help="A .ckpt file, a run folder, or a shipped name (e.g. lstm-bach)."),
+    in_port: str = typer.Option(None, "--in", help="MIDI input port (default: a new virtual port 'tunesmith in')."),
+    out_port: str = typer.Option(None, "--out", help="MIDI output port (default: a new virtual port 'tunesmith out')."),
+    list_ports: bool = typer.Option(False, "--list-ports", help="List the MIDI ports and exit."),
+    bars: int = typer.Option(2, "--bars", min=1, max=32, help="New bars per answer."),
+    primer_bars: int = typer.Option(2, "--primer-bars", min=1, max=16, help="The phrase's last bars fed as context."),
+    wait_beats: float = typer.Option(2.0, "--wait-beats", help="Beats of silence that ask for an answer."),
+    bpm: float = typer.Option(120.0, "--bpm", help="Tempo when no MIDI clock is received."),
+    channel: int = typer.Option(1, "--channel", min=1, max=16, help="Output MIDI channel."),
+    temperature: float = typer.Option(None, "--temperature", help="Sampling temperature (> 0)."),
+    top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely choices."),
+    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="Random seed of the first answer."),
+    speculate: bool = typer.Option(True, "--speculate/--no-speculate",
+                                   help="Start the model before the pause ends (cancelled if you play on)."),
+) -> None:
+    """Call and response over MIDI: when you pause, the model continues what you just played, in time."""
+    from tunesmith.live.answer import AnswerOptions
+    from tunesmith.live.command import live_command
+    from tunesmith.live.session import LiveConfig
+
+    if checkpoint is None and not list_ports:
+        raise UserError("give a checkpoint (tunesmith live lstm-bach) or --list-ports")
+    config = LiveConfig(wait_beats=wait_beats, bpm=bpm, channel=channel - 1, speculate=speculate)
+    options = AnswerOptions(bars=bars, primer_bars=primer_bars, temperature=temperature, top_k=top_k, top_p=top_p,
+                            seed=seed)
+    live_command(checkpoint, in_port, out_port, list_ports, config, options, say=typer.echo)
+
+
 @app.callback()
 def _global_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Say more; show tracebacks of unexpected errors."),
