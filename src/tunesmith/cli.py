@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from tunesmith.core.errors import UserError
-from tunesmith.io.atomic import check_output_path, sweep_temp_files
+from tunesmith.io.atomic import check_output_path
 
 app = typer.Typer(
     help="Train, compare and play deep music generators.",
@@ -160,8 +160,6 @@ def generate(
     if chords is not None and not chords.split():
         raise UserError('--chords needs at least one chord name, e.g. --chords "C G Am F"')
     check_output_path(out, folder=True)
-    if out.is_dir():
-        sweep_temp_files(out)  # what a killed earlier run left half-written
     from tunesmith.generation.generate import GenerateRequest, generate_command
     from tunesmith.models.distributions import SamplingConfig
 

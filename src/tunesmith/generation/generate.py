@@ -64,13 +64,16 @@ def read_primer(path: Path, bars: int) -> Score:
     return last_bars(score, bars)
 
 
-def generate_batches(loaded: LoadedModel, request: GenerateRequest) -> Iterator[list[Score]]:
-    """The `request.n` pieces, a batch at a time (each holds the primer context, then the new music)."""
+def generate_batches(loaded: LoadedModel, request: GenerateRequest,
+                     primer: Score | None = None) -> Iterator[list[Score]]:
+    """The `request.n` pieces, a batch at a time (each holds the primer context, then the new music);
+    `primer`: `request.primer` already read by `read_primer` (it is read here otherwise)."""
     model = loaded.model
     check_options(model, request.options())
     if request.steps is not None and model.generation == "one-shot":
         raise UserError(f"a {model.name} model writes whole bars; use --bars instead of --steps")
-    primer = read_primer(request.primer, request.primer_bars) if request.primer else None
+    if primer is None and request.primer:
+        primer = read_primer(request.primer, request.primer_bars)
     torch.manual_seed(request.seed)
     generator = torch.Generator().manual_seed(request.seed)
     for start in range(0, request.n, BATCH):
@@ -101,19 +104,24 @@ def _one_shot(loaded: LoadedModel, request: GenerateRequest, primer: Score | Non
 
 
 def generate_command(checkpoint: str, out: Path, request: GenerateRequest, stem: str = "sample") -> Iterator[Path]:
-    """`tunesmith generate`: load, generate batch by batch, write each piece as its batch is done (an
-    interrupted run keeps the finished pieces) and keep `generation.json` up to date; yields each path."""
+    """`tunesmith generate`: read the primer, load, generate batch by batch, write each piece as its batch
+    is done (an interrupted run keeps the finished pieces, listed in `generation.json`, which is
+    rewritten after every piece); yields each path written."""
     from tunesmith.generation.outputs import provenance, write_piece, write_sidecar
+    from tunesmith.io.atomic import sweep_temp_files
 
+    primer = read_primer(request.primer, request.primer_bars) if request.primer else None  # a bad one fails fast
     loaded = load_model(checkpoint)
     if loaded.model.cpu_threads:  # recurrent steps are small: one thread beats two fighting ones
         torch.set_num_threads(loaded.model.cpu_threads)
     out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        sweep_temp_files(out)  # what a killed earlier run left half-written
     record, written, width = provenance(loaded, request), [], max(2, len(str(request.n)))
-    for batch in generate_batches(loaded, request):
+    for batch in generate_batches(loaded, request, primer):
         for score in batch:
             index = sum(p.suffix == ".mid" for p in written) + 1
             paths = write_piece(score, out / f"{stem}_{index:0{width}d}", request, f"{stem} {index}")
             written += paths
+            write_sidecar(out, record, written)
             yield from paths
-        write_sidecar(out, record, written)

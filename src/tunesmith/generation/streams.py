@@ -39,11 +39,17 @@ def _clock(tpq: int, primer: Score | None) -> Score:
 
 
 def _encode_primer(loaded: LoadedModel, primer: Score) -> np.ndarray:
+    """The primer as the model's representation holds it; UserError when that keeps nothing (a drums-only
+    primer, pitches outside the model's range): generating "after" it would silently ignore it."""
+    rep = loaded.representation
     try:
-        return loaded.representation.encode(primer)
+        array = rep.encode(primer)
     except SkipFile as reason:
-        raise UserError(f"the primer cannot be read as this model's {loaded.representation.name}: "
-                        f"{reason}") from None
+        raise UserError(f"the primer cannot be read as this model's {rep.name}: {reason}") from None
+    if not len(array) or (rep.is_tokens and rep.decode(array).note_num() == 0) or not np.asarray(array).any():
+        raise UserError(f"the primer has no notes this model's {rep.name} representation can hold "
+                        "(only drums, or pitches outside its range?)")
+    return array
 
 
 class TokenStream:

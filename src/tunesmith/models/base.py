@@ -140,12 +140,20 @@ def check_choice(config: Any, key: str, allowed: tuple[str, ...]) -> None:
         raise UserError(f"model config {key} must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def check_positive(config: Any, *keys: str, minimum: float = 1) -> None:
-    """UserError unless each `config.key` is a number >= `minimum`."""
+MAX_SIZE = 65_536  # widths, vocabularies, lengths: far beyond any model this toolkit trains
+MAX_DEPTH = 64  # layers, ensemble members, updates per batch: each costs a full pass
+
+
+def check_positive(config: Any, *keys: str, minimum: float = 1, maximum: float | None = None) -> None:
+    """UserError unless each `config.key` is a number in [minimum, maximum]; whole numbers are capped at
+    `MAX_SIZE` unless `maximum` says otherwise (a typo of 1e9 units is one sentence, not an hour of
+    allocation)."""
     for key in keys:
         value = getattr(config, key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= minimum:
-            raise UserError(f"model config {key} must be a number >= {minimum}, got {value!r}")
+        top = maximum if maximum is not None else (MAX_SIZE if isinstance(value, int) else float("inf"))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value <= top:
+            limits = f">= {minimum}" if top == float("inf") else f"in [{minimum}, {top}]"
+            raise UserError(f"model config {key} must be a number {limits}, got {value!r}")
 
 
 def check_fraction(config: Any, *keys: str) -> None:

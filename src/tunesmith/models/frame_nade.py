@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.constants import PIANO_KEYS
-from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, sample_bernoulli
 from tunesmith.models.layers import RecurrentStepper
 
@@ -87,7 +87,8 @@ class FrameNADE(MusicModel):
 
     @classmethod
     def validate_config(cls, config: FrameNADEConfig) -> None:
-        check_positive(config, "keys", "hidden_size", "num_layers", "nade_hidden")
+        check_positive(config, "keys", "hidden_size", "nade_hidden")
+        check_positive(config, "num_layers", maximum=MAX_DEPTH)
         check_positive(config, "transpose", minimum=0)
         check_fraction(config, "dropout")
         check_choice(config, "order", ("up", "down"))

@@ -43,7 +43,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
 from tunesmith.evaluation.density import pitch_class_kl
-from tunesmith.models.base import MusicModel, SamplePlan, check_fraction, check_positive
+from tunesmith.models.base import MAX_DEPTH, MusicModel, SamplePlan, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
 from tunesmith.models.midinet_layers import (
     PairDown,
@@ -201,7 +201,8 @@ class MidiNet(MusicModel):
             raise UserError(f"model config steps_per_bar must be a multiple of 8, at least 16, "
                             f"got {config.steps_per_bar}")
         check_positive(config, "noise_dim", "gen_hidden", "gen_channels", "cond_channels", "disc_first_channels",
-                       "disc_channels", "disc_hidden", "d_steps", "g_steps")
+                       "disc_channels", "disc_hidden")
+        check_positive(config, "d_steps", "g_steps", maximum=MAX_DEPTH)
         check_positive(config, "lambda_mean", "lambda_feature", "seed_bank", minimum=0)
         check_positive(config, "tau", minimum=1e-3)
         check_fraction(config, "label_smoothing", "chord_dropout")

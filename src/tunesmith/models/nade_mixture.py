@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_positive
+from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_positive
 from tunesmith.models.distributions import SamplingConfig
 from tunesmith.models.frame_nade import FRAME_OPTIONS, FrameNADE, FrameNADEConfig, real_frames
 
@@ -78,7 +78,7 @@ class NADEMixture(MusicModel):
     @classmethod
     def validate_config(cls, config: NADEMixtureConfig) -> None:
         FrameNADE.validate_config(dataclasses.replace(config, order="up"))
-        check_positive(config, "members")
+        check_positive(config, "members", maximum=MAX_DEPTH)
         check_choice(config, "order", ("both", "up", "down"))
 
     def example_batch(self, batch_size: int = 2, length: int = 12) -> dict[str, Tensor]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import RecurrentStepper, State, masked_cross_entropy
 
@@ -71,7 +71,8 @@ class RNNLanguageModel(MusicModel):
 
     @classmethod
     def validate_config(cls, config: RNNConfig) -> None:
-        check_positive(config, "vocab_size", "embed_dim", "hidden_size", "num_layers")
+        check_positive(config, "vocab_size", "embed_dim", "hidden_size")
+        check_positive(config, "num_layers", maximum=MAX_DEPTH)
         check_fraction(config, "dropout")
         check_choice(config, "cell", ("lstm", "gru"))
         check_choice(config, "loss_positions", ("all", "last"))

@@ -36,7 +36,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.constants import PIANO_KEYS
 from tunesmith.core.errors import UserError
-from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, sample_bernoulli
 from tunesmith.models.layers import RecurrentStepper
 
@@ -161,7 +161,8 @@ class Seq2Seq(MusicModel):
     def validate_config(cls, config: Seq2SeqConfig) -> None:
         for key, values in Seq2SeqConfig.CHOICES.items():
             check_choice(config, key, values)
-        check_positive(config, "hidden_size", "num_layers", "head_hidden", "chunk")
+        check_positive(config, "hidden_size", "head_hidden", "chunk")
+        check_positive(config, "num_layers", maximum=MAX_DEPTH)
         check_positive(config, "focal_gamma", "teacher_forcing_power", minimum=0)
         check_fraction(config, "dropout", "head_dropout", "focal_alpha", "teacher_forcing", "threshold")
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.layers import masked_cross_entropy
 from tunesmith.models.rnn import TOKEN_OPTIONS, RNNConfig, RNNLanguageModel, TokenStepper
 
@@ -89,10 +89,11 @@ class TokenGAN(MusicModel):
 
     @classmethod
     def validate_config(cls, config: TokenGANConfig) -> None:
-        check_positive(config, "vocab_size", "embed_dim", "hidden_size", "num_layers")
+        check_positive(config, "vocab_size", "embed_dim", "hidden_size", "disc_embed_dim", "disc_hidden_size",
+                       "prefix_len")
+        check_positive(config, "num_layers", "d_steps", "g_steps", maximum=MAX_DEPTH)
         check_fraction(config, "dropout")
         check_choice(config, "cell", ("lstm", "gru"))
-        check_positive(config, "disc_embed_dim", "disc_hidden_size", "prefix_len", "d_steps", "g_steps")
         check_positive(config, "tau", minimum=1e-3)
         check_positive(config, "mle_weight", minimum=0)
         check_fraction(config, "label_smoothing")
