@@ -38,7 +38,7 @@ def run_demo(out: Path, say: Callable[[str], None] = print) -> list[Path]:
     started = time.perf_counter()
     config = load_config(recipe)
     run_dir = out / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
+    _clear_previous_demo(run_dir, config.name)
     say(f"[demo] training {config.model.name} on the {config.data.source!r} melodies "
         f"({config.data.representation}, key-normalised: {config.data.normalize_key}), "
         f"at most {config.trainer.max_minutes} min")
@@ -52,6 +52,17 @@ def run_demo(out: Path, say: Callable[[str], None] = print) -> list[Path]:
     for line in _report(out, run_dir, written, metrics, config, time.perf_counter() - started):
         say(line)
     return written
+
+
+def _clear_previous_demo(run_dir: Path, name: str) -> None:
+    """Remove the run folder an earlier demo left in `run_dir`; anything else there is the user's and
+    stops the demo with one sentence instead of being deleted."""
+    if not run_dir.exists():
+        return
+    config = run_dir / "config.yaml"
+    if not (run_dir.is_dir() and config.is_file() and f"name: {name}" in config.read_text(errors="replace")):
+        raise UserError(f"{run_dir} exists and is not an earlier demo run; choose another --out for the demo")
+    shutil.rmtree(run_dir)
 
 
 def _melody_figures(paths: list[Path]) -> tuple[float, float]:
