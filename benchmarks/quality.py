@@ -32,7 +32,7 @@ from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
 
 SHIPPED = ("lstm-bach", "jsb-best", "midinet")
-CORPUS_FOR = {"lstm-bach": "bach", "jsb-best": "bach", "midinet": "essen"}  # jsb-best: JSB is Bach chorales
+FALLBACK = "bach"  # when a checkpoint's training source is not on this machine (jsb-best: a JSB file)
 
 
 def random_notes(n: int, bars: int, seed: int = 0) -> list:
@@ -46,6 +46,14 @@ def random_notes(n: int, bars: int, seed: int = 0) -> list:
         score.tracks.append(make_track(rng.integers(40, 81, count), start, rng.integers(1, 5, count) * 240))
         pieces.append(score)
     return pieces
+
+
+def training_source(loaded) -> str:
+    """The corpus or file the checkpoint was trained on, when this machine has it; else `FALLBACK`."""
+    from tunesmith.corpora import CORPORA
+
+    source = str(loaded.checkpoint.get("provenance", {}).get("source", FALLBACK))
+    return source if source in CORPORA or Path(source).exists() else FALLBACK
 
 
 def separating(ceiling, floor, margin: float = 0.05) -> set[str]:
@@ -63,7 +71,7 @@ def headline(comparison, names: set[str]) -> tuple[float, str]:
 
 def measure(name: str, args: argparse.Namespace) -> dict:
     loaded = load_model(name)
-    corpus = args.reference or CORPUS_FOR.get(name, loaded.checkpoint.get("provenance", {}).get("source", "bach"))
+    corpus = args.reference or training_source(loaded)
     record = {"representation": loaded.checkpoint["representation"]}
     reference = reference_in_model_terms(load_set(corpus, limit=args.limit), record)
     cut = [bars_after(s, args.bars) for s in reference.scores]
