@@ -298,6 +298,55 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
 
 
 @app.command()
+def interpolate(
+    a: Path = typer.Argument(..., help="First MIDI piece (its first window is encoded)."),
+    b: Path = typer.Argument(..., help="Second MIDI piece."),
+    out: Path = typer.Option(..., "--out", help="Folder for interp_00.mid ... and generation.json."),
+    steps: int = typer.Option(8, "--steps", min=2, max=64, help="Pieces written, both end points included."),
+    checkpoint: str = typer.Option("bach-vae", "--checkpoint",
+                                   help="A lstm-vae / conv-vae checkpoint, run folder or shipped name."),
+    linear: bool = typer.Option(False, "--linear", help="Straight-line interpolation instead of spherical (slerp)."),
+    temperature: float = typer.Option(None, "--temperature",
+                                      help="Sample each point at this temperature (default: the likeliest decoding)."),
+) -> None:
+    """Walk the latent space of a VAE checkpoint from piece A to piece B and write each point as MIDI."""
+    from tunesmith.generation.latent import interpolate as run_interpolation
+
+    check_output_path(out, folder=True)
+    sampling = _latent_sampling(temperature)
+    for path in run_interpolation(checkpoint, a, b, steps, out, spherical=not linear, sampling=sampling):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def reconstruct(
+    midi: Path = typer.Argument(..., help="MIDI piece whose first window is encoded and decoded."),
+    checkpoint: str = typer.Argument("bach-vae", help="A lstm-vae / conv-vae checkpoint, run folder or shipped name."),
+    out: Path = typer.Option(..., "--out", help="MIDI file to write (generation.json goes beside it)."),
+    temperature: float = typer.Option(None, "--temperature",
+                                      help="Sample at this temperature (default: the most likely decoding)."),
+) -> None:
+    """Encode a piece with a VAE checkpoint and write what its decoder makes of the latent."""
+    from tunesmith.generation.latent import reconstruct as run_reconstruction
+
+    check_output_path(out)
+    typer.echo(f"wrote {run_reconstruction(checkpoint, midi, out, sampling=_latent_sampling(temperature))}")
+
+
+def _latent_sampling(temperature: float | None):
+    """None (greedy decoding) or a SamplingConfig at --temperature, checked like `generate` checks it."""
+    import math
+
+    from tunesmith.models.distributions import SamplingConfig
+
+    if temperature is None:
+        return None
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise UserError(f"--temperature must be a finite number above 0, got {temperature}")
+    return SamplingConfig(temperature=temperature)
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Address to listen on (a loopback one unless --allow-remote)."),
