@@ -35,7 +35,9 @@ class RNNConfig:
 
 
 class RNNLanguageModel(MusicModel):
-    """Next-token model. Batch: {"tokens": int64 (batch, window + 1)}; inputs are [:-1], targets [1:]."""
+    """LSTM next-token model over token sequences (notes, grid, events): embedding, stacked LSTM, softmax.
+
+    Batch: {"tokens": int64 (batch, window + 1)}; inputs are [:-1], targets [1:]."""
 
     name: ClassVar[str] = "lstm"
     Config: ClassVar[type] = RNNConfig

@@ -62,7 +62,9 @@ class TokenDiscriminator(nn.Module):
 
 
 class TokenGAN(MusicModel):
-    """Batch: {"tokens": int64 (batch, window + 1)} of real windows (same as the `lstm` family).
+    """GAN over token sequences: an LSTM generator (straight-through Gumbel-softmax) against an LSTM critic.
+
+    Batch: {"tokens": int64 (batch, window + 1)} of real windows (same as the `lstm` family).
     Its generator is an `lstm` network, so it has that family's exact likelihood and sampler."""
 
     name: ClassVar[str] = "token-gan"
