@@ -30,3 +30,14 @@ def realmidi_dir() -> Path:
 @pytest.fixture(scope="session")
 def jsb_tiny() -> Path:
     return FIXTURES / "jsb" / "jsb-tiny-quarter.json"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread, as training uses for small models (two threads wait on each other on a busy box)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -35,13 +35,7 @@ SMALL = {"noise_dim": 8, "gen_hidden": 32, "gen_channels": 8, "cond_channels": 4
          "disc_channels": 8, "disc_hidden": 16, "seed_bank": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread, as training uses for these small models (two threads wait on each other on a busy box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread, as training
 
 
 def _model(**overrides) -> MidiNet:

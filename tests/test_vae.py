@@ -38,13 +38,7 @@ PIECE_B = MELODIES / "Sampled_songs__sample_gen_song_6.midi"
 GRID = get_representation("grid")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread, as training uses for these small models (two threads wait on each other on a busy box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread, as training
 
 
 # ---- the KL term ------------------------------------------------------------------------------------
