@@ -14,6 +14,7 @@ from pathlib import Path
 
 from symusic import Score
 
+from tunesmith.core.constants import MIDI_SUFFIXES
 from tunesmith.core.errors import UserError
 from tunesmith.evaluation.compare import EmbedFn, NllFn, SetComparison, compare_sets
 from tunesmith.evaluation.memorization import (
@@ -25,7 +26,6 @@ from tunesmith.evaluation.memorization import (
     summarize,
 )
 
-MIDI_SUFFIXES = {".mid", ".midi", ".kar", ".smf", ".rmi"}
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg")
 
 

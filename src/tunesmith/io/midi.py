@@ -27,9 +27,9 @@ from pathlib import Path
 
 from symusic import Score, Tempo
 
+from tunesmith.core.constants import MIDI_SUFFIXES
 from tunesmith.core.errors import SkipFile
 
-MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf", ".rmi")
 MiB = 1 << 20
 
 
