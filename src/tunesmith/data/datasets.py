@@ -51,7 +51,8 @@ class TokenWindows(Dataset):
 class FrameWindows(Dataset):
     """Items: {"frames": float32 (window, *frame_shape), "mask": bool (window,)}: windows along the
     time axis of each encoded piece, which comes first in the item; short pieces are zero-padded and
-    their padding is False in the mask.
+    their padding is False in the mask. Windows in which nothing sounds are left out: they teach a model
+    nothing but silence (multitrack songs and long rests have many).
 
     `time_axis` is where time lies in the encoded arrays: 0 for piano rolls ((steps, 88, 2), (steps,
     88)) and bars; 1 for multitrack rolls ((5 groups, steps, 128) -> items (window, 5, 128)).
@@ -60,7 +61,8 @@ class FrameWindows(Dataset):
     def __init__(self, pieces: list[np.ndarray], window: int, stride: int, time_axis: int = 0):
         self.window = window
         self.pieces = [np.moveaxis(p, time_axis, 0) for p in pieces]  # views, no copy
-        self.index = [(i, o) for i, p in enumerate(self.pieces) for o in window_offsets(len(p), window, stride)]
+        self.index = [(i, o) for i, p in enumerate(self.pieces) for o in window_offsets(len(p), window, stride)
+                      if p[o : o + window].any()]
 
     def __len__(self) -> int:
         return len(self.index)
