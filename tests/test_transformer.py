@@ -15,8 +15,9 @@ from symusic import Score
 from tunesmith.core.errors import UserError
 from tunesmith.models import build_model, make_config
 from tunesmith.models.transformer import TransformerLM, skewed_relative_logits
-from tunesmith.training.config import load_config
+from tunesmith.training.config import OptimConfig, load_config
 from tunesmith.training.loop import train
+from tunesmith.training.objectives import LikelihoodObjective
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "debug" / "transformer.yaml"
@@ -93,11 +94,12 @@ def test_log_likelihood_of_a_long_piece_is_the_sliding_window_forward():
     assert units == 28 and abs(log_p - float(reference)) < 1e-4
 
 
-def test_param_groups_decay_matrices_only_and_cover_every_parameter_once():
+def test_weight_decay_reaches_matrices_only_and_every_parameter_once():
     model = _model("relative")
-    decay, no_decay = model.param_groups(0.1)
+    decay, no_decay = LikelihoodObjective(model, OptimConfig(weight_decay=0.1)).optimizers["main"].param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() == 2 for p in decay["params"]) and all(p.dim() != 2 for p in no_decay["params"])
+    assert any(p.dim() == 3 for p in no_decay["params"])  # the relative-position tables are not decayed
     grouped = {id(p) for g in (decay, no_decay) for p in g["params"]}
     assert grouped == {id(p) for p in model.parameters()}
     assert len(grouped) == len(decay["params"]) + len(no_decay["params"])

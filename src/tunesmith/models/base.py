@@ -112,6 +112,11 @@ class MusicModel(nn.Module):
         """(total log-probability in nats, number of units) of one encoded piece."""
         raise UserError(f"a {self.name} model defines no likelihood")
 
+    def decays(self, param: Tensor) -> bool:
+        """Whether weight decay applies to `param`: matrices and embeddings (2-D and up) by default, never
+        biases or norm gains (nanoGPT's rule); a family overrides it for tensors decay would harm."""
+        return param.dim() >= 2
+
     def set_progress(self, progress: float) -> None:
         """The share of training done (epoch / max_epochs), before each epoch: for schedules inside a
         model such as teacher forcing; default: nothing depends on it."""

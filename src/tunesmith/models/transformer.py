@@ -251,14 +251,10 @@ class TransformerLM(MusicModel):
         """A random batch of the shape `loss` expects (tests and benchmarks)."""
         return {"tokens": torch.randint(1, self.config.vocab_size, (batch_size, length + 1))}
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups as nanoGPT: decay matrices (linear weights, the tied embedding); never biases,
-        norms or the relative-position tables (decay would pull every distance's score to zero)."""
-        decay, no_decay = [], []
-        for p in self.parameters():  # tied weights appear once
-            if p.requires_grad:
-                (decay if p.dim() == 2 else no_decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    def decays(self, param: Tensor) -> bool:
+        """Weight decay as nanoGPT: on matrices (linear weights, the tied embedding); never on biases, norms
+        or the 3-D relative-position tables (decay would pull every distance's score to zero)."""
+        return param.dim() == 2
 
     def forward(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
         """tokens (batch, C) int64 -> logits (batch, C, vocab). Without `cache`: positions 0..C-1, each

@@ -181,7 +181,12 @@ def _restore(checkpoint: dict[str, Any], objective: Any, path: Path) -> Position
     """Optimizer, RNG and position from a checkpoint whose weights are already loaded; damage is a UserError."""
     try:
         for name, optimizer in objective.optimizers.items():
-            optimizer.load_state_dict(checkpoint["optimizer"][name])
+            saved = checkpoint["optimizer"][name]
+            if len(saved.get("param_groups", [])) != len(optimizer.param_groups):
+                raise UserError(f"{path} was saved with {len(saved.get('param_groups', []))} optimizer parameter "
+                                f"group(s), this tunesmith makes {len(optimizer.param_groups)} (weight decay only "
+                                "on matrices since session 2), so it cannot resume exactly; start a new run")
+            optimizer.load_state_dict(saved)
         set_rng_state(checkpoint["rng"])
         return Position(**checkpoint["position"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

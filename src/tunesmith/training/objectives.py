@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -17,13 +17,18 @@ from torch import Tensor, nn
 from tunesmith.training.config import OptimConfig
 
 
-def _adamw(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices and embeddings only (2-D and up), never on biases, norm
-    gains or other vectors: decaying those towards 0 only fights the fit (nanoGPT's rule)."""
+def _adamw(params: Iterable[nn.Parameter], cfg: OptimConfig, decays: Callable[[Tensor], bool]) -> torch.optim.Optimizer:
+    """AdamW with weight decay only where the family's `decays(param)` says (default: matrices and
+    embeddings, never biases or norm gains: decaying those towards 0 only fights the fit)."""
     params = list(params)
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [{"params": [p for p in params if decays(p)], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if not decays(p)], "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas)
+
+
+def _decays(model: nn.Module) -> Callable[[Tensor], bool]:
+    """The family's weight-decay rule (`MusicModel.decays`); matrices and up for any other module."""
+    return getattr(model, "decays", lambda param: param.dim() >= 2)
 
 
 def _update(optimizer: torch.optim.Optimizer, loss: Tensor, params: list[nn.Parameter], clip: float | None) -> None:
@@ -44,7 +49,7 @@ class LikelihoodObjective:
     def __init__(self, model: nn.Module, cfg: OptimConfig) -> None:
         self.model, self.cfg = model, cfg
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizers = {"main": _adamw(self.params, cfg)}
+        self.optimizers = {"main": _adamw(self.params, cfg, _decays(model))}
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
         losses = self.model.loss(batch)
@@ -63,7 +68,9 @@ class AdversarialObjective:
         self.model, self.cfg = model, cfg
         self.g_params = list(model.generator_parameters())
         self.d_params = list(model.discriminator_parameters())
-        self.optimizers = {"generator": _adamw(self.g_params, cfg), "discriminator": _adamw(self.d_params, cfg)}
+        decays = _decays(model)
+        self.optimizers = {"generator": _adamw(self.g_params, cfg, decays),
+                           "discriminator": _adamw(self.d_params, cfg, decays)}
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
         logs: dict[str, float] = {}
