@@ -199,7 +199,9 @@ class Block(nn.Module):
 
 
 class TransformerLM(MusicModel):
-    """Next-token model. Batch: {"tokens": int64 (batch, window + 1)}; inputs are [:-1], targets [1:]."""
+    """Decoder-only Music Transformer over token sequences: relative (or RoPE / ALiBi) attention, KV cache.
+
+    Batch: {"tokens": int64 (batch, window + 1)}; inputs are [:-1], targets [1:]."""
 
     name: ClassVar[str] = "transformer"
     Config: ClassVar[type] = TransformerConfig
