@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 is the one this project is tested with (it lies on disk on our machines).
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench lint system-deps clean
+.PHONY: demo test bench lint system-deps audio-deps clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml
 # test (in tests/test_web.py, through Playwright; about 80 s to install the first time); without it
 # that test is skipped and says why. jackd2: a JACK dummy server gives `tunesmith live`'s test real MIDI
 # ports where the machine has no ALSA sequencer (containers, CI); without it that test is skipped.
-system-deps:
+audio-deps:
 	@command -v fluidsynth >/dev/null 2>&1 || { \
 	  echo "installing fluidsynth (apt)"; \
 	  (apt-get install -y -q fluidsynth >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fluidsynth >/dev/null 2>&1)) || \
 	  echo "fluidsynth could not be installed: audio will use the built-in fallback synthesizer"; }
+
+system-deps: audio-deps
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (apt) for the browser test"; \
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || \
@@ -38,7 +40,7 @@ system-deps:
 	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q jackd2 >/dev/null 2>&1)) || \
 	  echo "jackd2 could not be installed: the live test over real MIDI ports will be skipped"; }
 
-demo: $(STAMP) system-deps
+demo: $(STAMP) audio-deps
 	$(BIN)/tunesmith demo --out demo-output
 
 test: $(STAMP) system-deps
