@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli_play import register as register_play_commands
 from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import check_output_path
 
@@ -148,10 +149,9 @@ def generate(
     """Generate new pieces from a checkpoint, from nothing or continuing a primer.
 
     Options a model family does not support are refused (see `tunesmith models`)."""
-    import math
+    from tunesmith.models.distributions import SamplingConfig, check_temperature
 
-    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
-        raise UserError(f"--temperature must be a finite number above 0, got {temperature}")
+    check_temperature(temperature)
     for name, value in (("n", n), ("bars", bars), ("steps", steps)):
         if value is not None and value > LIMITS[name] and not no_limits:
             raise UserError(f"--{name} {value} is above the limit of {LIMITS[name]}; add --no-limits to go beyond")
@@ -161,7 +161,6 @@ def generate(
         raise UserError('--chords needs at least one chord name, e.g. --chords "C G Am F"')
     check_output_path(out, folder=True)
     from tunesmith.generation.generate import GenerateRequest, generate_command
-    from tunesmith.models.distributions import SamplingConfig
 
     request = GenerateRequest(
         n=n, bars=bars, steps=steps, primer=primer, primer_bars=primer_bars or 8, seed=seed,
@@ -297,102 +296,7 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
     run_demo(out, say=typer.echo)
 
 
-@app.command()
-def interpolate(
-    a: Path = typer.Argument(..., help="First MIDI piece (its first window is encoded)."),
-    b: Path = typer.Argument(..., help="Second MIDI piece."),
-    out: Path = typer.Option(..., "--out", help="Folder for interp_00.mid ... and generation.json."),
-    steps: int = typer.Option(8, "--steps", min=2, max=64, help="Pieces written, both end points included."),
-    checkpoint: str = typer.Option("bach-vae", "--checkpoint",
-                                   help="A lstm-vae / conv-vae checkpoint, run folder or shipped name."),
-    linear: bool = typer.Option(False, "--linear", help="Straight-line interpolation instead of spherical (slerp)."),
-    temperature: float = typer.Option(None, "--temperature",
-                                      help="Sample each point at this temperature (default: the likeliest decoding)."),
-) -> None:
-    """Walk the latent space of a VAE checkpoint from piece A to piece B and write each point as MIDI."""
-    from tunesmith.generation.latent import interpolate as run_interpolation
-
-    check_output_path(out, folder=True)
-    sampling = _latent_sampling(temperature)
-    for path in run_interpolation(checkpoint, a, b, steps, out, spherical=not linear, sampling=sampling):
-        typer.echo(f"wrote {path}")
-
-
-@app.command()
-def reconstruct(
-    midi: Path = typer.Argument(..., help="MIDI piece whose first window is encoded and decoded."),
-    checkpoint: str = typer.Argument("bach-vae", help="A lstm-vae / conv-vae checkpoint, run folder or shipped name."),
-    out: Path = typer.Option(..., "--out", help="MIDI file to write (generation.json goes beside it)."),
-    temperature: float = typer.Option(None, "--temperature",
-                                      help="Sample at this temperature (default: the most likely decoding)."),
-) -> None:
-    """Encode a piece with a VAE checkpoint and write what its decoder makes of the latent."""
-    from tunesmith.generation.latent import reconstruct as run_reconstruction
-
-    check_output_path(out)
-    typer.echo(f"wrote {run_reconstruction(checkpoint, midi, out, sampling=_latent_sampling(temperature))}")
-
-
-def _latent_sampling(temperature: float | None):
-    """None (greedy decoding) or a SamplingConfig at --temperature, checked like `generate` checks it."""
-    import math
-
-    from tunesmith.models.distributions import SamplingConfig
-
-    if temperature is None:
-        return None
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise UserError(f"--temperature must be a finite number above 0, got {temperature}")
-    return SamplingConfig(temperature=temperature)
-
-
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", "--host",
-                             help="Address to listen on (a loopback one unless --allow-remote)."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
-    models: Path = typer.Option(None, "--models", help="Folder of your own checkpoints (.ckpt files, run folders) "
-                                "offered besides the shipped ones."),
-    allow_remote: bool = typer.Option(False, "--allow-remote",
-                                      help="Allow a --host other machines can reach (anyone who can may run jobs)."),
-    queue: int = typer.Option(4, "--queue", min=1, max=64, help="Jobs that may wait; more are refused (HTTP 429)."),
-    job_seconds: float = typer.Option(120.0, "--job-seconds", min=1, max=3600, help="Time limit of one job."),
-) -> None:
-    """Run the local web studio: pick a checkpoint, upload a primer, generate, see, listen, download."""
-    from tunesmith.web.command import serve_command
-
-    serve_command(host, port, models, allow_remote, max_waiting=queue, job_seconds=job_seconds)
-
-
-@app.command()
-def live(
-    checkpoint: str = typer.Argument(None, help="A .ckpt file, a run folder, or a shipped name (e.g. lstm-bach)."),
-    in_port: str = typer.Option(None, "--in", help="MIDI input port (default: a new virtual port 'tunesmith in')."),
-    out_port: str = typer.Option(None, "--out", help="MIDI output port (default: a new virtual port 'tunesmith out')."),
-    list_ports: bool = typer.Option(False, "--list-ports", help="List the MIDI ports and exit."),
-    bars: int = typer.Option(2, "--bars", min=1, max=32, help="New bars per answer."),
-    primer_bars: int = typer.Option(2, "--primer-bars", min=1, max=16, help="The phrase's last bars fed as context."),
-    wait_beats: float = typer.Option(2.0, "--wait-beats", help="Beats of silence that ask for an answer."),
-    bpm: float = typer.Option(120.0, "--bpm", help="Tempo when no MIDI clock is received."),
-    channel: int = typer.Option(1, "--channel", min=1, max=16, help="Output MIDI channel."),
-    temperature: float = typer.Option(None, "--temperature", help="Sampling temperature (> 0)."),
-    top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely choices."),
-    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="Random seed of the first answer."),
-    speculate: bool = typer.Option(True, "--speculate/--no-speculate",
-                                   help="Start the model before the pause ends (cancelled if you play on)."),
-) -> None:
-    """Call and response over MIDI: when you pause, the model continues what you just played, in time."""
-    from tunesmith.live.answer import AnswerOptions
-    from tunesmith.live.command import live_command
-    from tunesmith.live.session import LiveConfig
-
-    if checkpoint is None and not list_ports:
-        raise UserError("give a checkpoint (tunesmith live lstm-bach) or --list-ports")
-    config = LiveConfig(wait_beats=wait_beats, bpm=bpm, channel=channel - 1, speculate=speculate)
-    options = AnswerOptions(bars=bars, primer_bars=primer_bars, temperature=temperature, top_k=top_k, top_p=top_p,
-                            seed=seed)
-    live_command(checkpoint, in_port, out_port, list_ports, config, options, say=typer.echo)
+register_play_commands(app)
 
 
 @app.callback()

@@ -15,6 +15,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.live.answer import Answerer, AnswerOptions
 from tunesmith.live.phrase import PlayedNote, phrase_score
 from tunesmith.live.session import LiveConfig, LiveSession
+from tunesmith.models.distributions import check_temperature
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,8 @@ def check_settings(config: LiveConfig, options: AnswerOptions) -> None:
         (0 <= config.channel <= 15, f"--channel must be 1-16, got {config.channel + 1}"),
         (1 <= options.bars <= 32, f"--bars must be 1-32, got {options.bars}"),
         (1 <= options.primer_bars <= 16, f"--primer-bars must be 1-16, got {options.primer_bars}"),
-        (options.temperature is None or (math.isfinite(options.temperature) and options.temperature > 0),
-         f"--temperature must be a finite number above 0, got {options.temperature}"),
     ]
+    check_temperature(options.temperature)
     for ok, sentence in checks:
         if not ok:
             raise UserError(sentence)

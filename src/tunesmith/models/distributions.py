@@ -6,10 +6,13 @@ in `generation/sampling.py`, which drives autoregressive families step by step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from tunesmith.core.errors import UserError
 
 
 @dataclass
@@ -18,6 +21,12 @@ class SamplingConfig:
     top_k: int | None = None  # keep the k most likely tokens
     top_p: float | None = None  # keep the smallest set of tokens whose probability sums to >= p
     greedy: bool = False  # argmax instead of sampling
+
+
+def check_temperature(temperature: float | None) -> None:
+    """UserError unless the temperature is None (the family's default) or a finite number above 0."""
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        raise UserError(f"--temperature must be a finite number above 0, got {temperature}")
 
 
 def filter_logits(logits: Tensor, cfg: SamplingConfig) -> Tensor:

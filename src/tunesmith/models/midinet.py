@@ -45,6 +45,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.evaluation.density import pitch_class_kl
 from tunesmith.models.base import MAX_DEPTH, MusicModel, SamplePlan, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
+from tunesmith.models.midinet_bars import N_PITCHES, bar_statistics, bars_to_pitches, last_filled_bar, pitches_to_bars
 from tunesmith.models.midinet_layers import (
     PairDown,
     PairUp,
@@ -54,8 +55,6 @@ from tunesmith.models.midinet_layers import (
     straight_through_onehot,
 )
 from tunesmith.representations.bars import CHORD_DIM, chord_vector
-
-N_PITCHES = 128
 
 
 @dataclass
@@ -384,32 +383,3 @@ class MidiNet(MusicModel):
             prev = F.one_hot(choice, N_PITCHES + 1)[..., :N_PITCHES].float()
             out.append(prev)
         return torch.stack(out, dim=1)
-
-
-def last_filled_bar(bars: Tensor) -> Tensor:
-    """The last bar (T, 128) of `bars` (n, T, 128) that holds a note; UserError when none does."""
-    filled = torch.nonzero(bars.flatten(1).any(1)).flatten()
-    if not len(filled):
-        raise UserError("the primer has no melody notes to continue")
-    return bars[int(filled[-1])]
-
-
-def bars_to_pitches(bars: Tensor) -> Tensor:
-    """(B, T, 128) one-hot bars -> (B, T) int64 pitch per step, -1 for a rest (an all-zero row)."""
-    return torch.where(bars.amax(-1) > 0, bars.argmax(-1), torch.full_like(bars.argmax(-1), -1))
-
-
-def pitches_to_bars(pitches: Tensor) -> Tensor:
-    """Inverse of `bars_to_pitches`: (B, T) pitches (-1 = rest) -> (B, T, 128) float one-hot."""
-    onehot = F.one_hot((pitches.long() + 1).clamp(min=0), N_PITCHES + 1).float()
-    return onehot[..., 1:]
-
-
-def bar_statistics(bars: Tensor) -> dict[str, np.ndarray | float]:
-    """Pitch-class histogram (12,), rest rate and change rate of a stack of bars (B, T, 128)."""
-    pitches = bars_to_pitches(bars)
-    counts = bars.sum(dim=(0, 1)).double().cpu().numpy()  # (128,) steps per pitch
-    folded = np.bincount(np.arange(N_PITCHES) % 12, weights=counts, minlength=12)
-    pch = folded / folded.sum() if folded.sum() > 0 else np.full(12, 1 / 12)
-    changes = (pitches[:, 1:] != pitches[:, :-1]).float().mean()
-    return {"pch": pch, "rest_rate": float((pitches < 0).float().mean()), "change_rate": float(changes)}
