@@ -76,10 +76,11 @@ def generate_batches(loaded: LoadedModel, request: GenerateRequest,
         primer = read_primer(request.primer, request.primer_bars)
     torch.manual_seed(request.seed)
     generator = torch.Generator().manual_seed(request.seed)
+    stream = stream_for(loaded, primer) if model.generation == "autoregressive" else None  # primer encoded once
     for start in range(0, request.n, BATCH):
         count = min(BATCH, request.n - start)
-        pieces = _one_shot(loaded, request, primer, count, generator) if model.generation == "one-shot" \
-            else stream_for(loaded, primer).generate(count, request, generator)
+        pieces = stream.generate(count, request, generator) if stream is not None \
+            else _one_shot(loaded, request, primer, count, generator)
         yield [with_meter(p, primer) if primer is not None else p for p in pieces]
 
 

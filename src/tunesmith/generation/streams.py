@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from symusic import Score
 
+from tunesmith.core.constants import PIANO_KEYS
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import bar_line_after, copy_meta, cut_at
 from tunesmith.generation.sampling import sample_sequence
@@ -58,7 +59,7 @@ class TokenStream:
     def __init__(self, loaded: LoadedModel, primer: Score | None) -> None:
         self.loaded, self.rep = loaded, loaded.representation
         self.body = _encode_primer(loaded, primer).tolist() if primer is not None else []
-        self.clock = _clock(self.rep.decode(np.zeros(0, dtype=np.int64)).ticks_per_quarter, primer)
+        self.clock = _clock(self.rep.tpq, primer)
         self.primer_end = self.rep.span(np.asarray(self.body, dtype=np.int64)) if self.body else 0
 
     def generate(self, count: int, request, generator: torch.Generator) -> list[Score]:
@@ -100,7 +101,7 @@ class FrameStream:
         self.meter = primer
 
     def generate(self, count: int, request, generator: torch.Generator) -> list[Score]:
-        silence = self.model.to_elements(np.zeros((1, 88, 2), dtype=bool))
+        silence = self.model.to_elements(np.zeros((1, PIANO_KEYS, 2), dtype=bool))
         context = silence if self.primer is None else torch.cat([silence, self.primer])
         prefix = context.unsqueeze(0).expand(count, *context.shape).contiguous()
         n_frames = request.steps if request.steps is not None else self._frames_for(request.bars)
@@ -115,7 +116,7 @@ class FrameStream:
 
     def _frames_for(self, bars: int) -> int:
         """Frames from the primer's end to the bar line `bars` bars after the bar it ends in."""
-        clock = _clock(self.rep.decode(np.zeros((0, 88, 2), dtype=bool)).ticks_per_quarter, self.meter)
+        clock = _clock(self.rep.tpq, self.meter)
         primer_frames = 0 if self.primer is None else len(self.primer)
         ticks_per_frame = clock.ticks_per_quarter // self.steps_per_quarter
         end = bar_line_after(clock, bars, primer_frames * ticks_per_frame)
