@@ -16,36 +16,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
-import numpy as np
-
-from tunesmith.core.score import bar_starts, bars_after, make_track, new_score
+from tunesmith.core.score import bar_starts, bars_after
+from tunesmith.evaluation.calibration import calibrate
 from tunesmith.evaluation.compare import compare_sets
 from tunesmith.evaluation.memorization import build_index, check_set
 from tunesmith.evaluation.provenance import reference_in_model_terms
-from tunesmith.evaluation.runs import PieceSet, load_set
+from tunesmith.evaluation.runs import load_set
 from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.generation.outputs import provenance
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
 
 SHIPPED = ("lstm-bach", "jsb-best", "midinet")
 FALLBACK = "bach"  # when a checkpoint's training source is not on this machine (jsb-best: a JSB file)
-
-
-def random_notes(n: int, bars: int, seed: int = 0) -> list:
-    """Pieces of chorale-like size and range: uniform pitches 40-80 on an 8th grid, 4/4."""
-    rng = np.random.default_rng(seed)
-    pieces = []
-    for _ in range(n):
-        count = 16 * bars
-        score = new_score(tpq=480, time_signature=(4, 4))
-        start = np.sort(rng.integers(0, 8 * bars, count)) * 240
-        score.tracks.append(make_track(rng.integers(40, 81, count), start, rng.integers(1, 5, count) * 240))
-        pieces.append(score)
-    return pieces
 
 
 def training_source(loaded) -> str:
@@ -56,47 +42,29 @@ def training_source(loaded) -> str:
     return source if source in CORPORA or Path(source).exists() else FALLBACK
 
 
-def separating(ceiling, floor, margin: float = 0.05) -> set[str]:
-    """Features whose OA drops by more than `margin` from real-vs-real to random-vs-real."""
-    return {f.name for f in ceiling.features
-            if not math.isnan(f.overlap_area) and f.overlap_area - floor.feature(f.name).overlap_area > margin}
-
-
-def headline(comparison, names: set[str]) -> tuple[float, str]:
-    """Mean OA over the separating features and the weakest of them."""
-    areas = {f.name: f.overlap_area for f in comparison.features if f.name in names and not math.isnan(f.overlap_area)}
-    weakest = min(areas, key=areas.get) if areas else "-"
-    return (float(np.mean(list(areas.values()))) if areas else float("nan")), weakest
-
-
 def measure(name: str, args: argparse.Namespace) -> dict:
     loaded = load_model(name)
     corpus = args.reference or training_source(loaded)
-    record = {"representation": loaded.checkpoint["representation"]}
+    request = GenerateRequest(n=args.n, bars=args.bars, seed=args.seed,
+                              sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p))
+    record = provenance(loaded, request)
     reference = reference_in_model_terms(load_set(corpus, limit=args.limit), record)
     cut = [bars_after(s, args.bars) for s in reference.scores]
-    real = PieceSet(reference.name, reference.ids, cut)
-    halves = (cut[0::2], cut[1::2])
-    floor_set = reference_in_model_terms(PieceSet("random", [str(i) for i in range(len(halves[0]))],
-                                                  random_notes(len(halves[0]), args.bars)), record)
-    ceiling, floor = compare_sets(*halves), compare_sets(halves[0], floor_set.scores)
-    names = separating(ceiling, floor)
+    calibration = calibrate(cut, record, seed=args.seed)
     started = time.perf_counter()
-    sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p)
-    generated = generate_scores(loaded, GenerateRequest(n=args.n, bars=args.bars, seed=args.seed, sampling=sampling))
+    generated = generate_scores(loaded, request)
     seconds = time.perf_counter() - started
-    comparison = compare_sets(real.scores, generated)
-    flags = check_set(build_index(real.scores, real.ids), generated, [str(i) for i in range(len(generated))])
-    oa, weakest = headline(comparison, names)
+    comparison = compare_sets(cut, generated)
+    flags = check_set(build_index(cut, reference.ids), generated, [str(i) for i in range(len(generated))])
+    head = calibration.headline(comparison)
     described = f"{corpus} as {loaded.representation.name}, {len(cut)} pieces cut to {args.bars} bars"
     return {
-        "model": name, "reference": described, "oa": oa, "weakest": weakest,
-        "weakest_oa": comparison.feature(weakest).overlap_area if weakest != "-" else float("nan"),
-        "ceiling": headline(ceiling, names)[0], "floor": headline(floor, names)[0],
+        "model": name, "reference": described, "oa": head.oa, "weakest": head.weakest, "weakest_oa": head.weakest_oa,
+        "ceiling": calibration.headline(calibration.ceiling).oa, "floor": calibration.headline(calibration.floor).oa,
         "oa_all_features": comparison.mean_overlap_area, "pch_kl": comparison.pitch_class_kl["whole"],
         "shorter_than_asked": sum(len(bar_starts(s)) < args.bars for s in generated),
         "copies": sum(m.copied for m in flags), "pieces": len(generated), "seconds": round(seconds, 1),
-        "separating_features": sorted(names), "features": comparison.summary()["features"],
+        "separating_features": sorted(calibration.separating), "features": comparison.summary()["features"],
     }
 
 

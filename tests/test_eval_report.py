@@ -163,7 +163,7 @@ def test_cli_evaluate_and_compare(tmp_path):
     result = runner.invoke(app, ["compare", str(run_a), str(run_b / "samples"), "--reference", str(BACH40),
                                  "--limit", "8", "--out", str(tmp_path / "cmp.html")])
     assert result.exit_code == 0, result.output
-    assert "b: mean overlapping area" in result.output and (tmp_path / "cmp.html").stat().st_size > 10_000
+    assert "b against bach40: overlapping area" in result.output and (tmp_path / "cmp.html").stat().st_size > 10_000
     result = runner.invoke(app, ["evaluate", str(run_a), "--reference", str(BACH40), "--out", "r.txt"])
     assert isinstance(result.exception, UserError)
 

@@ -225,6 +225,7 @@ def evaluate(
         generated, ref, train_set,
         nll_fn=scorer,
         embed_fn=make_embed_fn(embedder) if embedder else None,
+        record=None if as_is else record,
     )
     write_evaluation(result, ref, out)
     if scorer is not None and result.comparison.nll:
@@ -232,8 +233,7 @@ def evaluate(
         typer.echo(f"NLL under {checkpoint} ({scorer.unit}): reference {nll['reference']:.3f}, "
                    f"generated {nll['generated']:.3f}")
     copies = sum(m.copied for m in result.memorization)
-    typer.echo(f"wrote {out}: mean overlapping area {result.comparison.mean_overlap_area:.3f}, "
-               f"{copies} of {len(result.memorization)} pieces flagged as copies")
+    typer.echo(f"wrote {out}: {result.headline()}; {copies} of {len(result.memorization)} pieces flagged as copies")
 
 
 @app.command()
@@ -260,11 +260,11 @@ def compare(
     train_set = load_set(train, limit=limit) if train else None
     records = [None if as_is else read_sidecar(find_run_midi(run)) for run in runs]
     references = [reference_in_model_terms(ref, record) if record else ref for record in records]
-    results = evaluate_runs(sets, references, train_set or ref)  # copies checked against the real pieces
+    results = evaluate_runs(sets, references, train_set or ref, records=records)  # copies: against real pieces
     write_comparison(results, ref, out)
     for result, run_ref in zip(results, references, strict=True):
-        typer.echo(f"{result.name}: mean overlapping area {result.comparison.mean_overlap_area:.3f} against "
-                   f"{run_ref.name}, {sum(m.copied for m in result.memorization)} copies")
+        typer.echo(f"{result.name} against {run_ref.name}: {result.headline()}; "
+                   f"{sum(m.copied for m in result.memorization)} copies")
     typer.echo(f"wrote {out}")
 
 

@@ -31,7 +31,8 @@ td.best { background: #d9f2d9; font-weight: bold; } tr.copied td { background: #
 .wide { overflow-x: auto; } img { max-width: 100%; margin: 4px 0; } .note { color: #666; font-size: 0.85em; }
 """
 FEATURE_HEADERS = ("feature", "reference mean", "reference std", "generated mean", "generated std",
-                   "OA", "KL", "mean intra-reference distance", "mean inter-set distance", "note")
+                   "OA", "KL", "mean intra-reference distance", "mean inter-set distance",
+                   "OA real-vs-real", "OA random-vs-real", "in headline", "note")
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -80,7 +81,8 @@ def _summary_section(ev: Evaluation, reference: PieceSet) -> str:
     rows = [
         ("generated pieces", ev.comparison.n_generated),
         ("reference pieces", f"{reference.name}: {c['n_reference']}"),
-        ("mean overlapping area (1 = like the reference)", c["mean_overlap_area"]),
+        *_calibration_rows(ev),
+        ("mean overlapping area over all features (1 = like the reference)", c["mean_overlap_area"]),
         ("mean KL divergence (0 = like the reference)", c["mean_kl_divergence"]),
         (f"PCH KL(real || generated), eps {c['pitch_class_kl_epsilon']:g}: whole", pch["whole"]),
         ("PCH KL first half", pch["first_half"]), ("PCH KL second half", pch["second_half"]),
@@ -93,17 +95,37 @@ def _summary_section(ev: Evaluation, reference: PieceSet) -> str:
         [f'<td class="name">{escape(k)}</td>', f"<td>{_fmt(v, 4)}</td>"] for k, v in rows])
 
 
+def _calibration_rows(ev: Evaluation) -> list[tuple[str, object]]:
+    """Headline OA with the reference's ceiling and floor beside it (see `evaluation.calibration`)."""
+    cal = ev.summary()["calibration"]
+    if cal is None or not cal["separating_features"]:
+        return [("headline OA", "- (reference too small to calibrate: mean over all features below)")]
+    return [
+        ("OA over the features that separate real from random notes (headline)", cal["headline_oa"]),
+        ("real-vs-real ceiling (one half of the reference vs the other)", cal["ceiling_oa"]),
+        ("random-notes floor (reference range and density)", cal["floor_oa"]),
+        ("weakest separating feature", cal["weakest_feature"]),
+        ("features left out of the headline (do not separate)",
+         ", ".join(sorted(set(cal["features"]) - set(cal["separating_features"]))) or "none"),
+    ]
+
+
 def _feature_section(ev: Evaluation) -> str:
     rows = []
+    cal = ev.summary()["calibration"] or {"features": {}}
     for f in ev.comparison.summary()["features"]:
+        known = cal["features"].get(f["name"], {})
         values = [f["reference_mean"], f["reference_std"], f["generated_mean"], f["generated_std"],
-                  f["overlap_area"], f["kl_divergence"], f["intra_reference_mean"], f["inter_mean"]]
+                  f["overlap_area"], f["kl_divergence"], f["intra_reference_mean"], f["inter_mean"],
+                  known.get("ceiling"), known.get("floor"), {True: "yes", False: "no"}.get(known.get("separates"))]
         rows.append([f'<td class="name">{escape(f["name"])}</td>'] + [f"<td>{_fmt(v)}</td>" for v in values]
                     + [f'<td class="name note">{escape(f["note"])}</td>'])
     intro = ('<p class="note">Yang &amp; Lerch (2020): for each feature, the overlapping area (OA) and KL '
              "divergence between the distribution of distances among reference pieces and that of distances "
              "from reference to generated pieces (Gaussian KDE). OA near 1 and KL near 0 mean the generated "
-             "pieces are as close to the reference as reference pieces are to each other.</p>")
+             "pieces are as close to the reference as reference pieces are to each other. The real-vs-real and "
+             "random-vs-real columns calibrate each feature on this reference; only features that separate the "
+             "two by more than 0.05 enter the headline.</p>")
     return "<h2>Features</h2>" + intro + _table(FEATURE_HEADERS, rows)
 
 
@@ -163,9 +185,23 @@ def comparison_html(evals: Sequence[Evaluation], reference: PieceSet) -> str:
         rows.append(cells)
     sections = [f"<p>{len(evals)} models against {escape(reference.name)} ({len(reference.scores)} pieces); "
                 f"the best value of each column is marked &#9733; ({escape(GOAL_LEGEND)}).</p>",
-                _table(headers, rows)]
+                _table(headers, rows), _calibration_note(evals)]
     sections += _comparison_figures(evals)
     return _page(f"tunesmith comparison against {reference.name}", sections)
+
+
+def _calibration_note(evals: Sequence[Evaluation]) -> str:
+    """What the headline OA means: each model's reference ceiling and floor (see `evaluation.calibration`)."""
+    lines = []
+    for ev in evals:
+        cal = ev.summary()["calibration"]
+        if cal and cal["separating_features"]:
+            lines.append(f"{escape(ev.name)}: real-vs-real {_fmt(cal['ceiling_oa'])}, random notes "
+                         f"{_fmt(cal['floor_oa'])} over {len(cal['separating_features'])} separating features")
+    if not lines:
+        return ""
+    return ('<p class="note">OA (separating features) is the mean over the features that separate real music '
+            "from random notes on the model's reference; for scale: " + "; ".join(lines) + ".</p>")
 
 
 def _comparison_figures(evals: Sequence[Evaluation]) -> list[str]:

@@ -16,6 +16,7 @@ from symusic import Score
 
 from tunesmith.core.constants import MIDI_SUFFIXES
 from tunesmith.core.errors import UserError
+from tunesmith.evaluation.calibration import Calibration, calibrate
 from tunesmith.evaluation.compare import EmbedFn, NllFn, SetComparison, compare_sets
 from tunesmith.evaluation.memorization import (
     NgramIndex,
@@ -83,7 +84,8 @@ def load_run(path: Path, limit: int | None = None) -> PieceSet:
 
 @dataclass
 class Evaluation:
-    """A generated set measured against a reference: features, PCH KL, hooks and memorization."""
+    """A generated set measured against a reference: features, PCH KL, hooks and memorization, and the
+    reference's calibration (ceiling, floor, separating features; None for a reference under 4 pieces)."""
 
     generated: PieceSet
     comparison: SetComparison
@@ -91,6 +93,17 @@ class Evaluation:
     memorization_against: str
     thresholds: Thresholds = field(default_factory=Thresholds)
     ngram: int = 8
+    calibration: Calibration | None = None
+
+    def headline(self) -> str:
+        """One line: OA over the separating features with ceiling and floor, else the mean over all."""
+        every = f"mean overlapping area {self.comparison.mean_overlap_area:.3f} over all features"
+        if self.calibration is None or not self.calibration.separating:
+            return every
+        cal, head = self.calibration, self.calibration.headline(self.comparison)
+        return (f"overlapping area {head.oa:.3f} over the {len(cal.separating)} features that separate real "
+                f"music from random notes (real-vs-real {cal.headline(cal.ceiling).oa:.3f}, random notes "
+                f"{cal.headline(cal.floor).oa:.3f}; weakest {head.weakest} {head.weakest_oa:.2f}); {every}")
 
     @property
     def name(self) -> str:
@@ -110,7 +123,15 @@ class Evaluation:
                 "pieces": [m.to_dict() for m in self.memorization],
             },
             "metrics_csv": str(self.generated.metrics_csv) if self.generated.metrics_csv else None,
+            "calibration": self._calibration_summary(),
         }
+
+    def _calibration_summary(self) -> dict | None:
+        if self.calibration is None:
+            return None
+        head = self.calibration.headline(self.comparison)
+        return {**self.calibration.summary(), "headline_oa": None if head.weakest == "-" else round(head.oa, 6),
+                "weakest_feature": head.weakest}
 
 
 def memorization_index(pieces: PieceSet, n: int = 8) -> NgramIndex:
@@ -120,10 +141,13 @@ def memorization_index(pieces: PieceSet, n: int = 8) -> NgramIndex:
 
 def evaluate_set(generated: PieceSet, reference: PieceSet, train: PieceSet | None = None, *,
                  index: NgramIndex | None = None, thresholds: Thresholds = Thresholds(),
-                 embed_fn: EmbedFn | None = None, nll_fn: NllFn | None = None) -> Evaluation:
+                 embed_fn: EmbedFn | None = None, nll_fn: NllFn | None = None,
+                 record: dict | None = None, calibration: Calibration | None = None) -> Evaluation:
     """Compare `generated` with `reference` and check it for copies of `train` (the reference if None).
 
     Pass a prebuilt `index` (of `train`) to evaluate several generated sets against one training set.
+    The reference is calibrated (`evaluation.calibration`) unless a `calibration` is given; `record` is the
+    generated set's provenance, so the random floor is measured in the model's representation.
     """
     if len(reference.scores) < 2:
         raise UserError(f"the reference {reference.name} needs at least 2 pieces to compare against")
@@ -131,13 +155,16 @@ def evaluate_set(generated: PieceSet, reference: PieceSet, train: PieceSet | Non
     index = index if index is not None else memorization_index(against)
     comparison = compare_sets(reference.scores, generated.scores, embed_fn=embed_fn, nll_fn=nll_fn)
     memorization = check_set(index, generated.scores, generated.ids, thresholds)
-    return Evaluation(generated, comparison, memorization, against.name, thresholds, index.n)
+    calibration = calibration or calibrate(reference.scores, record)
+    return Evaluation(generated, comparison, memorization, against.name, thresholds, index.n, calibration)
 
 
 def evaluate_runs(runs: Sequence[PieceSet], reference: PieceSet | Sequence[PieceSet], train: PieceSet | None = None,
-                  thresholds: Thresholds = Thresholds()) -> list[Evaluation]:
+                  thresholds: Thresholds = Thresholds(),
+                  records: Sequence[dict | None] | None = None) -> list[Evaluation]:
     """`evaluate_set` for every run against one reference (or one per run: each run's reference in its
-    model's terms), sharing one n-gram index of `train` (default: the first reference as given)."""
+    model's terms, `records` their provenance), sharing one n-gram index of `train` (default: the first
+    reference as given) and one calibration per distinct reference."""
     references = [reference] * len(runs) if isinstance(reference, PieceSet) else list(reference)
     seen: dict[str, int] = {}
     for run in runs:  # two runs named alike (a/samples, b/samples are named a, b; x/run, y/run are not)
@@ -146,5 +173,12 @@ def evaluate_runs(runs: Sequence[PieceSet], reference: PieceSet | Sequence[Piece
             run.name = f"{run.name} ({seen[run.name]})"
     against = train if train is not None else references[0]
     index = memorization_index(against)
-    return [evaluate_set(run, ref, against, index=index, thresholds=thresholds)
-            for run, ref in zip(runs, references, strict=True)]
+    records = list(records) if records is not None else [None] * len(runs)
+    calibrations: dict[int, Calibration | None] = {}
+    results = []
+    for run, ref, record in zip(runs, references, records, strict=True):
+        if id(ref) not in calibrations:
+            calibrations[id(ref)] = calibrate(ref.scores, record)
+        results.append(evaluate_set(run, ref, against, index=index, thresholds=thresholds,
+                                    calibration=calibrations[id(ref)]))
+    return results

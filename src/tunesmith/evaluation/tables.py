@@ -25,7 +25,9 @@ class Column:
 
 
 def _summary_columns(summaries: Sequence[dict]) -> list[Column]:
-    columns = [Column("mean_overlap_area", "mean OA", "max"), Column("mean_kl_divergence", "mean KL", "min")]
+    columns = [Column("headline_oa", "OA (separating features)", "max")] if any(
+        (s.get("calibration") or {}).get("headline_oa") is not None for s in summaries) else []
+    columns += [Column("mean_overlap_area", "mean OA", "max"), Column("mean_kl_divergence", "mean KL", "min")]
     columns += [Column(f"pch_kl_{part}", f"PCH KL {part.replace('_', ' ')}", "min")
                 for part in ("whole", "first_half", "second_half")]
     if any(s["comparison"]["frechet_distance"] is not None for s in summaries):
@@ -51,6 +53,7 @@ def comparison_row(summary: dict) -> dict[str, float | None]:
     """The numbers of one evaluation keyed as in `comparison_columns`."""
     comparison, memo = summary["comparison"], summary["memorization"]
     row: dict[str, float | None] = {
+        "headline_oa": (summary.get("calibration") or {}).get("headline_oa"),
         "mean_overlap_area": comparison["mean_overlap_area"],
         "mean_kl_divergence": comparison["mean_kl_divergence"],
         "frechet_distance": comparison["frechet_distance"],
