@@ -31,6 +31,7 @@ from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
 
 SHIPPED = ("lstm-bach", "jsb-best", "midinet")
+READ_FACTOR = 10  # read up to this many times --limit pieces, to find --limit pieces that are long enough
 FALLBACK = "bach"  # when a checkpoint's training source is not on this machine (jsb-best: a JSB file)
 
 
@@ -48,16 +49,22 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     request = GenerateRequest(n=args.n, bars=args.bars, seed=args.seed,
                               sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p))
     record = provenance(loaded, request)
-    reference = reference_in_model_terms(load_set(corpus, limit=args.limit), record)
-    cut = [bars_after(s, args.bars) for s in reference.scores]
+    reference = reference_in_model_terms(load_set(corpus, limit=READ_FACTOR * args.limit), record)
+    # like against like in length too: only reference pieces of at least B bars, cut to B bars
+    # (Essen's median 4/4 song has 10 bars; against 8-bar songs a 16-bar piece has "too many" notes)
+    long_enough = [i for i, s in enumerate(reference.scores) if len(bar_starts(s)) >= args.bars][:args.limit]
+    if len(long_enough) < 4:
+        raise SystemExit(f"{corpus}: only {len(long_enough)} pieces have {args.bars} bars; use --bars")
+    cut = [bars_after(reference.scores[i], args.bars) for i in long_enough]
+    ids = [reference.ids[i] for i in long_enough]
     calibration = calibrate(cut, record, seed=args.seed)
     started = time.perf_counter()
     generated = generate_scores(loaded, request)
     seconds = time.perf_counter() - started
     comparison = compare_sets(cut, generated)
-    flags = check_set(build_index(cut, reference.ids), generated, [str(i) for i in range(len(generated))])
+    flags = check_set(build_index(cut, ids), generated, [str(i) for i in range(len(generated))])
     head = calibration.headline(comparison)
-    described = f"{corpus} as {loaded.representation.name}, {len(cut)} pieces cut to {args.bars} bars"
+    described = f"{corpus} as {loaded.representation.name}, {len(cut)} pieces of {args.bars}+ bars cut to {args.bars}"
     return {
         "model": name, "reference": described, "oa": head.oa, "weakest": head.weakest, "weakest_oa": head.weakest_oa,
         "ceiling": calibration.headline(calibration.ceiling).oa, "floor": calibration.headline(calibration.floor).oa,
@@ -86,7 +93,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--top-p", type=float)
     parser.add_argument("--reference", help="corpus or folder for every checkpoint (default: its own corpus)")
-    parser.add_argument("--limit", type=int, default=200, help="reference pieces at most")
+    parser.add_argument("--limit", type=int, default=200, help="reference pieces (of at least --bars bars) at most")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     rows = [measure(name, args) for name in args.checkpoints]

@@ -14,7 +14,7 @@ import pytest
 from symusic import Score
 from typer.testing import CliRunner
 
-from tunesmith.cli import app
+from tunesmith.cli import app, main
 from tunesmith.core.score import bar_starts, note_table
 from tunesmith.evaluation.calibration import calibrate, random_like
 from tunesmith.evaluation.compare import compare_sets
@@ -81,3 +81,23 @@ def test_evaluate_reports_ceiling_and_floor(tmp_path, chorales):
                                       "--out", str(html)])
     assert result.exit_code == 0, result.output
     assert "real-vs-real ceiling" in html.read_text() and "random-notes floor" in html.read_text()
+
+
+def test_bars_cuts_both_sets_and_a_length_mismatch_is_named(tmp_path, chorales, monkeypatch, capsys):
+    from tunesmith.core.score import bars_after
+
+    generated = tmp_path / "short"
+    generated.mkdir()
+    for i, score in enumerate(random_like(chorales, 4, seed=5)):
+        bars_after(score, 2).dump_midi(str(generated / f"piece-{i}.mid"))
+    out = tmp_path / "r.json"
+    args = ["evaluate", str(generated), "--reference", str(BACH40), "--limit", "12", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and "add --bars 2" in result.output  # 2-bar pieces vs whole chorales
+    result = CliRunner().invoke(app, [*args, "--bars", "2"])
+    assert result.exit_code == 0 and "add --bars" not in result.output
+    assert json.loads(out.read_text())["comparison"]["n_reference"] == 12
+    monkeypatch.setattr("sys.argv", ["tunesmith", *args, "--bars", "500"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and "have 500 bars" in capsys.readouterr().err

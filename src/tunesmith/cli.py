@@ -202,6 +202,8 @@ def evaluate(
     embedder: str = typer.Option(None, "--embedder", help="Autoencoder checkpoint: adds a Frechet distance."),
     as_is: bool = typer.Option(False, "--as-is", help="Compare with the reference as it is, not as the "
                                "generating model's representation holds it (read from generation.json)."),
+    bars: int = typer.Option(None, "--bars", min=1, help="Cut every piece to its first N bars; reference "
+                             "pieces shorter than N are left out (like against like in length)."),
 ) -> None:
     """Measure generated music against real music (features, overlap, copies) and write a report.
 
@@ -219,6 +221,7 @@ def evaluate(
     if record is not None and not as_is:
         ref = reference_in_model_terms(ref, record)
         typer.echo(f"reference measured as {ref.name}, {len(ref.scores)} pieces (--as-is to keep it unchanged)")
+    [generated], ref = _same_length([generated], ref, bars)
     train_set = load_set(train, limit=limit) if train else None
     scorer = make_nll_fn(checkpoint) if checkpoint else None
     result = evaluate_set(
@@ -245,6 +248,8 @@ def compare(
     limit: int = typer.Option(None, "--limit", min=2, help="Use at most this many pieces of each set."),
     as_is: bool = typer.Option(False, "--as-is", help="Measure every run against the reference as it is, "
                                "not as each run's model representation holds it (from generation.json)."),
+    bars: int = typer.Option(None, "--bars", min=1, help="Cut every piece to its first N bars; reference "
+                             "pieces shorter than N are left out (like against like in length)."),
 ) -> None:
     """Compare several models side by side against one reference: one table, best value per column marked.
 
@@ -260,6 +265,8 @@ def compare(
     train_set = load_set(train, limit=limit) if train else None
     records = [None if as_is else read_sidecar(find_run_midi(run)) for run in runs]
     references = [reference_in_model_terms(ref, record) if record else ref for record in records]
+    cut = [_same_length([run], run_ref, bars) for run, run_ref in zip(sets, references, strict=True)]
+    sets, references = [runs_cut[0] for runs_cut, _ in cut], [run_ref for _, run_ref in cut]
     results = evaluate_runs(sets, references, train_set or ref, records=records)  # copies: against real pieces
     write_comparison(results, ref, out)
     for result, run_ref in zip(results, references, strict=True):
@@ -344,6 +351,15 @@ def main() -> None:
             traceback.print_exc()
         _fail(f"internal error ({error.__class__.__name__}: {str(error)[:200]}); this is a bug in tunesmith: "
               "rerun with --verbose for the traceback and report it", 1)
+
+
+def _same_length(runs: list, reference, bars: int | None) -> tuple[list, object]:
+    from tunesmith.evaluation.runs import same_length
+
+    runs, reference, notes = same_length(runs, reference, bars)
+    for note in notes:
+        typer.echo(note, err=True)
+    return runs, reference
 
 
 def _fail(message: str, code: int) -> None:

@@ -16,6 +16,7 @@ from symusic import Score
 
 from tunesmith.core.constants import MIDI_SUFFIXES
 from tunesmith.core.errors import UserError
+from tunesmith.core.score import bar_starts, bars_after
 from tunesmith.evaluation.calibration import Calibration, calibrate
 from tunesmith.evaluation.compare import EmbedFn, NllFn, SetComparison, compare_sets
 from tunesmith.evaluation.memorization import (
@@ -80,6 +81,38 @@ def load_run(path: Path, limit: int | None = None) -> PieceSet:
     csv_path = path / "metrics.csv"
     pieces.metrics_csv = csv_path if csv_path.is_file() else None
     return pieces
+
+
+def cut_to_bars(pieces: PieceSet, bars: int, drop_shorter: bool) -> PieceSet:
+    """Every piece cut to its first `bars` bars; with `drop_shorter`, pieces of fewer bars are left out
+    (a reference of 8-bar songs says nothing about bars 9-16). UserError when fewer than 2 pieces remain."""
+    kept = [(i, bars_after(s, bars)) for i, s in zip(pieces.ids, pieces.scores, strict=True)
+            if not drop_shorter or len(bar_starts(s)) >= bars]
+    if len(kept) < 2:
+        raise UserError(f"only {len(kept)} piece(s) of {pieces.name} have {bars} bars; ask for fewer with --bars")
+    return PieceSet(pieces.name, [i for i, _ in kept], [s for _, s in kept], pieces.folder, pieces.metrics_csv)
+
+
+def length_warning(generated: PieceSet, reference: PieceSet, tolerance: float = 1.3) -> str | None:
+    """A sentence when the median lengths in bars differ by more than `tolerance` times: then note counts,
+    used pitches and ranges differ for length alone, and `--bars` should cut both sets alike."""
+    def median_bars(pieces: PieceSet) -> float:
+        return float(sorted(len(bar_starts(s)) for s in pieces.scores)[len(pieces.scores) // 2])
+
+    gen, ref = median_bars(generated), median_bars(reference)
+    if max(gen, ref) <= tolerance * max(1.0, min(gen, ref)):
+        return None
+    return (f"note: the {generated.name} pieces last {gen:g} bars (median), the reference pieces {ref:g}; "
+            f"length-dependent features differ for that alone: add --bars {int(min(gen, ref))} to compare alike")
+
+
+def same_length(runs: list[PieceSet], reference: PieceSet,
+                bars: int | None) -> tuple[list[PieceSet], PieceSet, list[str]]:
+    """Runs and reference cut to `bars` bars (reference pieces shorter than that left out), or, without
+    `bars`, unchanged, with a note for every run whose length differs enough to bias the features."""
+    if bars is None:
+        return runs, reference, [w for w in (length_warning(run, reference) for run in runs) if w]
+    return [cut_to_bars(run, bars, drop_shorter=False) for run in runs], cut_to_bars(reference, bars, True), []
 
 
 @dataclass
