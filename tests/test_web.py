@@ -128,8 +128,13 @@ def test_a_full_queue_answers_429(tmp_path):
         time.sleep(0.2)
         jobs.submit(lambda job: {})  # waits
         response = client.post("/api/generate", json={"checkpoint": "lstm-bach", "n": 1, "bars": 1})
+        unknown = client.post("/api/generate", json={"checkpoint": "no-such-model", "n": 1, "bars": 1})
+        stale = client.post("/api/generate", json={"checkpoint": "lstm-bach", "bars": 1, "primer_id": "0" * 32})
         release.set()
     assert response.status_code == 429 and "queue is full" in one_sentence(response)
+    # a wrong name or primer id is the client's mistake whatever the queue holds: not "try again later"
+    assert unknown.status_code == 404 and "no checkpoint" in one_sentence(unknown)
+    assert stale.status_code == 404 and one_sentence(stale)
 
 
 def test_a_job_past_its_time_limit_fails_with_a_sentence(tmp_path):

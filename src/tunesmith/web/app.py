@@ -137,6 +137,9 @@ def _routes(app: FastAPI, catalog: Catalog, primers: Primers, jobs: JobQueue) ->
 
     @app.post("/api/generate", status_code=202, summary="Queue a generation job")
     def generate(body: GenerateBody) -> dict:
+        catalog.entry(body.checkpoint)  # names and ids are cheap to check: a wrong one is a 4xx, not a 429
+        if body.primer_id:
+            primers.path(body.primer_id)
         jobs.check_room()  # before loading a model for a job that cannot be queued
         request, name = _request(body, catalog, primers), body.checkpoint
         job = jobs.submit(generation_work(catalog, name, request))
