@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from tunesmith.core.errors import UserError
+from tunesmith.models.audio_vaegan import AudioVAEGAN  # audio-vaegan
 from tunesmith.models.bar_autoencoder import BarAutoencoder
 from tunesmith.models.base import MusicModel, check_types
 from tunesmith.models.conv_vae import ConvVAE
@@ -36,6 +37,7 @@ MODELS: dict[str, type[MusicModel]] = {
     "lstm-vae": LSTMVAE,
     "conv-vae": ConvVAE,
     "transformer": TransformerLM,
+    "audio-vaegan": AudioVAEGAN,  # audio-vaegan
 }
 
 
@@ -52,6 +54,8 @@ def data_dims(representation: Representation) -> dict[str, Any]:
         dims.update(vocab_size=representation.vocab_size, pad_id=representation.pad_id)
     if hasattr(representation.config, "steps_per_bar"):  # bars
         dims["steps_per_bar"] = representation.config.steps_per_bar
+    if hasattr(representation, "encode_audio"):  # audio-vaegan: pianokeys (channels, keys, frames)
+        dims.update(channels=representation.config.channels, n_keys=len(representation.keys))  # audio-vaegan
     return dims
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from tunesmith.training.config import OptimConfig
+from tunesmith.training.gan_phases import PhasedAdversarialObjective  # audio-vaegan
 
 
 def _adamw(params: Iterable[nn.Parameter], cfg: OptimConfig, decays: Callable[[Tensor], bool]) -> torch.optim.Optimizer:
@@ -91,3 +92,4 @@ class AdversarialObjective:
 
 
 OBJECTIVES = {"likelihood": LikelihoodObjective, "adversarial": AdversarialObjective}
+OBJECTIVES["adversarial-phased"] = PhasedAdversarialObjective  # audio-vaegan

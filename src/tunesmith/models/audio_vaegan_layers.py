@@ -1,0 +1,162 @@
+"""The networks of `audio-vaegan` and the key statistics its losses and its discriminator use.
+
+Shapes: B batch, C audio channels, K piano keys, T frames of a chunk (T a multiple of 4), W conv width,
+D latent width. Key arrays are (B, C, K, T) in [0, 1]; the convolutions see them as (B, C*K, T), one
+channel per (audio channel, key), time along the sequence: the seed flattened keys and frames into one
+16,500-long axis, so its kernels mixed the end of one key's row with the start of the next.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+from torch.nn.utils.parametrizations import spectral_norm
+
+STAT_NAMES = ("key_mean", "key_std", "silence", "key_corr", "time_corr", "channel_corr")
+
+
+class Encoder(nn.Module):
+    """(B, in_ch, T) -> (mu, logvar), each (B, T/4, D): two stride-2 convs (BatchNorm, GELU, dropout),
+    the second with a skip from the first (average-pooled, the seed's "add interpolated pre-pool
+    features"), then per-step linear heads."""
+
+    def __init__(self, in_ch: int, width: int, latent_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1, self.norm1 = nn.Conv1d(in_ch, width, 9, stride=2, padding=4), nn.BatchNorm1d(width)
+        self.conv2, self.norm2 = nn.Conv1d(width, width, 7, stride=2, padding=3), nn.BatchNorm1d(width)
+        self.drop = nn.Dropout(dropout)
+        self.mu, self.logvar = nn.Linear(width, latent_dim), nn.Linear(width, latent_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h1 = self.drop(F.gelu(self.norm1(self.conv1(x))))
+        h2 = self.drop(F.gelu(self.norm2(self.conv2(h1)))) + F.avg_pool1d(h1, 2)
+        h = h2.transpose(1, 2)
+        return self.mu(h), self.logvar(h).clamp(-12.0, 8.0)  # exp(logvar) stays finite in half precision
+
+
+def sinusoids(length: int, dim: int, device: torch.device) -> Tensor:
+    """(length, dim) fixed sinusoidal positions (no parameters, any length)."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10_000.0) / dim))
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(position * rate)
+    table[:, 1::2] = torch.cos(position * rate[: dim // 2])
+    return table
+
+
+class Decoder(nn.Module):
+    """(B, T/4, D) latents -> (B, out_ch, T) logits: a linear map to W channels, two stride-2 transposed
+    convs, each stage plus its upsampled input (the seed's skip connections), then a 5-tap conv."""
+
+    def __init__(self, latent_dim: int, width: int, out_ch: int, dropout: float) -> None:
+        super().__init__()
+        self.inp = nn.Linear(latent_dim, width)
+        self.up1, self.norm1 = nn.ConvTranspose1d(width, width, 4, stride=2, padding=1), nn.BatchNorm1d(width)
+        self.up2, self.norm2 = nn.ConvTranspose1d(width, width, 4, stride=2, padding=1), nn.BatchNorm1d(width)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Conv1d(width, out_ch, 5, padding=2)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.inp(z).transpose(1, 2)
+        h = self.drop(F.gelu(self.norm1(self.up1(h)))) + F.interpolate(h, scale_factor=2.0)
+        h = self.drop(F.gelu(self.norm2(self.up2(h)))) + F.interpolate(h, scale_factor=2.0)
+        return self.out(h)
+
+
+class Envelope(nn.Module):
+    """Learnable Gaussian loudness envelope over a chunk's time: (B, D) summary -> (B, 1, T) gain in (0, 1).
+
+    gain(t) = sigmoid(b + sum_k h_k exp(-((t - c_k) / w_k)^2 / 2)), t in [0, 1]; the centres c_k, widths
+    w_k and heights h_k come from the latent summary. (The seed's envelope lay over its flattened
+    key-by-frame axis, so it faded keys, not time.)"""
+
+    def __init__(self, latent_dim: int, count: int) -> None:
+        super().__init__()
+        self.params = nn.Linear(latent_dim, 3 * count)
+        self.bias = nn.Parameter(torch.tensor(3.0))  # gain about 0.95 at the start
+
+    def forward(self, summary: Tensor, length: int) -> Tensor:
+        centre, width, height = self.params(summary).unsqueeze(-1).chunk(3, dim=1)  # each (B, k, 1)
+        t = torch.linspace(0.0, 1.0, length, device=summary.device)
+        bumps = height * torch.exp(-0.5 * ((t - torch.sigmoid(centre)) / (0.05 + F.softplus(width))) ** 2)
+        return torch.sigmoid(self.bias + bumps.sum(1, keepdim=True))
+
+
+class ResidualDown(nn.Module):
+    """(B, c_in, L) -> (B, c_out, L // 2): spectral-normed conv k4 s2 + LeakyReLU(0.2), plus the
+    average-pooled input (through a spectral-normed 1x1 conv when the channel count changes)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = spectral_norm(nn.Conv1d(c_in, c_out, 4, stride=2, padding=1))
+        self.skip = spectral_norm(nn.Conv1d(c_in, c_out, 1)) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(self.conv(x), 0.2) + self.skip(F.avg_pool1d(x, 2))
+
+
+class MinibatchDiscrimination(nn.Module):
+    """(B, F) -> (B, F + n_kernels): o_b = sum_{b'} exp(-|M_b - M_b'|_1) - 1 per kernel, M = x T
+    (Salimans et al. 2016); a collapsed batch (all alike) stands out. Needs B >= 2 to carry signal."""
+
+    def __init__(self, features: int, n_kernels: int, kernel_dim: int) -> None:
+        super().__init__()
+        self.n_kernels, self.kernel_dim = n_kernels, kernel_dim
+        self.tensor = nn.Parameter(torch.randn(features, n_kernels * kernel_dim) * 0.05)
+
+    def forward(self, x: Tensor) -> Tensor:
+        m = (x @ self.tensor).view(len(x), self.n_kernels, self.kernel_dim)
+        distances = (m[:, None] - m[None]).abs().sum(-1)  # (B, B, n_kernels)
+        return torch.cat([x, torch.exp(-distances).sum(1) - 1.0], dim=1)
+
+
+class Discriminator(nn.Module):
+    """(B, in_ch, T) keys [+ (B, S) statistics] -> (B,) logits: residual spectral-normed blocks, mean over
+    time, the statistics vector appended (so D sees the music statistics directly), minibatch
+    discrimination, a linear logit."""
+
+    def __init__(self, in_ch: int, width: int, max_width: int, blocks: int, n_stats: int,
+                 n_kernels: int, kernel_dim: int) -> None:
+        super().__init__()
+        widths = [in_ch] + [min(width * 2**i, max_width) for i in range(blocks)]
+        self.blocks = nn.Sequential(*(ResidualDown(a, b) for a, b in zip(widths, widths[1:], strict=False)))
+        features = widths[-1] + n_stats
+        self.minibatch = MinibatchDiscrimination(features, n_kernels, kernel_dim)
+        self.out = spectral_norm(nn.Linear(features + n_kernels, 1))
+
+    def forward(self, x: Tensor, stats: Tensor | None = None) -> Tensor:
+        h = self.blocks(x).mean(-1)
+        if stats is not None:
+            h = torch.cat([h, stats], dim=1)
+        return self.out(self.minibatch(h)).squeeze(-1)
+
+
+def _correlation(a: Tensor, b: Tensor) -> Tensor:
+    """Pearson correlation along the last axis, 0 where either side is constant: (..., T) -> (...)."""
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / ((a.square().sum(-1) * b.square().sum(-1)).sqrt() + 1e-6)
+
+
+def key_statistics(x: Tensor, silence_level: float) -> dict[str, Tensor]:
+    """Per-chunk statistics of keys (B, C, K, T), each over every chunk of the batch (the seed's versions
+    kept one chunk or one batch item). Shapes: key_mean, key_std (B, C*K): each key's mean and spread over
+    time; silence (B, 1): soft share of frames whose loudest key is below `silence_level`; key_corr
+    (B, 1): mean correlation over time of neighbouring keys (the seed's "melody" shift by one key);
+    time_corr (B, 1): frame-to-frame correlation (how sustained the notes are); channel_corr (B, 1):
+    left-right correlation (1 for mono)."""
+    b, c, k, t = x.shape
+    loudest = x.amax(dim=(1, 2))  # (B, T)
+    silence = torch.sigmoid((silence_level - loudest) / (0.1 * silence_level + 1e-6)).mean(-1, keepdim=True)
+    key_corr = _correlation(x[:, :, 1:], x[:, :, :-1]).mean(dim=(1, 2))[:, None]
+    time_corr = _correlation(x[..., 1:], x[..., :-1]).mean(dim=(1, 2))[:, None]
+    channel_corr = _correlation(x[:, 0], x[:, 1]).mean(-1)[:, None] if c == 2 else torch.ones(b, 1, device=x.device)
+    return {"key_mean": x.mean(-1).reshape(b, c * k), "key_std": x.std(-1).reshape(b, c * k), "silence": silence,
+            "key_corr": key_corr, "time_corr": time_corr, "channel_corr": channel_corr}
+
+
+def statistics_vector(stats: dict[str, Tensor]) -> Tensor:
+    """The statistics as one (B, S) matrix, S = 2 C K + 4, in `STAT_NAMES` order."""
+    return torch.cat([stats[name] for name in STAT_NAMES], dim=1)

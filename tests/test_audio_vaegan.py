@@ -1,0 +1,154 @@
+"""audio-vaegan: the networks, the losses, the phased GAN objective (models/audio_vaegan*.py,
+training/gan_phases.py). End to end on audio files: tests/test_audio_vaegan_e2e.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tunesmith.core.errors import UserError
+from tunesmith.models import make_config, model_class
+from tunesmith.models.audio_vaegan_layers import MinibatchDiscrimination, key_statistics
+from tunesmith.training.config import OptimConfig
+from tunesmith.training.gan_phases import PhasedAdversarialObjective
+
+NAME = "audio-vaegan"
+
+
+def build(**overrides):
+    cls = model_class(NAME)
+    torch.manual_seed(0)
+    return cls(make_config(NAME, {**cls.debug_config(), **overrides}, cls.debug_dims()))
+
+
+@pytest.mark.parametrize("mode", ["noise", "continuation", "both"])
+def test_every_parameter_gets_a_gradient(mode, one_thread):
+    model = build(mode=mode, noise_share=0.5)
+    batch = model.example_batch(4)
+    (model.generator_loss(batch)["loss"] + model.discriminator_loss(batch)["loss"]).backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert dead == []
+    assert set(model.generator_parameters()).isdisjoint(set(model.discriminator_parameters()))
+    n_g, n_d = len(list(model.generator_parameters())), len(list(model.discriminator_parameters()))
+    assert n_g + n_d == len(list(model.parameters()))
+
+
+def test_without_envelope_there_is_no_envelope_parameter(one_thread):
+    model = build(envelope=0)
+    assert model.envelope is None and not any("envelope" in n for n, _ in model.named_parameters())
+
+
+def test_output_shape_and_range(one_thread):
+    model = build()
+    c = model.config
+    keys = model.sample_keys(3, None, torch.Generator().manual_seed(1))
+    assert keys.shape == (3, c.channels, c.n_keys, c.chunk_frames) and keys.dtype == np.float32
+    assert keys.min() >= 0 and keys.max() <= 1
+    context = np.random.default_rng(0).random((c.channels, c.n_keys, c.chunk_frames)).astype(np.float32)
+    assert model.sample_keys(2, context, torch.Generator().manual_seed(1)).shape == keys[:2].shape
+
+
+def test_modes_refuse_the_wrong_input(one_thread):
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(UserError, match="continues audio only"):
+        build(mode="continuation").sample_keys(1, None, gen)
+    context = np.zeros((2, 6, 16), np.float32)
+    with pytest.raises(UserError, match="from noise only"):
+        build(mode="noise").sample_keys(1, context, gen)
+
+
+def test_config_errors_are_one_sentence():
+    cls = model_class(NAME)
+    for bad, match in (({"chunk_frames": 18}, "multiple of 4"), ({"mode": "x"}, "mode"),
+                       ({"latent_dim": 6, "heads": 4}, "heads"), ({"d_blocks": 5}, "halves")):
+        with pytest.raises(UserError, match=match):
+            make_config(NAME, {**cls.debug_config(), **bad}, cls.debug_dims())
+
+
+def test_wrong_chunk_length_names_the_fix(one_thread):
+    model = build()
+    batch = {k: v[..., :8] for k, v in model.example_batch(2).items()}
+    with pytest.raises(UserError, match="data.window"):
+        model.generator_loss(batch)
+
+
+def test_key_statistics_golden_values():
+    x = torch.zeros(2, 2, 3, 8)
+    x[0, :, :, 4:] = 1.0  # item 0: every key sounds in the second half, both channels alike
+    x[1, 0, 0] = torch.tensor([0.0, 1, 0, 1, 0, 1, 0, 1])  # item 1: one key alternating, left channel only
+    stats = key_statistics(x, silence_level=0.05)
+    assert stats["key_mean"].shape == (2, 6)
+    assert torch.allclose(stats["key_mean"][0], torch.full((6,), 0.5))
+    assert stats["silence"][0, 0] == pytest.approx(0.5, abs=1e-3)  # 4 of 8 frames silent
+    assert stats["silence"][1, 0] == pytest.approx(0.5, abs=1e-3)
+    assert stats["key_corr"][0, 0] == pytest.approx(1.0, abs=1e-4)  # neighbouring keys move together
+    assert stats["channel_corr"][0, 0] == pytest.approx(1.0, abs=1e-4)
+    assert stats["time_corr"][1, 0] == pytest.approx(-1 / 6, abs=1e-4)  # 1 alternating row of 6 (-1), constant rows 0
+
+
+def test_minibatch_discrimination_marks_a_collapsed_batch():
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(4, 3, 2)
+    same = layer(torch.ones(5, 4))[:, 4:]
+    spread = layer(torch.randn(5, 4) * 100)[:, 4:]
+    assert torch.allclose(same, torch.full_like(same, 4.0))  # each of 5 identical rows: 4 close neighbours
+    assert spread.mean() < 1.0  # distinct rows: far apart
+
+
+def snapshot(params) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def changed(before, params) -> bool:
+    return any(not torch.equal(a, p.detach()) for a, p in zip(before, params, strict=True))
+
+
+def test_phases_pretrain_each_network_with_its_own_optimizer(one_thread):
+    model = build(pretrain_g_steps=2, pretrain_d_steps=2, d_steps=1, g_steps=2)
+    objective = PhasedAdversarialObjective(model, OptimConfig(lr=1e-2))
+    batch = model.example_batch(4)
+    g, d = list(model.generator_parameters()), list(model.discriminator_parameters())
+    assert [objective.phase(s)[0] for s in range(9)] == ["pretrain_g"] * 2 + ["pretrain_d"] * 2 + \
+        ["d", "g", "g", "d", "g"]
+    for step in range(4):
+        before_g, before_d = snapshot(g), snapshot(d)
+        logs = objective.train_step(batch, step)
+        pretrain_g = step < 2
+        assert changed(before_g, g) == pretrain_g and changed(before_d, d) == (not pretrain_g)
+    assert "pretrain_d_loss" in logs and "pretrain_g_reconstruction" in logs
+    assert objective.optimizers["discriminator_pretrain"].state  # D's pretraining optimizer stepped
+    assert not objective.optimizers["discriminator"].state
+
+
+def test_accumulation_steps_once_per_group_of_batches(one_thread):
+    model = build(pretrain_g_steps=0, pretrain_d_steps=0, accumulation=3, d_steps=1, g_steps=1)
+    objective = PhasedAdversarialObjective(model, OptimConfig(lr=1e-2))
+    assert [objective.phase(s) for s in range(4)] == [("d", True, False), ("d", False, False), ("d", False, True),
+                                                     ("g", True, False)]
+    d = list(model.discriminator_parameters())
+    batch = model.example_batch(4)
+    before = snapshot(d)
+    objective.train_step(batch, 0)
+    objective.train_step(batch, 1)
+    assert not changed(before, d)  # gradients summed, no update yet
+    objective.train_step(batch, 2)
+    assert changed(before, d)
+
+
+def test_continuation_learns_a_pair_and_validation_is_deterministic(one_thread):
+    model = build(mode="continuation", pretrain_g_steps=60, dropout=0.0, kl_weight=0.0)
+    objective = PhasedAdversarialObjective(model, OptimConfig(lr=1e-2))
+    batch = model.example_batch(4)
+    batch["target"] = torch.zeros_like(batch["target"])
+    batch["target"][:, :, 2, 4:12] = 0.8  # one key held in the middle of the chunk
+    model.eval()
+    start = objective.valid_step(batch)
+    assert start == objective.valid_step(batch)
+    model.train()
+    for step in range(60):
+        objective.train_step(batch, step)
+    model.eval()
+    end = objective.valid_step(batch)
+    assert end["reconstruction"] < 0.5 * start["reconstruction"]
+    assert set(end) == {"loss", "reconstruction", "key_energy_gap", "silence_gap", "d_accuracy"}
