@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
 from tunesmith.core.errors import UserError
 from tunesmith.data.config import Count, DataConfig, Float, Int, Name, NonNegative, Positive, Strict
@@ -40,6 +40,14 @@ def _run_name(name: str) -> str:
 
 
 Beta = Annotated[Float, Field(ge=0, lt=1)]
+MAX_ACCUMULATE = 1024  # micro-batches per optimizer step
+MAX_STEPS = 10**9  # optimizer steps: more is a typo
+
+
+def _auto_or_bool(value: Any) -> Any:
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise ValueError("true, false or auto")
 
 
 def _no_huge_integers(config: dict[str, Any]) -> dict[str, Any]:
@@ -59,12 +67,26 @@ class ModelSection(Strict):
 
 
 class OptimConfig(Strict):
-    lr: Positive = 2e-3  # AdamW learning rate
+    lr: Positive = 2e-3  # AdamW peak learning rate
     weight_decay: NonNegative = 0.0
     betas: tuple[Beta, Beta] = (0.9, 0.999)  # AdamW moment decay rates, each in [0, 1)
     grad_clip: Positive | None = 1.0  # max global gradient norm; None disables clipping
-    batch_size: Annotated[Int, Field(ge=1, le=MAX_BATCH)] = 32  # examples per optimizer step
+    # examples per forward pass on each process; an optimizer step sees batch_size x accumulate x processes
+    batch_size: Annotated[Int, Field(ge=1, le=MAX_BATCH)] = 32
+    accumulate: Annotated[Int, Field(ge=1, le=MAX_ACCUMULATE)] = 1  # micro-batches summed into each step
     lr_decay: Annotated[Positive, Field(le=1)] = 1.0  # multiply the learning rate by this at each epoch end
+    # learning rate over optimizer steps after the warm-up: constant, or down to lr x min_lr_ratio at the
+    # run's last step, linearly or along half a cosine (training/schedule.py)
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: Annotated[Int, Field(ge=0, le=MAX_STEPS)] = 0  # linear ramp from lr / warmup_steps up to lr
+    min_lr_ratio: Annotated[Float, Field(ge=0, le=1)] = 0.0
+
+    @model_validator(mode="after")
+    def _one_decay_rule(self) -> OptimConfig:
+        if self.schedule != "constant" and self.lr_decay != 1:
+            raise ValueError(f"lr_decay ({self.lr_decay}) and schedule {self.schedule!r} both lower the "
+                             "learning rate; use one of them (lr_decay: 1 or schedule: constant)")
+        return self
 
 
 class TrainerConfig(Strict):
@@ -78,6 +100,17 @@ class TrainerConfig(Strict):
     log_every: Count = 20  # optimizer steps between training-loss log lines
     valid_batches: Count | None = None  # cap on validation batches per evaluation (None: all)
     progress: bool = True
+    workers: Annotated[Int, Field(ge=0, le=64)] = 0  # DataLoader worker processes; 0: load in the training process
+    # auto: bf16 autocast on a CUDA GPU that has it, else fp32; fp16 (with a GradScaler) needs CUDA
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: Annotated[bool | str, BeforeValidator(_auto_or_bool)] = "auto"  # torch.compile; auto: on CUDA only
+
+    @model_validator(mode="after")
+    def _precision_fits_device(self) -> TrainerConfig:
+        if self.precision == "fp16" and self.device in ("cpu", "mps"):
+            raise ValueError(f"precision fp16 needs a CUDA GPU (its GradScaler), not device {self.device}; "
+                             "use bf16 or fp32")
+        return self
 
 
 class RunConfig(Strict):

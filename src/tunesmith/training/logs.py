@@ -87,3 +87,13 @@ def _tensorboard(folder: Path, purge_step: int | None):
     except ImportError:  # tensorboard is optional: metrics.csv holds everything
         return None
     return SummaryWriter(str(folder), purge_step=purge_step)
+
+
+class NullLog:
+    """The log of a torchrun rank other than 0: rank 0 alone writes the run's files."""
+
+    def log(self, step: int, epoch: int, split: str, metrics: dict[str, float]) -> None:
+        """Nothing: the metrics are averaged over ranks and written by rank 0."""
+
+    def close(self) -> None:
+        """Nothing to close."""

@@ -1,13 +1,15 @@
 """The training loop, written once for every family: data, model, objective, logs, checkpoints, resume.
 
-Data order is a function of (seed, epoch) alone, and checkpoints store every RNG state and the batch
-position inside the epoch, so a run killed at any point and resumed from its last checkpoint replays
-exactly the updates an uninterrupted run makes (same losses, bit for bit on CPU).
+Data order is a function of (seed, epoch, rank) alone (`training/loader.py`), the learning rate a function
+of the position (`training/schedule.py`), and checkpoints store every RNG state and the batch position
+inside the epoch (`training/resume.py`), so a run killed at any point and resumed from its last
+checkpoint replays exactly the updates an uninterrupted run makes (same losses, bit for bit on CPU),
+with DataLoader workers, gradient accumulation, and under torchrun (`training/distributed.py`) too.
 
 We use a plain loop rather than Lightning (DESIGN.md suggested Lightning): Lightning's mid-epoch resume
 is exact only with stateful data loaders, its checkpoints do not load with `weights_only=True`, and its
 import costs 7-14 s on this CPU. What we needed from it (progress bar, TensorBoard, atomic checkpoints,
-resume, GAN objectives) is below in a few short functions.
+resume, GAN objectives, DDP, mixed precision) is below and in the modules named above.
 """
 
 from __future__ import annotations
@@ -25,25 +27,32 @@ from torch.utils.data import Dataset, default_collate
 from tqdm import tqdm
 
 from tunesmith.core.errors import UserError
-from tunesmith.data.build import PreparedData, data_changes, prepare_data
+from tunesmith.data.build import PreparedData, prepare_data
 from tunesmith.io.atomic import sweep_temp_files
 from tunesmith.models import data_dims, make_config, model_class
-from tunesmith.models.checkpoint import LoadedModel, build_or_explain, load_model, save_checkpoint
-from tunesmith.training.checkpoint import rng_state, set_rng_state
-from tunesmith.training.config import (
-    RunConfig,
-    TrainerConfig,
-    check_device,
-    dump_config,
-    load_config,
-    parse_config,
-)
+from tunesmith.models.checkpoint import build_or_explain, save_checkpoint
+from tunesmith.training import distributed
+from tunesmith.training.checkpoint import rng_state
+from tunesmith.training.config import RunConfig, TrainerConfig, check_device, dump_config, load_config, parse_config
 from tunesmith.training.curves import plot_learning_curves
-from tunesmith.training.logs import RunLog
+from tunesmith.training.distributed import SINGLE, Cluster
+from tunesmith.training.engine import Engine, resolve_compile, resolve_precision
+from tunesmith.training.loader import EpochSampler, epoch_batches, make_loader, valid_batches
+from tunesmith.training.logs import NullLog, RunLog
 from tunesmith.training.objectives import OBJECTIVES
+from tunesmith.training.resume import Position, check_layout, check_same_data, restore_state, resumable
+from tunesmith.training.schedule import (
+    check_schedule,
+    learning_rate,
+    lr_ratios,
+    schedule_changes,
+    schedule_state,
+    set_learning_rate,
+    total_steps,
+)
 
+__all__ = ["Position", "epoch_batches", "evaluate", "pick_device", "train", "train_command"]
 logger = logging.getLogger(__name__)
-RESUME_KEYS = ("optimizer", "rng", "position")  # what a checkpoint needs beyond a model to continue training
 
 
 def pick_device(name: str) -> torch.device:
@@ -58,43 +67,47 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Shuffled batches of item indices, a pure function of (seed, epoch); the last batch may be short."""
-    generator = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)  # any recipe seed fits
-    order = torch.randperm(n_items, generator=generator).tolist()
-    return [order[i : i + batch_size] for i in range(0, n_items, batch_size)]
-
-
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def evaluate(objective: Any, dataset: Dataset, batch_size: int, device: torch.device,
-             max_batches: int | None = None) -> dict[str, float]:
-    """Mean of each validation metric over the dataset, weighted by batch size."""
+             max_batches: int | None = None, cluster: Cluster = SINGLE) -> dict[str, float]:
+    """Mean of each validation metric over the dataset (at most `max_batches` batches), weighted by batch
+    size; under torchrun each rank evaluates its share of the batches and the sums are combined."""
     objective.model.eval()
     totals: dict[str, float] = {}
     count = 0
-    for i, start in enumerate(range(0, len(dataset), batch_size)):
-        if max_batches is not None and i >= max_batches:
-            break
-        items = [dataset[j] for j in range(start, min(start + batch_size, len(dataset)))]
-        metrics = objective.valid_step(to_device(default_collate(items), device))
+    for indices in valid_batches(len(dataset), batch_size, cluster.rank, cluster.world, max_batches):
+        metrics = objective.valid_step(to_device(default_collate([dataset[j] for j in indices]), device))
         for name, value in metrics.items():
-            totals[name] = totals.get(name, 0.0) + value * len(items)
-        count += len(items)
+            totals[name] = totals.get(name, 0.0) + value * len(indices)
+        count += len(indices)
     objective.model.train()
+    if cluster.active:
+        shares = distributed.gather((totals, count), cluster)
+        totals = {k: sum(t.get(k, 0.0) for t, _ in shares) for k in shares[0][0]}
+        count = sum(c for _, c in shares)
     return {k: v / max(count, 1) for k, v in totals.items()}
 
 
 @dataclasses.dataclass
-class Position:
-    """Where training stands: optimizer steps done, epoch in progress, batches of it done."""
+class Run:
+    """What one training run holds while it trains."""
 
-    step: int = 0
-    epoch: int = 0
-    batch: int = 0
-    best: float = math.inf
+    config: RunConfig
+    data: PreparedData
+    model: torch.nn.Module
+    objective: Any
+    position: Position
+    log: RunLog | NullLog
+    run_dir: Path
+    device: torch.device
+    cluster: Cluster
+    sampler: EpochSampler
+    total_steps: int
+    lr_ratios: dict[str, list[float]]  # each parameter group's rate relative to optim.lr
+    waited: float = 0.0  # seconds spent waiting for batches this epoch
 
 
 def train(config: RunConfig, run_dir: Path, resume: bool = False, allow_data_change: bool = False) -> Path:
@@ -102,52 +115,96 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, allow_data_cha
 
     On `resume`, the data must still be what the checkpoint was trained on (its provenance fingerprint:
     source, split, piece ids, a hash of the encoded training data); a change is a UserError unless
-    `allow_data_change`, which continues on the new data with a warning."""
+    `allow_data_change`, which continues on the new data with a warning. Under torchrun every process
+    runs this; rank 0 writes the run folder."""
     device = pick_device(config.trainer.device)
-    restored = resumable(run_dir / "checkpoints" / "last.ckpt", config, device) if resume else None
+    cluster = distributed.start(device.type)
+    try:
+        run = _setup(config, run_dir, resume, allow_data_change, distributed.local_device(device, cluster), cluster)
+        try:
+            _run_epochs(run)
+        finally:
+            run.log.close()
+        if cluster.main:
+            plot_learning_curves(run_dir)  # run_dir/learning_curves.png from metrics.csv
+        return run_dir
+    finally:
+        distributed.stop(cluster)
+
+
+def _setup(config: RunConfig, run_dir: Path, resume: bool, allow_data_change: bool, device: torch.device,
+           cluster: Cluster) -> Run:
+    """Data, model, objective and (on resume) the checkpoint's state, checked; the run folder on rank 0."""
+    tr = config.trainer
+    precision = resolve_precision(tr.precision, device)
+    restored = resumable(run_dir / "checkpoints" / "last.ckpt", config.model.name, device) if resume else None
     checkpoint = restored.checkpoint if restored else None
-    torch.manual_seed(config.trainer.seed)
+    torch.manual_seed(tr.seed)
     cls = model_class(config.model.name)
     if checkpoint is None:  # a wrong model config is one sentence now, not after minutes of data loading
         make_config(config.model.name, config.model.config, cls.debug_dims())
-    _set_threads(config, cls, device)
+    _set_threads(config, cls, device, cluster)
     data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None)
+    distributed.check_same("the encoded training data", data.provenance.get("train_data_blake2b"), cluster)
     if checkpoint:
         check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)
     model = restored.model if restored else build_or_explain(config.model.name, _model_config(config, data),
                                                              "the recipe's model.config")
     model = model.to(device)
     objective = OBJECTIVES[cls.objective](model, config.optim)
-    position = _restore(checkpoint, objective, restored.path) if checkpoint else Position()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    sweep_temp_files(run_dir, recursive=True)  # what a killed checkpoint or log write left behind
-    dump_config(config, run_dir / "config.yaml")
-    log = RunLog(run_dir, resume_step=position.step if checkpoint else None)
-    try:
-        _run_epochs(config, data, model, objective, position, log, run_dir, device)
-    finally:
-        log.close()
-    plot_learning_curves(run_dir)  # run_dir/learning_curves.png from metrics.csv
-    return run_dir
+    _set_engine(objective, config, precision, device, cluster)
+    ratios = lr_ratios(objective.optimizers, config.optim.lr)  # as built, before a checkpoint's rates load
+    sampler = EpochSampler(len(data.train), config.optim.batch_size, tr.seed, cluster.rank, cluster.world)
+    steps_per_epoch = math.ceil(sampler.batches_per_epoch() / config.optim.accumulate)
+    total = total_steps(tr.max_steps, tr.max_epochs, steps_per_epoch)
+    check_schedule(config.optim, total)
+    position = Position()
+    if checkpoint:
+        position = restore_state(checkpoint, objective, restored.path, cluster, tr.seed)
+        check_layout(checkpoint.get("layout"), _layout(config, cluster), position, restored.path)
+        changed = schedule_changes(checkpoint.get("schedule"), schedule_state(config.optim, total))
+        if changed and cluster.main:
+            logger.warning("the learning-rate schedule changed since the checkpoint (%s); the resumed run "
+                           "follows the new one", "; ".join(changed))
+    elif cluster.rank:
+        torch.manual_seed(distributed.rank_seed(tr.seed, cluster.rank))  # own dropout masks, same weights
+    log: RunLog | NullLog = NullLog()
+    if cluster.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(run_dir, recursive=True)  # what a killed checkpoint or log write left behind
+        dump_config(config, run_dir / "config.yaml")
+        log = RunLog(run_dir, resume_step=position.step if checkpoint else None)
+    return Run(config, data, model, objective, position, log, run_dir, device, cluster, sampler, total, ratios)
 
 
-def check_same_data(saved: dict[str, Any], current: dict[str, Any], run_dir: Path, allow_change: bool) -> None:
-    """UserError (or, with `allow_change`, a warning) when the data differs from the checkpoint's provenance."""
-    changes = data_changes(saved, current)
-    if not changes:
-        return
-    what = "; ".join(changes[:2]) + (f" (and {len(changes) - 2} more)" if len(changes) > 2 else "")
-    if not allow_change:
-        raise UserError(f"the training data of {run_dir} changed since its last checkpoint ({what}); add "
-                        "--allow-data-change to continue on the new data, or start a new run")
-    logger.warning("the training data changed since the last checkpoint (%s); continuing on the new data", what)
+def _set_engine(objective: Any, config: RunConfig, precision: str, device: torch.device, cluster: Cluster) -> None:
+    """Give the objective its engine: precision, DDP under torchrun, torch.compile."""
+    plain = precision == "fp32" and not cluster.active and config.optim.accumulate == 1
+    if not hasattr(objective, "train_parts"):
+        if plain and not resolve_compile(config.trainer.compile, device):
+            return  # an objective written for one batch per step trains as before
+        raise UserError(f"the {type(objective).__name__} objective trains one batch per step in fp32 on one "
+                        "process; leave optim.accumulate, trainer.precision and trainer.compile at their "
+                        "defaults and run without torchrun")
+    compile_model = resolve_compile(config.trainer.compile, device)
+    net, no_sync = distributed.wrap(objective.model, cluster, device, compile_model)
+    objective.engine = Engine(objective.model, precision, device.type, net, no_sync)
+    if compile_model and config.trainer.compile == "auto":
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True  # auto: a family dynamo cannot trace runs eagerly
 
 
-def _set_threads(config: RunConfig, cls: type, device: torch.device) -> None:
+def _layout(config: RunConfig, cluster: Cluster) -> dict[str, int]:
+    return {"processes": cluster.world, "batch_size": config.optim.batch_size,
+            "accumulate": config.optim.accumulate}
+
+
+def _set_threads(config: RunConfig, cls: type, device: torch.device, cluster: Cluster) -> None:
     if device.type != "cpu":
         return
-    threads = config.trainer.num_threads or getattr(cls, "cpu_threads", None) or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    cores = max(1, (os.cpu_count() or 1) // cluster.local_world)  # processes on this machine share its cores
+    torch.set_num_threads(config.trainer.num_threads or getattr(cls, "cpu_threads", None) or cores)
 
 
 def _model_config(config: RunConfig, data: PreparedData) -> Any:
@@ -161,114 +218,121 @@ def _model_config(config: RunConfig, data: PreparedData) -> Any:
     return make_config(config.model.name, config.model.config, dims)
 
 
-def resumable(path: Path, config: RunConfig, device: torch.device) -> LoadedModel:
-    """The run's last checkpoint, checked as `load_model` checks any (config, representation, weight
-    names, shapes, finite values), of the family the run's config trains, with its resume state."""
-    if not path.is_file():
-        raise UserError(f"{path} is not a checkpoint file; move it away to start the run again from scratch")
-    restored = load_model(path, device)
-    if restored.name != config.model.name:
-        raise UserError(f"{path} holds a {restored.name} model, but the run's config.yaml trains "
-                        f"{config.model.name}; resume it with its own config or start a new run")
-    missing = [key for key in RESUME_KEYS if key not in restored.checkpoint]
-    if missing:
-        raise UserError(f"{path} has no {missing[0]} state (an inference-only export), so training cannot "
-                        "resume from it; start a new run")
-    return restored
-
-
-def _restore(checkpoint: dict[str, Any], objective: Any, path: Path) -> Position:
-    """Optimizer, RNG and position from a checkpoint whose weights are already loaded; damage is a UserError."""
-    try:
-        for name, optimizer in objective.optimizers.items():
-            saved = checkpoint["optimizer"][name]
-            if len(saved.get("param_groups", [])) != len(optimizer.param_groups):
-                raise UserError(f"{path} was saved with {len(saved.get('param_groups', []))} optimizer parameter "
-                                f"group(s), this tunesmith makes {len(optimizer.param_groups)} (weight decay only "
-                                "on matrices since session 2), so it cannot resume exactly; start a new run")
-            optimizer.load_state_dict(saved)
-        set_rng_state(checkpoint["rng"])
-        return Position(**checkpoint["position"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise UserError(f"{path}: its resume state (optimizer, RNG, position) is damaged "
-                        f"({type(error).__name__}: {str(error)[:120]})") from None
-
-
-def _run_epochs(config: RunConfig, data: PreparedData, model: torch.nn.Module, objective: Any,
-                position: Position, log: RunLog, run_dir: Path, device: torch.device) -> None:
-    tr, bs = config.trainer, config.optim.batch_size
+def _run_epochs(run: Run) -> None:
+    tr, position = run.config.trainer, run.position
+    loader = make_loader(run.data.train, run.sampler, tr.workers, pin_memory=run.device.type == "cuda")
     started = time.perf_counter()
-    while position.epoch < tr.max_epochs and not _done(position, tr, started):
-        batches = epoch_batches(len(data.train), bs, tr.seed, position.epoch)
-        bar = tqdm(total=len(batches), initial=position.batch, desc=f"epoch {position.epoch + 1}/{tr.max_epochs}",
-                   disable=not tr.progress, leave=False)
-        model.train()
-        model.set_progress(position.epoch / tr.max_epochs)
-        while position.batch < len(batches) and not _done(position, tr, started):
-            batch = to_device(default_collate([data.train[i] for i in batches[position.batch]]), device)
-            metrics = objective.train_step(batch, position.step)
-            position.step, position.batch = position.step + 1, position.batch + 1
-            bar.update(1)
+    while position.epoch < tr.max_epochs and not _done(run, started):
+        n_batches = run.sampler.batches_per_epoch()
+        run.sampler.start(position.epoch, position.batch)
+        bar = tqdm(total=n_batches, initial=position.batch, desc=f"epoch {position.epoch + 1}/{tr.max_epochs}",
+                   disable=not (tr.progress and run.cluster.main), leave=False)
+        run.model.train()
+        run.model.set_progress(position.epoch / tr.max_epochs)
+        batches, run.waited, epoch_started = iter(loader), 0.0, time.perf_counter()
+        while position.batch < n_batches and not _done(run, started):
+            parts = _next_parts(run, batches, min(run.config.optim.accumulate, n_batches - position.batch))
+            metrics = _step(run, parts)
+            bar.update(len(parts))
             bar.set_postfix(loss=f"{metrics['loss']:.3f}")
             if position.step % tr.log_every == 0:
-                log.log(position.step, position.epoch, "train", metrics)
+                run.log.log(position.step, position.epoch, "train", distributed.mean_metrics(metrics, run.cluster))
             if position.step % tr.checkpoint_every == 0:
-                _save(run_dir / "checkpoints" / "last.ckpt", config, data, model, objective, position, {})
+                _save(run, run.run_dir / "checkpoints" / "last.ckpt", {})
         bar.close()
-        if position.batch >= len(batches):
+        busy = time.perf_counter() - epoch_started
+        if position.batch >= n_batches:
             position.epoch, position.batch = position.epoch + 1, 0
-            _decay_lr(objective, config.optim.lr_decay)
-        _end_of_epoch(config, data, model, objective, position, log, run_dir, device)
+        _end_of_epoch(run, f"data wait {run.waited / max(busy, 1e-9):.0%} of {busy:.1f} s")
 
 
-def _done(position: Position, trainer: TrainerConfig, started: float) -> bool:
-    if trainer.max_minutes is not None and time.perf_counter() - started > 60 * trainer.max_minutes:
-        return True
-    return trainer.max_steps is not None and position.step >= trainer.max_steps
-
-
-def _decay_lr(objective: Any, factor: float) -> None:
-    for optimizer in objective.optimizers.values():
-        for group in optimizer.param_groups:
-            group["lr"] *= factor
-
-
-def _end_of_epoch(config: RunConfig, data: PreparedData, model: torch.nn.Module, objective: Any,
-                  position: Position, log: RunLog, run_dir: Path, device: torch.device) -> None:
+def _next_parts(run: Run, batches: Any, count: int) -> list[tuple[dict[str, torch.Tensor], float]]:
+    """The next `count` micro-batches on the device, weighted by their share of the step's items."""
     t0 = time.perf_counter()
-    metrics = evaluate(objective, data.valid, config.optim.batch_size, device, config.trainer.valid_batches)
-    log.log(position.step, position.epoch, "valid", metrics)
+    got = [next(batches) for _ in range(count)]
+    run.waited += time.perf_counter() - t0
+    sizes = [len(next(iter(batch.values()))) for batch in got]
+    return [(to_device(batch, run.device), size / sum(sizes)) for batch, size in zip(got, sizes, strict=True)]
+
+
+def _step(run: Run, parts: list[tuple[dict[str, torch.Tensor], float]]) -> dict[str, float]:
+    """One optimizer step at the schedule's learning rate; advances the position."""
+    position, objective = run.position, run.objective
+    lr = learning_rate(run.config.optim, position.step, position.epoch, run.total_steps)
+    set_learning_rate(objective.optimizers, lr, run.lr_ratios)
+    if hasattr(objective, "train_parts"):
+        metrics = objective.train_parts(parts, position.step)
+    else:  # an objective without accumulation (`_set_engine` allows it for one part only)
+        metrics = objective.train_step(parts[0][0], position.step)
+    position.step, position.batch = position.step + 1, position.batch + len(parts)
+    return {**metrics, "lr": lr}
+
+
+def _done(run: Run, started: float) -> bool:
+    trainer: TrainerConfig = run.config.trainer
+    if trainer.max_steps is not None and run.position.step >= trainer.max_steps:
+        return True
+    if trainer.max_minutes is None:
+        return False
+    return distributed.any_rank(time.perf_counter() - started > 60 * trainer.max_minutes, run.cluster)
+
+
+def _end_of_epoch(run: Run, timing: str) -> None:
+    t0 = time.perf_counter()
+    bs, position = run.config.optim.batch_size, run.position
+    metrics = evaluate(run.objective, run.data.valid, bs, run.device, run.config.trainer.valid_batches, run.cluster)
+    run.log.log(position.step, position.epoch, "valid", metrics)
     summary = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-    tqdm.write(f"epoch {position.epoch} step {position.step}: valid {summary} ({time.perf_counter() - t0:.1f} s)")
-    folder = run_dir / "checkpoints"
+    if run.cluster.main:
+        tqdm.write(f"epoch {position.epoch} step {position.step}: valid {summary} "
+                   f"({time.perf_counter() - t0:.1f} s; training {timing})")
+    folder = run.run_dir / "checkpoints"
     if metrics.get("loss", math.inf) < position.best:
         position.best = metrics["loss"]
-        _save(folder / "best.ckpt", config, data, model, objective, position, metrics)
-    _save(folder / "last.ckpt", config, data, model, objective, position, metrics)
+        _save(run, folder / "best.ckpt", metrics)
+    _save(run, folder / "last.ckpt", metrics)
 
 
-def _save(path: Path, config: RunConfig, data: PreparedData, model: torch.nn.Module, objective: Any,
-          position: Position, metrics: dict[str, float]) -> None:
-    save_checkpoint({
-        "model": {"name": config.model.name, "config": dataclasses.asdict(model.config)},
-        "representation": data.representation.to_dict(),
-        "weights": model.state_dict(),
-        "optimizer": {name: opt.state_dict() for name, opt in objective.optimizers.items()},
-        "rng": rng_state(),
+def _save(run: Run, path: Path, metrics: dict[str, float]) -> None:
+    """Rank 0 writes the checkpoint (atomically); every rank contributes its RNG state (a collective)."""
+    rngs = distributed.gather(rng_state(), run.cluster)
+    if not run.cluster.main:
+        return
+    config, position, engine = run.config, run.position, getattr(run.objective, "engine", None)
+    payload = {
+        "model": {"name": config.model.name, "config": dataclasses.asdict(run.model.config)},
+        "representation": run.data.representation.to_dict(),
+        "weights": run.model.state_dict(),
+        "optimizer": {name: opt.state_dict() for name, opt in run.objective.optimizers.items()},
+        "rng": rngs[0],
         "position": dataclasses.asdict(position),
         "step": position.step, "epoch": position.epoch,
-        "provenance": data.provenance,
+        "provenance": run.data.provenance,
         "metrics": metrics,
         "run_config": config.model_dump(mode="json"),
-    }, path)
+        "layout": _layout(config, run.cluster),
+        "schedule": schedule_state(config.optim, run.total_steps),
+    }
+    if run.cluster.active:
+        payload["rng_ranks"] = rngs
+    if engine is not None and engine.scalers:
+        payload["scaler"] = engine.state_dict()
+    save_checkpoint(payload, path)
 
 
 def train_command(config_path: Path | None, overrides: list[str], out: Path | None, resume: Path | None,
                   allow_data_change: bool = False) -> Path:
     """`tunesmith train`: a new run from a recipe, or `--resume RUN_DIR` from its last checkpoint (whose
-    data must be unchanged unless `allow_data_change`)."""
+    data must be unchanged unless `allow_data_change`). Under torchrun every process needs the same run
+    folder (`--out`); a process torchrun restarted after a failure (`--max-restarts`) resumes the run."""
     if allow_data_change and resume is None:
         raise UserError("--allow-data-change only applies with --resume RUN_DIR")
+    cluster = distributed.from_env()
+    if cluster.active and resume is None and out is None:
+        raise UserError("under torchrun give the run folder with --out RUN_DIR, so that every process "
+                        "trains the same run")
+    if resume is None and out is not None and _restarted() and (out / "checkpoints" / "last.ckpt").exists():
+        resume = out  # torchrun restarted the workers: continue from the last checkpoint
     if resume is not None:
         if not (resume / "config.yaml").is_file():
             raise UserError(f"{resume} is not a run folder (no config.yaml)")
@@ -281,3 +345,8 @@ def train_command(config_path: Path | None, overrides: list[str], out: Path | No
     if (run_dir / "checkpoints" / "last.ckpt").exists():
         raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
     return train(config, run_dir)
+
+
+def _restarted() -> bool:
+    """Whether torchrun restarted this worker group after a failure (TORCHELASTIC_RESTART_COUNT >= 1)."""
+    return os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") not in ("", "0")

@@ -5,6 +5,10 @@
 - `adversarial`: two optimizers over `model.generator_parameters()` / `model.discriminator_parameters()`;
   each batch runs `d_steps` discriminator updates on `model.discriminator_loss(batch)` then `g_steps`
   generator updates on `model.generator_loss(batch)` (counts from the model config).
+
+The loop hands each step over as `train_parts(parts, step)`: micro-batches with weights summing to 1
+(gradient accumulation, `training/engine.py`); `train_step(batch, step)` is the one-batch case. Forward
+passes go through `self.engine` (precision, DDP, torch.compile), which the loop sets.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from tunesmith.training.config import OptimConfig
-from tunesmith.training.gan_phases import PhasedAdversarialObjective  # audio-vaegan
+from tunesmith.training.engine import Engine
+
+Parts = list[tuple[dict[str, Tensor], float]]  # (micro-batch, weight): weights sum to 1
 
 
 def _adamw(params: Iterable[nn.Parameter], cfg: OptimConfig, decays: Callable[[Tensor], bool]) -> torch.optim.Optimizer:
@@ -32,14 +38,6 @@ def _decays(model: nn.Module) -> Callable[[Tensor], bool]:
     return getattr(model, "decays", lambda param: param.dim() >= 2)
 
 
-def _update(optimizer: torch.optim.Optimizer, loss: Tensor, params: list[nn.Parameter], clip: float | None) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    optimizer.step()
-
-
 def _floats(losses: dict[str, Tensor], prefix: str = "") -> dict[str, float]:
     return {f"{prefix}{k}": float(v.detach()) for k, v in losses.items()}
 
@@ -51,15 +49,17 @@ class LikelihoodObjective:
         self.model, self.cfg = model, cfg
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizers = {"main": _adamw(self.params, cfg, _decays(model))}
+        self.engine = Engine(model)
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
-        losses = self.model.loss(batch)
-        _update(self.optimizers["main"], losses["loss"], self.params, self.cfg.grad_clip)
-        return _floats(losses)
+        return self.train_parts([(batch, 1.0)], step)
+
+    def train_parts(self, parts: Parts, step: int) -> dict[str, float]:
+        return self.engine.update("main", self.optimizers["main"], "loss", parts, self.params, self.cfg.grad_clip)
 
     @torch.no_grad()
     def valid_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        return _floats(self.model.loss(batch))
+        return _floats(self.engine.losses("loss", batch))
 
 
 class AdversarialObjective:
@@ -72,24 +72,29 @@ class AdversarialObjective:
         decays = _decays(model)
         self.optimizers = {"generator": _adamw(self.g_params, cfg, decays),
                            "discriminator": _adamw(self.d_params, cfg, decays)}
+        self.engine = Engine(model)
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
+        return self.train_parts([(batch, 1.0)], step)
+
+    def train_parts(self, parts: Parts, step: int) -> dict[str, float]:
+        """`d_steps` discriminator updates, then `g_steps` generator updates, each over all the parts."""
         logs: dict[str, float] = {}
+        engine, clip = self.engine, self.cfg.grad_clip
         for _ in range(self.model.config.d_steps):
-            d_losses = self.model.discriminator_loss(batch)
-            _update(self.optimizers["discriminator"], d_losses["loss"], self.d_params, self.cfg.grad_clip)
-            logs.update(_floats(d_losses, "d_"))
+            d_logs = engine.update("discriminator", self.optimizers["discriminator"], "discriminator_loss",
+                                   parts, self.d_params, clip)
+            logs.update({f"d_{k}": v for k, v in d_logs.items()})
         for _ in range(self.model.config.g_steps):
-            g_losses = self.model.generator_loss(batch)
-            _update(self.optimizers["generator"], g_losses["loss"], self.g_params, self.cfg.grad_clip)
-            logs.update(_floats(g_losses, "g_"))
+            g_logs = engine.update("generator", self.optimizers["generator"], "generator_loss", parts,
+                                   self.g_params, clip)
+            logs.update({f"g_{k}": v for k, v in g_logs.items()})
         logs["loss"] = logs.get("g_loss", 0.0)
         return logs
 
     @torch.no_grad()
     def valid_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        return _floats(self.model.validation_metrics(batch))
+        return _floats(self.engine.losses("validation_metrics", batch))
 
 
 OBJECTIVES = {"likelihood": LikelihoodObjective, "adversarial": AdversarialObjective}
-OBJECTIVES["adversarial-phased"] = PhasedAdversarialObjective  # audio-vaegan

@@ -1,0 +1,77 @@
+"""Batches for training: a stateful batch sampler and a `torch.utils.data.DataLoader` around it.
+
+The order of an epoch is a pure function of (seed, epoch, rank, world size): one permutation of the
+items per (seed, epoch), padded (by wrapping) to a multiple of the world size and dealt round-robin, so
+rank r of W gets items r, r + W, r + 2W, ... of it; each rank cuts its share into batches. One process
+with batch 2B and two with batch B therefore see the same examples at each optimizer step.
+
+The sampler's state is (epoch, batch): where an epoch starts. The loop records the batches it has
+*consumed* (`Position.batch`, saved in every checkpoint) and starts the next iterator there, so the
+batches worker processes had prefetched when a run was killed are neither lost nor repeated on resume.
+Items are pure functions of their index (all randomness of the data is drawn in `prepare_data` or from
+the index), so which worker loads an item does not change it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+
+def epoch_order(n_items: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[int]:
+    """This rank's items of epoch `epoch`, in order: ceil(n_items / world) indices."""
+    generator = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)  # any recipe seed fits
+    order = torch.randperm(n_items, generator=generator).tolist()
+    padded = math.ceil(n_items / world) * world
+    order += order[: padded - n_items]  # every rank gets as many items (and batches) as the others
+    return order[rank::world]
+
+
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
+                  world: int = 1) -> list[list[int]]:
+    """This rank's shuffled batches of item indices; the last batch may be short."""
+    order = epoch_order(n_items, seed, epoch, rank, world)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class EpochSampler(Sampler[list[int]]):
+    """Batch sampler over one epoch at a time; `start(epoch, batch)` sets where the next iterator begins."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.n_items, self.batch_size, self.seed, self.rank, self.world = n_items, batch_size, seed, rank, world
+        self.epoch, self.batch = 0, 0
+
+    def start(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil(math.ceil(self.n_items / self.world) / self.batch_size)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch() - self.batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = epoch_batches(self.n_items, self.batch_size, self.seed, self.epoch, self.rank, self.world)
+        yield from batches[self.batch :]
+
+
+def make_loader(dataset: Dataset, sampler: EpochSampler, workers: int, pin_memory: bool) -> DataLoader:
+    """A DataLoader over `sampler`'s batches. Its own generator keeps it from drawing on the global torch
+    RNG (which dropout uses), so creating an iterator mid-epoch on resume changes no random stream."""
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                      collate_fn=default_collate, persistent_workers=workers > 0,
+                      generator=torch.Generator().manual_seed(sampler.seed % 2**63),
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def valid_batches(n_items: int, batch_size: int, rank: int = 0, world: int = 1,
+                  cap: int | None = None) -> list[list[int]]:
+    """This rank's share of the validation batches (in order, unshuffled, at most `cap` in all ranks)."""
+    batches = [list(range(s, min(s + batch_size, n_items))) for s in range(0, n_items, batch_size)]
+    return batches[:cap][rank::world]
