@@ -231,6 +231,10 @@ def evaluate(
         record=None if as_is else record,
     )
     write_evaluation(result, ref, out)
+    from tunesmith.evaluation.multitrack_metrics import write_multitrack_report  # band-5
+    multitrack = write_multitrack_report(generated, ref, out)  # band-5: per-instrument metrics and overlap
+    if multitrack is not None:  # band-5
+        typer.echo(f"wrote {multitrack} (per-instrument metrics, overlap vs real-vs-real)")  # band-5
     if scorer is not None and result.comparison.nll:
         nll = result.comparison.nll
         typer.echo(f"NLL under {checkpoint} ({scorer.unit}): reference {nll['reference']:.3f}, "

@@ -91,6 +91,9 @@ def generate_scores(loaded: LoadedModel, request: GenerateRequest) -> list[Score
 
 def _one_shot(loaded: LoadedModel, request: GenerateRequest, primer: Score | None, count: int,
               generator: torch.Generator) -> list[Score]:
+    if loaded.model.name == "band":  # band-5: writes five tracks in its own multitrack layout
+        from tunesmith.generation.band import band_scores  # band-5
+        return band_scores(loaded.model, request, primer, count, generator)  # band-5
     rep = loaded.representation
     context = None
     if primer is not None:

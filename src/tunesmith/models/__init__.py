@@ -11,6 +11,7 @@ from typing import Any
 
 from tunesmith.core.errors import UserError
 from tunesmith.models.audio_vaegan import AudioVAEGAN  # audio-vaegan
+from tunesmith.models.band import BandModel  # band-5
 from tunesmith.models.bar_autoencoder import BarAutoencoder
 from tunesmith.models.base import MusicModel, check_types
 from tunesmith.models.conv_vae import ConvVAE
@@ -22,6 +23,7 @@ from tunesmith.models.rnn import GRULanguageModel, RNNLanguageModel
 from tunesmith.models.seq2seq import Seq2One, Seq2Seq
 from tunesmith.models.token_gan import TokenGAN
 from tunesmith.models.transformer import TransformerLM
+from tunesmith.models.window_ae import WindowAE  # band-5
 from tunesmith.representations.base import Representation
 
 MODELS: dict[str, type[MusicModel]] = {
@@ -37,6 +39,8 @@ MODELS: dict[str, type[MusicModel]] = {
     "lstm-vae": LSTMVAE,
     "conv-vae": ConvVAE,
     "transformer": TransformerLM,
+    "window-ae": WindowAE,  # band-5
+    "band": BandModel,  # band-5
     "audio-vaegan": AudioVAEGAN,  # audio-vaegan
 }
 

@@ -1,0 +1,237 @@
+"""`band`: five instruments from a chain of networks in one checkpoint (the egrillot multitrack system).
+
+One model holds the whole chain, so one checkpoint file, one `generate`, one provenance record:
+- the shared window autoencoder (`window_ae.WindowCodec`: each group's 2-bar window <-> a latent z),
+- the latent predictors (`latent_predictor.LatentPredictors`: piano z_t -> z_{t+1}, every other group
+  (w_t, z_{t+1}) -> w_{t+1}, each seeing the band at t), Gaussian outputs,
+- a start distribution: a full-covariance Gaussian over the five latents of one window (5 x D), fitted
+  by maximum likelihood to the training windows' latents, so a piece without a primer starts from a
+  window whose instruments belong together (the seed started from N(0, 0.001^2) noise).
+
+Training runs in the one training loop, in two stages inside one run, switched by the model's own step
+count (a buffer: saved, so a resumed run keeps its stage): for the first `ae_steps` optimizer steps
+only the autoencoder learns; after that the predictors and the start distribution learn too, on the
+autoencoder's latents with the gradient stopped (the autoencoder keeps refining its reconstruction).
+Validation always scores every term, so `best.ckpt` is never a checkpoint with untrained predictors.
+
+Batch (data kind "frames", `multitrack` representation, data.window = 2 x window, data.stride =
+window): {"frames": (B, 2 x window, 5, 128) velocities, "mask": (B, 2 x window)}: consecutive windows
+t and t+1 of a piece. Loss = reconstruction of window t (BCE nats per instrument-window + latent
+penalty, `window_ae.py`) + predictor NLL (nats per dimension) + start NLL (nats per dimension).
+
+Generation (one-shot, `sample`; `generation/band.py` writes the five tracks): a start window (from the
+start distribution, or the last window of a multitrack primer), then the predictors step window by
+window, sampling their Gaussians (`--temperature` scales their std and the onset logits), and every
+window is decoded: onsets are Bernoulli draws, a note lasts while its sustain probability is above 1/2.
+Velocity is not modelled: notes get velocity 90 (91 for every other note on a pitch, so that back-to-back
+notes stay apart in the velocity roll); drums are hits of one step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from tunesmith.core.errors import UserError
+from tunesmith.models.base import MusicModel, SamplePlan, check_fraction, check_positive
+from tunesmith.models.latent_predictor import LatentPredictors
+from tunesmith.models.window_ae import (
+    DRUMS,
+    N_GROUPS,
+    WindowCodec,
+    check_codec_config,
+    example_frames,
+    reconstruction_terms,
+    roll_planes,
+    window_planes,
+)
+
+VELOCITY = 90
+
+
+@dataclass
+class BandConfig:
+    window: int = 32  # steps per latent window (2 bars of 16ths at 4 steps per quarter)
+    latent_dim: int = 64
+    channels: int = 16
+    latent_noise: float = 0.1
+    latent_l2: float = 0.01
+    hidden: int = 512  # predictor width (the seed: 512)
+    layers: int = 3  # predictor depth (the seed: 4)
+    dropout: float = 0.1
+    input_noise: float = 0.1  # std of the noise on predictor inputs in training
+    ae_steps: int = 1000  # stage one: optimizer steps of the autoencoder alone
+    steps_per_quarter: int = 4
+
+
+class StartDistribution(nn.Module):
+    """A full-covariance Gaussian over a window's five latents, flattened (5 x D)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.mean = nn.Parameter(torch.zeros(size))
+        self.raw_scale = nn.Parameter(torch.zeros(size, size))
+
+    def scale_tril(self) -> Tensor:
+        diagonal = F.softplus(torch.diagonal(self.raw_scale)) + 1e-3
+        return torch.tril(self.raw_scale, -1) + torch.diag(diagonal)
+
+    def nll(self, z: Tensor) -> Tensor:
+        """Mean negative log-likelihood of z (B, 5, D), nats per dimension."""
+        dist = torch.distributions.MultivariateNormal(self.mean, scale_tril=self.scale_tril())
+        return -dist.log_prob(z.flatten(1)).mean() / z[0].numel()
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float, generator: torch.Generator | None) -> Tensor:
+        eps = torch.randn(n, len(self.mean), generator=generator)
+        return self.mean + temperature * eps @ self.scale_tril().T
+
+
+class BandModel(MusicModel):
+    """Five-instrument chain: window autoencoder + latent predictors + start distribution (egrillot)."""
+
+    name: ClassVar[str] = "band"
+    Config: ClassVar[type] = BandConfig
+    data_kind: ClassVar[str] = "frames"
+    generation: ClassVar[str] = "one-shot"
+    options: ClassVar[frozenset[str]] = frozenset({"temperature", "primer"})
+    cpu_threads: ClassVar[int] = 1
+
+    def __init__(self, config: BandConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
+        self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout)
+        self.start = StartDistribution(N_GROUPS * c.latent_dim)
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    # ---- registry and tests ---------------------------------------------------------------------
+
+    @classmethod
+    def debug_config(cls) -> dict:
+        return {"window": 8, "latent_dim": 4, "channels": 4, "hidden": 16, "layers": 1, "ae_steps": 0}
+
+    @classmethod
+    def validate_config(cls, config: BandConfig) -> None:
+        check_codec_config(config)
+        check_positive(config, "hidden", "layers")
+        check_positive(config, "ae_steps", "input_noise", minimum=0)
+        check_fraction(config, "dropout", "latent_noise")
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        return example_frames(batch_size, 2 * self.config.window)
+
+    # ---- training -------------------------------------------------------------------------------
+
+    def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Stage one: reconstruction of window t; stage two (and always in eval): + predictor NLL of
+        window t+1 + start NLL. Logs as in `window_ae.py` and `latent_predictor.py`, plus "start_nll"."""
+        c, train = self.config, self.training and torch.is_grad_enabled()
+        planes, mask = window_planes(batch, c.window)
+        loss, z_t, logs = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2, train)
+        if train:
+            self.step += 1
+        if train and int(self.step) <= c.ae_steps:
+            return {"loss": loss, **logs}
+        next_planes, next_mask = window_planes(batch, c.window, offset=c.window)
+        with torch.no_grad():
+            z_next = self.codec.encode_groups(next_planes)
+        pred, pred_logs = self.predictors.loss(z_t, z_next, next_mask.all(1), c.input_noise, train)
+        start = self.start.nll(z_t.detach())
+        return {"loss": loss + pred + start, **logs, **pred_logs, "start_nll": start.detach()}
+
+    # ---- generation -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_window(self, roll: np.ndarray) -> Tensor:
+        """The last `window` steps of a (5, T, 128) velocity roll (left-padded with silence when
+        shorter) -> latents (5, D)."""
+        w = self.config.window
+        frames = np.zeros((N_GROUPS, w, roll.shape[2]), np.float32)
+        tail = roll[:, -w:] if roll.shape[1] else roll[:, :0]
+        frames[:, w - tail.shape[1]:] = tail
+        planes = roll_planes(torch.from_numpy(frames).permute(1, 0, 2)[None])
+        return self.eval().codec.encode_groups(planes)[0]
+
+    @torch.no_grad()
+    def chain(self, start: Tensor | None, n: int, n_windows: int, temperature: float,
+              generator: torch.Generator | None) -> Tensor:
+        """Latents (n, n_windows, 5, D) of consecutive windows: after `start` (5, D) when given (not
+        included), else from a draw of the start distribution (included)."""
+        self.eval()
+        if start is None:
+            band = self.start.sample(n, temperature, generator).reshape(n, N_GROUPS, -1)
+            out = [band]
+        else:
+            band, out = start[None].expand(n, -1, -1), []
+        while len(out) < n_windows:
+            band = self.predictors.step(band, temperature, generator)
+            out.append(band)
+        return torch.stack(out, 1)
+
+    @torch.no_grad()
+    def decode_latents(self, z: Tensor, temperature: float, generator: torch.Generator | None
+                       ) -> tuple[Tensor, Tensor]:
+        """Latents (n, k, 5, D) -> (onset, sustain) bool (n, 5, k x window, 128): onsets drawn at
+        `temperature` (0: logit > 0), sustain where its probability is above 1/2."""
+        n, k = z.shape[:2]
+        logits = self.eval().codec.decode_groups(z.flatten(0, 1))  # (n k, 5, 2, W, 128)
+        logits = logits.reshape(n, k, *logits.shape[1:]).permute(0, 2, 3, 1, 4, 5).flatten(3, 4)
+        if temperature > 0:
+            p = torch.sigmoid(logits[:, :, 0] / temperature)
+            onset = torch.rand(p.shape, generator=generator) < p
+        else:
+            onset = logits[:, :, 0] > 0
+        return onset, logits[:, :, 1] > 0
+
+    @torch.no_grad()
+    def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
+        """`plan.n` (5, steps, 128) uint8 velocity rolls: the primer (`plan.context`, a multitrack roll,
+        padded to whole bars) then `plan.bars` new 4/4 bars."""
+        temperature = plan.sampling.temperature if plan.sampling.temperature is not None else 1.0
+        bar = 4 * self.config.steps_per_quarter
+        context = primer_roll(plan.context, bar)
+        new_steps = plan.bars * bar
+        n_windows = math.ceil(new_steps / self.config.window)
+        start = self.encode_window(context) if context.shape[1] else None
+        z = self.chain(start, plan.n, n_windows, temperature, generator)
+        onset, sustain = self.decode_latents(z, temperature, generator)
+        rolls = velocity_rolls(onset.numpy(), sustain.numpy())[:, :, :new_steps]
+        return [np.concatenate([context, roll], axis=1) for roll in rolls]
+
+
+def primer_roll(context: np.ndarray | None, bar: int) -> np.ndarray:
+    """A multitrack primer roll (5, T, 128), or an empty one, padded with silence to whole bars."""
+    if context is None:
+        return np.zeros((N_GROUPS, 0, 128), np.uint8)
+    context = np.asarray(context)
+    if context.ndim != 3 or context.shape[0] != N_GROUPS:
+        raise UserError(f"a band model continues a multitrack roll (5, steps, 128), got {context.shape}")
+    steps = -(-context.shape[1] // bar) * bar
+    out = np.zeros((N_GROUPS, steps, context.shape[2]), np.uint8)
+    out[:, : context.shape[1]] = context
+    return out
+
+
+def velocity_rolls(onset: np.ndarray, sustain: np.ndarray) -> np.ndarray:
+    """(n, 5, T, 128) onset and sustain bools -> uint8 velocity rolls: a note starts at an onset and
+    lasts while sustain holds (drums: one step); successive notes of a pitch alternate VELOCITY and
+    VELOCITY + 1, so the representation's rule (a note ends where the velocity changes) keeps them
+    apart."""
+    n, groups, steps, pitches = onset.shape
+    roll = np.zeros(onset.shape, np.uint8)
+    active = np.zeros((n, groups, pitches), bool)
+    count = np.zeros((n, groups, pitches), np.int64)
+    melodic = np.arange(groups) != DRUMS
+    for t in range(steps):
+        on = onset[:, :, t]
+        active = on | (sustain[:, :, t] & active & ~on & melodic[None, :, None])
+        count += on
+        roll[:, :, t] = np.where(active, VELOCITY + count % 2, 0)
+    return roll

@@ -1,0 +1,78 @@
+"""Multitrack metrics: golden values on a hand-built band, overlap on the MIT fixtures, the CLI report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from symusic import Score
+
+from conftest import REALMIDI
+from tunesmith.core.score import make_track, new_score
+from tunesmith.data.sources import load_scores
+from tunesmith.evaluation.multitrack_metrics import (
+    group_metrics,
+    multitrack_report,
+    overlap_ceiling,
+    presence_recall,
+)
+
+MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
+Q = 480  # ticks per quarter
+
+
+def band(with_bass: bool = True) -> Score:
+    """Two 4/4 bars: piano C4 E4 (quarters) + G4 (a 64th) in bar 1, a bass C2 over both bars, four
+    drum hits in bar 1 (three on the 16th grid, one off it)."""
+    score = new_score(tpq=Q)
+    score.tracks.append(make_track([60, 64, 67], [0, Q, 2 * Q], [Q, Q, Q // 16], program=0))
+    if with_bass:
+        score.tracks.append(make_track([36], [0], [8 * Q], program=33))
+    score.tracks.append(make_track([36, 38, 42, 42], [0, Q // 2, Q, 130], [1, 1, 1, 1], is_drum=True))
+    return score
+
+
+def test_per_group_values_follow_the_musegan_definitions():
+    m = group_metrics(band())
+    assert m["piano/empty_bar_rate"] == 0.5 and m["bass/empty_bar_rate"] == 0.0
+    assert m["guitar/empty_bar_rate"] == 1.0 and math.isnan(m["guitar/used_pitch_classes_per_bar"])
+    assert m["piano/used_pitch_classes_per_bar"] == 3.0 and m["bass/used_pitch_classes_per_bar"] == 1.0
+    assert m["piano/qualified_note_rate"] == pytest.approx(2 / 3)  # the 64th note is not qualified
+    assert m["drums/empty_bar_rate"] == 0.5 and m["drums/drum_pattern_rate"] == 0.75
+    # chroma C:E:G = 480:480:30 ticks against C: |T p - T b| with Harte's 6 x 12 T, in the bar both play
+    assert m["tonal_distance/piano-bass"] == pytest.approx(0.96176, abs=1e-4)
+    assert math.isnan(m["tonal_distance/piano-guitar"])
+
+
+def test_presence_recall_counts_bars_where_the_reference_plays():
+    recall = presence_recall([band(with_bass=False)], [band()])
+    assert recall["piano"] == 1.0 and recall["drums"] == 1.0 and recall["bass"] == 0.0
+    assert math.isnan(recall["guitar"])
+
+
+def test_real_music_overlaps_real_music_and_a_broken_set_does_not():
+    real = [s for _, s in load_scores(MULTITRACK)]
+    ceiling = overlap_ceiling(real)
+    assert set(ceiling) >= {"piano", "bass", "drums", "tonal_distance"}
+    report = multitrack_report([band(), band(with_bass=False)] * 3, real)
+    assert "guitar" not in report["overlap_area"]  # a group the set never plays is not scored as a match
+    assert report["overlap_area"]["drums"] < ceiling["drums"] - 0.1  # four hits are not a real drum part
+    assert 0 < report["reference"]["bass/used_pitch_classes_per_bar"] <= 12
+
+
+def test_evaluate_writes_the_multitrack_report_for_multitrack_sets(tmp_path):
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app
+
+    generated = tmp_path / "gen"
+    generated.mkdir()
+    for i, score in enumerate([band(), band(with_bass=False), band()]):
+        score.dump_midi(str(generated / f"piece_{i}.mid"))
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["evaluate", str(generated), "--reference", str(MULTITRACK), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.multitrack.json").read_text())
+    assert report["n_generated"] == 3 and "drums/drum_pattern_rate" in report["generated"]
+    assert set(report["overlap_area_real_vs_real"]) >= {"piano", "bass"}
