@@ -143,3 +143,13 @@ def test_a_band_refuses_a_primer_not_in_four_four(band_run, tmp_path):
     score.dump_midi(str(path))
     with pytest.raises(UserError, match="4/4"):
         list(generate_command(str(band_run), tmp_path / "out", GenerateRequest(n=1, bars=2, primer=path)))
+
+
+def test_the_window_autoencoder_trains_in_the_loop_and_logs_each_instruments_latent_spread(tmp_path):
+    config = load_config(shipped_recipe("debug/window-ae"), [f"data.source={MULTITRACK}"])
+    run = train(config, tmp_path / "run")
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    valid = {name: float(value) for _, _, split, name, value in rows if split == "valid"}
+    assert valid["recon"] > 0 and all(f"z_std/{g}" in valid for g in ("piano", "drums"))
+    with pytest.raises(UserError, match="does not generate"):
+        list(generate_command(str(run), tmp_path / "out", GenerateRequest(n=1, bars=1)))

@@ -4,9 +4,9 @@ One model holds the whole chain, so one checkpoint file, one `generate`, one pro
 - the shared window autoencoder (`window_ae.WindowCodec`: each group's 2-bar window <-> a latent z),
 - the latent predictors (`latent_predictor.LatentPredictors`: piano z_t -> z_{t+1}, every other group
   (w_t, z_{t+1}) -> w_{t+1}, each seeing the band at t), Gaussian outputs,
-- a start distribution: a full-covariance Gaussian over the five latents of one window (5 x D), fitted
-  by maximum likelihood to the training windows' latents, so a piece without a primer starts from a
-  window whose instruments belong together (the seed started from N(0, 0.001^2) noise).
+- a start distribution: a mixture of diagonal Gaussians over the five latents of one window (5 x D),
+  fitted by maximum likelihood to the training windows' latents, so a piece without a primer starts
+  from a window whose instruments belong together (the seed started from N(0, 0.001^2) noise).
 
 Training runs in the one training loop, in two stages inside one run, switched by the model's own step
 count (a buffer: saved, so a resumed run keeps its stage): for the first `ae_steps` optimizer steps
@@ -36,11 +36,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
 from tunesmith.models.base import MusicModel, SamplePlan, check_fraction, check_positive
-from tunesmith.models.latent_predictor import LatentPredictors
+from tunesmith.models.latent_predictor import LOGVAR_RANGE, LatentPredictors
 from tunesmith.models.window_ae import (
     DRUMS,
     N_GROUPS,
@@ -67,30 +66,35 @@ class BandConfig:
     dropout: float = 0.1
     input_noise: float = 0.1  # std of the noise on predictor inputs in training
     ae_steps: int = 1000  # stage one: optimizer steps of the autoencoder alone
+    start_components: int = 32  # mixture components of the start distribution
     steps_per_quarter: int = 4
 
 
 class StartDistribution(nn.Module):
-    """A full-covariance Gaussian over a window's five latents, flattened (5 x D)."""
+    """A mixture of `components` diagonal Gaussians over a window's five latents, flattened (5 x D):
+    the modes of a band (which instruments play) are discrete, which one Gaussian would blur into
+    windows where every instrument half plays."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, components: int) -> None:
         super().__init__()
-        self.mean = nn.Parameter(torch.zeros(size))
-        self.raw_scale = nn.Parameter(torch.zeros(size, size))
-
-    def scale_tril(self) -> Tensor:
-        diagonal = F.softplus(torch.diagonal(self.raw_scale)) + 1e-3
-        return torch.tril(self.raw_scale, -1) + torch.diag(diagonal)
+        self.logits = nn.Parameter(torch.zeros(components))
+        self.mean = nn.Parameter(0.1 * torch.randn(components, size, generator=torch.Generator().manual_seed(0)))
+        self.logvar = nn.Parameter(torch.zeros(components, size))
 
     def nll(self, z: Tensor) -> Tensor:
         """Mean negative log-likelihood of z (B, 5, D), nats per dimension."""
-        dist = torch.distributions.MultivariateNormal(self.mean, scale_tril=self.scale_tril())
-        return -dist.log_prob(z.flatten(1)).mean() / z[0].numel()
+        x = z.flatten(1)[:, None]  # (B, 1, size)
+        logvar = self.logvar.clamp(*LOGVAR_RANGE)
+        log_normal = -0.5 * (logvar + (x - self.mean).pow(2) / logvar.exp() + math.log(2 * math.pi)).sum(-1)
+        log_p = torch.logsumexp(log_normal + self.logits.log_softmax(0), dim=1)
+        return -log_p.mean() / z[0].numel()
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float, generator: torch.Generator | None) -> Tensor:
-        eps = torch.randn(n, len(self.mean), generator=generator)
-        return self.mean + temperature * eps @ self.scale_tril().T
+        """(n, size): a component by its weight, then a draw with its std scaled by `temperature`."""
+        k = torch.multinomial(self.logits.softmax(0), n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.mean.shape[1], generator=generator)
+        return self.mean[k] + temperature * eps * (0.5 * self.logvar[k].clamp(*LOGVAR_RANGE)).exp()
 
 
 class BandModel(MusicModel):
@@ -108,19 +112,20 @@ class BandModel(MusicModel):
         self.config = c = config
         self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
         self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout)
-        self.start = StartDistribution(N_GROUPS * c.latent_dim)
+        self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
     # ---- registry and tests ---------------------------------------------------------------------
 
     @classmethod
     def debug_config(cls) -> dict:
-        return {"window": 8, "latent_dim": 4, "channels": 4, "hidden": 16, "layers": 1, "ae_steps": 0}
+        return {"window": 8, "latent_dim": 4, "channels": 4, "hidden": 16, "layers": 1, "ae_steps": 0,
+                "start_components": 2}
 
     @classmethod
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
-        check_positive(config, "hidden", "layers")
+        check_positive(config, "hidden", "layers", "start_components")
         check_positive(config, "ae_steps", "input_noise", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
 

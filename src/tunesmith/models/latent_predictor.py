@@ -6,7 +6,9 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   Both also see the whole band at t (all five latents): in the band files piano is silent in 59 % of
   the songs, and a chain whose only memory is a silent piano forgets the music.
 - Each predictor is an MLP (`layers` x [Linear `hidden`, ReLU, Dropout]) that outputs a diagonal
-  Gaussian (mean, log-variance) of the next latent, trained by Gaussian negative log-likelihood. The
+  Gaussian (mean, log-variance) of the next latent, trained by Gaussian negative log-likelihood; the
+  mean is the group's own latent at t plus the MLP's output (music repeats: copying the last window
+  is a strong first guess, which the residual form starts from). The
   seed's MSE regression predicts the mean of the possible futures, which decodes to ever thinner
   windows (the drift to silence); a distribution can be sampled, so pieces differ and stay full.
 - In training the inputs get Gaussian noise of std `input_noise`: at generation time the inputs are
@@ -52,14 +54,16 @@ class LatentPredictors(nn.Module):
 
     def piano_next(self, band: Tensor) -> tuple[Tensor, Tensor]:
         """band (B, 5, D) at t -> (mean, logvar) (B, D) of piano's latent at t+1."""
-        return _gaussian(self.piano(band.flatten(1)))
+        mean, logvar = _gaussian(self.piano(band.flatten(1)))
+        return band[:, PIANO] + mean, logvar
 
     def others_next(self, band: Tensor, piano_next: Tensor) -> tuple[Tensor, Tensor]:
         """band (B, 5, D) at t and piano's latent (B, D) at t+1 -> (mean, logvar) (B, 4, D) of the other
         groups at t+1, in group order without piano. Each group's own w_t is in the band."""
         x = torch.cat([band.flatten(1), piano_next], dim=1)
         stats = [_gaussian(net(x)) for net in self.others]
-        return torch.stack([m for m, _ in stats], 1), torch.stack([v for _, v in stats], 1)
+        own = torch.cat([band[:, :PIANO], band[:, PIANO + 1:]], dim=1)
+        return own + torch.stack([m for m, _ in stats], 1), torch.stack([v for _, v in stats], 1)
 
     def loss(self, z_t: Tensor, z_next: Tensor, valid: Tensor, input_noise: float, training: bool
              ) -> tuple[Tensor, dict[str, Tensor]]:

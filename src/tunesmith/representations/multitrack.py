@@ -10,6 +10,10 @@ uses 24 steps per quarter (`steps_per_quarter=24`) to keep triplets and swing.
 
 What is kept (see `canonical`): every track's notes, quantized, merged into their group (one track
 per group with the group's program: piano 0, guitar 24, bass 32, strings 48, drums), with velocity.
+Nothing is dropped: instruments outside the five groups are folded in by GM program
+(`core.constants.program_group`, the LPD-5 rule): chromatic percussion and organs (8-23) go to piano,
+and every program from 40 up (strings and ensembles, but also brass, reeds, pipes, synth leads and
+pads, ethnic, percussive and sound effects) goes to strings; every drum-channel track is drums.
 Within a group, notes of one pitch follow roll semantics (`_grid` docstring). A velocity roll has
 no onset marks, so (as in LPD / pypianoroll) a note ends where the velocity changes, and back-to-back
 notes of one pitch with equal velocity join into one. Drum hits are one step long, so every drum

@@ -1,0 +1,181 @@
+"""The band-5 targets of issue 12, measured on the pieces a band checkpoint held out (its own valid split):
+
+1. latent predictor validation MSE per instrument (the seed: piano 0.029, guitar 0.053, bass 0.049,
+   strings 0.026), beside the target latents' variance (MSE / variance: the share left unexplained;
+   latents of different models have different scales) and a copy-the-last-window baseline;
+2. latent std per instrument over windows where it plays (the seed's drums: 0.006, a collapse);
+3. continuations of real primers (4 bars -> 16 new bars): of the bars where the real continuation
+   has an instrument, the share where the generated one has it too (target >= 80 %);
+4. prior samples of 16 bars against real 16-bar excerpts: per-instrument overlapping area and the
+   tonal distance's, beside the real-vs-real ceiling (target: within 0.1), and MuseGAN metrics;
+5. note onsets per step in each of 16 consecutive 2-bar windows (32 bars, no primer): drift to silence?
+
+Usage: python benchmarks/multitrack.py [CKPT] --data DIR [--pieces 40] [--n 24] [--out benchmarks/results]
+(CKPT: a .ckpt, run folder or shipped name, default band-5; DIR: the data it was trained on.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tunesmith.core.constants import MULTITRACK_GROUPS
+from tunesmith.core.score import bar_line_after, cut_at, trim
+from tunesmith.data.datasets import FrameWindows
+from tunesmith.data.sources import load_scores
+from tunesmith.data.splits import split_ids
+from tunesmith.evaluation.multitrack_metrics import multitrack_report, presence_recall
+from tunesmith.generation.band import band_representation, band_scores, note_density
+from tunesmith.generation.generate import GenerateRequest
+from tunesmith.io.atomic import write_atomic
+from tunesmith.models.checkpoint import load_model
+from tunesmith.models.window_ae import roll_planes
+
+SEED_MSE = {"piano": 0.029, "guitar": 0.053, "bass": 0.049, "strings": 0.026, "drums": 6.2e-7}
+SEED_STD = {"drums": 0.006}
+
+
+def held_out(loaded, data: str, limit: int) -> list:
+    """The checkpoint's valid pieces (same ids, same hash split) of `data`, at most `limit`."""
+    prov = loaded.checkpoint.get("provenance", {})
+    pairs = load_scores(data)
+    valid = set(split_ids([p for p, _ in pairs], prov.get("valid_fraction", 0.05), prov.get("test_fraction", 0.0))
+                ["valid"])
+    return [s for p, s in pairs if p in valid][:limit]
+
+
+@torch.no_grad()
+def latent_figures(model, rolls: list[np.ndarray]) -> dict:
+    """Predictor MSE (predicted mean), copy baseline, target variance and latent std, per group."""
+    w = model.config.window
+    windows = FrameWindows(rolls, 2 * w, w, time_axis=1)
+    items = [windows[i] for i in range(len(windows))]
+    frames = torch.stack([x["frames"] for x in items])
+    full = torch.stack([x["mask"] for x in items]).all(1)
+    planes = roll_planes(frames[full])
+    z_t = model.codec.encode_groups(planes[:, :, :, :w])
+    z_n = model.codec.encode_groups(planes[:, :, :, w:])
+    mean_p, _ = model.predictors.piano_next(z_t)
+    mean_o, _ = model.predictors.others_next(z_t, z_n[:, 0])
+    pred = torch.cat([mean_p[:, None], mean_o], 1)
+    plays = planes[:, :, :, :w].flatten(2).any(-1)
+    out = {}
+    for g, name in enumerate(MULTITRACK_GROUPS):
+        rows = z_t[plays[:, g], g]
+        out[name] = {
+            "mse": float((pred[:, g] - z_n[:, g]).pow(2).mean()), "copy_mse": float((z_t[:, g] - z_n[:, g]).pow(2).mean()),
+            "target_var": float(z_n[:, g].var(0, unbiased=False).mean()),
+            "latent_std": float(rows.std(0).mean()) if len(rows) > 1 else float("nan"),
+        }
+    out["pairs"] = int(len(z_t))
+    return out
+
+
+def excerpt(score, start_bar: int, bars: int):
+    """Bars [start_bar, start_bar + bars) of a score, moved to tick 0."""
+    begin = bar_line_after(score, start_bar) if start_bar else 0
+    return cut_at(trim(score, begin, bar_line_after(score, start_bar + bars)), bar_line_after(score, bars))
+
+
+def continuations(model, real: list, primer_bars: int, new_bars: int, seed: int) -> tuple[list, list]:
+    """(generated, real) pieces of primer_bars + new_bars bars: each real piece's first bars continued."""
+    rep, generated, reference = band_representation(model), [], []
+    generator = torch.Generator().manual_seed(seed)
+    for score in real:
+        whole = rep.canonical(score)
+        if not rep.encode(excerpt(whole, 0, primer_bars)).any():
+            continue
+        primer = excerpt(whole, 0, primer_bars)
+        request = GenerateRequest(n=1, bars=new_bars, seed=seed)
+        generated += band_scores(model, request, primer, 1, generator)
+        reference.append(excerpt(whole, 0, primer_bars + new_bars))
+    return generated, reference
+
+
+def density_curve(model, n: int, windows: int, seed: int) -> np.ndarray:
+    """Mean onsets per step in each window, per group: (windows, 5), over `n` prior samples."""
+    from tunesmith.models.base import SamplePlan
+
+    bars = windows * model.config.window // (4 * model.config.steps_per_quarter)
+    rolls = model.sample(SamplePlan(n, bars), torch.Generator().manual_seed(seed))
+    return np.mean([note_density(r, model.config.window) for r in rolls], axis=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", nargs="?", default="band-5")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--pieces", type=int, default=40)
+    parser.add_argument("--n", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    loaded = load_model(args.checkpoint)
+    model, rep = loaded.model, band_representation(loaded.model)
+    real = held_out(loaded, args.data, args.pieces)
+    rolls = [rep.encode(s) for s in real]
+    result = {"checkpoint": str(loaded.path), "data": args.data, "valid_pieces": len(real),
+              "latents": latent_figures(model, rolls)}
+    generated, reference = continuations(model, real, 4, 16, args.seed)
+    result["presence_recall"] = presence_recall(generated, reference, skip_bars=4)
+    result["continuations"] = len(generated)
+    excerpts = [excerpt(rep.canonical(s), 4, 16) for s in real]
+    samples = band_scores(model, GenerateRequest(n=args.n, bars=16, seed=args.seed), None, args.n,
+                          torch.Generator().manual_seed(args.seed))
+    result["prior"] = multitrack_report(samples, [e for e in excerpts if e.note_num()])
+    result["density_per_window"] = density_curve(model, args.n, 16, args.seed).tolist()
+    real_density = [note_density(r[:, : 16 * model.config.window], model.config.window) for r in rolls]
+    result["real_density"] = np.mean([d.mean(0) for d in real_density if len(d)], axis=0).tolist()
+    result["seconds"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / "multitrack.json", (json.dumps(result, indent=2) + "\n").encode())
+    text = report(result)
+    write_atomic(args.out / "multitrack.md", text.encode())
+    print(text)
+
+
+def report(r: dict) -> str:
+    """The markdown page of the figures."""
+    lat, pr, prior = r["latents"], r["presence_recall"], r["prior"]
+    lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
+             f"{r['data']}`: {r['valid_pieces']} held-out pieces, {lat['pairs']} window pairs, "
+             f"{r['continuations']} continuations, {prior['n_generated']} prior samples ({r['seconds']:.0f} s).\n",
+             "## Latent predictors and autoencoder (validation)\n",
+             "| instrument | predictor MSE | seed MSE | copy-last MSE | target variance | MSE / variance | "
+             "latent std (windows it plays) | seed latent std |", "|---|---|---|---|---|---|---|---|"]
+    for g in MULTITRACK_GROUPS:
+        x = lat[g]
+        lines.append(f"| {g} | {x['mse']:.4f} | {SEED_MSE[g]:g} | {x['copy_mse']:.4f} | {x['target_var']:.4f} | "
+                     f"{x['mse'] / max(x['target_var'], 1e-12):.3f} | {x['latent_std']:.3f} | "
+                     f"{SEED_STD.get(g, '-')} |")
+    lines += ["\n## Continuations: bars an instrument plays where the real continuation has it (target >= 80 %)\n",
+              "| " + " | ".join(MULTITRACK_GROUPS) + " |", "|---|---|---|---|---|",
+              "| " + " | ".join(f"{100 * pr[g]:.0f} %" for g in MULTITRACK_GROUPS) + " |"]
+    lines += ["\n## Prior samples vs real 16-bar excerpts: overlapping area (target: within 0.1 of real vs real)\n",
+              "| feature set | generated vs real | real vs real | gap |", "|---|---|---|---|"]
+    for g, value in prior["overlap_area"].items():
+        ceiling = prior["overlap_area_real_vs_real"].get(g, float("nan"))
+        lines.append(f"| {g} | {value:.3f} | {ceiling:.3f} | {ceiling - value:+.3f} |")
+    lines += ["\n## MuseGAN metrics (mean over pieces)\n", "| metric | generated | real |", "|---|---|---|"]
+    for name, value in prior["generated"].items():
+        lines.append(f"| {name} | {value:.3f} | {prior['reference'][name]:.3f} |")
+    density = np.asarray(r["density_per_window"])
+    lines += ["\n## Note onsets per step in each 2-bar window (prior samples, no primer; all five groups)\n",
+              "| window | " + " | ".join(MULTITRACK_GROUPS) + " | total |", "|---|---|---|---|---|---|---|"]
+    for i, row in enumerate(density):
+        lines.append(f"| {i + 1} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {row.sum():.3f} |")
+    real = np.asarray(r["real_density"])
+    lines.append("| real (mean) | " + " | ".join(f"{v:.3f}" for v in real) + f" | {real.sum():.3f} |")
+    lines.append(f"\nLast / first window total density: {density[-1].sum() / max(density[0].sum(), 1e-9):.2f}.\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
