@@ -58,8 +58,11 @@ def data_dims(representation: Representation) -> dict[str, Any]:
         dims.update(vocab_size=representation.vocab_size, pad_id=representation.pad_id)
     if hasattr(representation.config, "steps_per_bar"):  # bars
         dims["steps_per_bar"] = representation.config.steps_per_bar
+    if representation.name == "multitrack":  # band-5: a multitrack model writes at the data's grid
+        dims["steps_per_quarter"] = representation.config.steps_per_quarter  # band-5
     if hasattr(representation, "encode_audio"):  # audio-vaegan: pianokeys (channels, keys, frames)
-        dims.update(channels=representation.config.channels, n_keys=len(representation.keys))  # audio-vaegan
+        n_keys = len(representation.key_frequencies())  # audio-vaegan
+        dims.update(channels=representation.config.channels, n_keys=n_keys)  # audio-vaegan
     return dims
 
 

@@ -53,7 +53,7 @@ class PhasedAdversarialObjective:
         return which, micro == 0, micro == accumulation - 1
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.engine is not None:  # the loop's engine (its precision) when it sets one
+        if self.engine is not None and self.engine.precision != "fp32":  # the run's trainer.precision
             return self.engine.autocast()
         device = self.g_params[0].device
         if device.type == "cuda" and self.model.config.amp:

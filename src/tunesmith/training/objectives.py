@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from tunesmith.training.config import OptimConfig
 from tunesmith.training.engine import Engine
+from tunesmith.training.gan_phases import PhasedAdversarialObjective  # audio-vaegan
 
 Parts = list[tuple[dict[str, Tensor], float]]  # (micro-batch, weight): weights sum to 1
 
@@ -98,3 +99,4 @@ class AdversarialObjective:
 
 
 OBJECTIVES = {"likelihood": LikelihoodObjective, "adversarial": AdversarialObjective}
+OBJECTIVES["adversarial-phased"] = PhasedAdversarialObjective  # audio-vaegan
