@@ -11,6 +11,7 @@ from tunesmith.representations.events import EventsRepresentation
 from tunesmith.representations.grid import GridRepresentation
 from tunesmith.representations.multitrack import MultitrackRepresentation
 from tunesmith.representations.notes import NotesRepresentation
+from tunesmith.representations.pianokeys import PianoKeysRepresentation
 from tunesmith.representations.pianoroll import PianorollRepresentation
 
 # name -> class; each module's docstring gives its array layout and what it keeps.
@@ -21,6 +22,7 @@ REPRESENTATIONS: dict[str, type[Representation]] = {
     "pianoroll": PianorollRepresentation,  # (steps, 88, 2) bool: onset, sustain per piano key
     "bars": BarsRepresentation,  # (n_bars, 16, 128) uint8 one-hot melody; chords(score): (n_bars, 13)
     "multitrack": MultitrackRepresentation,  # (5, steps, 128) uint8 velocities of the LPD-5 groups
+    "pianokeys": PianoKeysRepresentation,  # (channels, 88, frames) float32 key-band energies of audio
 }
 
 
