@@ -46,6 +46,8 @@ class Cluster:
 
 
 SINGLE = Cluster()
+COLLECTIVE_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8,
+                     torch.int32, torch.int64}  # what gloo and NCCL both broadcast
 
 
 def from_env() -> Cluster:
@@ -95,10 +97,10 @@ def gather(obj: Any, cluster: Cluster) -> list[Any]:
 
 
 def mean_metrics(metrics: dict[str, float], cluster: Cluster) -> dict[str, float]:
-    """Each metric averaged over ranks (every rank logs the same names)."""
+    """Each metric averaged over ranks (every rank logs the same names, in the same order)."""
     if not cluster.active:
         return metrics
-    names = sorted(metrics)
+    names = list(metrics)
     values = torch.tensor([metrics[n] for n in names], dtype=torch.float64)
     dist.all_reduce(values if dist.get_backend() == "gloo" else values.cuda())
     return {n: float(v) / cluster.world for n, v in zip(names, values.cpu().tolist(), strict=True)}
@@ -122,6 +124,21 @@ def check_same(name: str, value: Any, cluster: Cluster) -> None:
                         "see the same data and recipe")
 
 
+def check_in_step(model: nn.Module, step: int, cluster: Cluster) -> None:
+    """RuntimeError unless every rank holds bit-identical weights (DDP's all-reduce makes them so): a
+    checkpoint of rank 0's weights would otherwise silently stand for diverged models. Cheap: one
+    float64 checksum per rank, compared at each checkpoint."""
+    if not cluster.active:
+        return
+    with torch.no_grad():
+        checksum = sum(float(p.detach().double().sum()) + float(p.detach().double().abs().sum())
+                       for p in model.parameters())
+    sums = gather(checksum, cluster)
+    if any(s != sums[0] for s in sums):
+        raise RuntimeError(f"the training processes' weights differ at step {step} (checksums {sums}): their "
+                           "gradients were not averaged; an objective must run forward passes through its engine")
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """The torch seed of rank `rank` after the model is built: rank 0 keeps the run's stream (so one
     process trains exactly as before); other ranks draw their own dropout masks."""
@@ -140,16 +157,25 @@ class Dispatch(nn.Module):
         return getattr(self.model, method)(batch)
 
 
-def wrap(model: nn.Module, cluster: Cluster, device: torch.device,
-         compile_model: bool) -> tuple[Callable[..., Any], Callable[[], Any]]:
+def rank_local_buffers(module: nn.Module) -> list[str]:
+    """Buffers DDP must not broadcast from rank 0: dtypes the collectives cannot carry (e.g. MidiNet's
+    int16 bank of the training bars each rank has seen, which stays each rank's own)."""
+    return [name for name, buffer in module.named_buffers() if buffer.dtype not in COLLECTIVE_DTYPES]
+
+
+def wrap(model: nn.Module, cluster: Cluster, device: torch.device, compile_model: bool,
+         partial_updates: bool = False) -> tuple[Callable[..., Any], Callable[[], Any]]:
     """(net, no_sync): the callable objectives run forward passes through, and the context that skips
-    DDP's gradient all-reduce for all but the last micro-batch of an accumulated step."""
+    DDP's gradient all-reduce for all but the last micro-batch of an accumulated step.
+    `partial_updates`: some backward passes leave parameters without gradients (a GAN's discriminator
+    step leaves the generator's), which DDP must then look for after each forward."""
     net: nn.Module = Dispatch(model)
     no_sync: Callable[[], Any] = contextlib.nullcontext
     if cluster.active:
         ids = [device.index] if device.type == "cuda" else None
-        # find_unused_parameters: a GAN's discriminator step leaves the generator without gradients
-        net = nn.parallel.DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
+        ddp = nn.parallel.DistributedDataParallel
+        ddp._set_params_and_buffers_to_ignore_for_model(net, rank_local_buffers(net))
+        net = ddp(net, device_ids=ids, find_unused_parameters=partial_updates)
         no_sync = net.no_sync
     if compile_model:
         net = torch.compile(net)

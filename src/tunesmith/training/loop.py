@@ -187,7 +187,8 @@ def _set_engine(objective: Any, config: RunConfig, precision: str, device: torch
                         "process; leave optim.accumulate, trainer.precision and trainer.compile at their "
                         "defaults and run without torchrun")
     compile_model = resolve_compile(config.trainer.compile, device)
-    net, no_sync = distributed.wrap(objective.model, cluster, device, compile_model)
+    net, no_sync = distributed.wrap(objective.model, cluster, device, compile_model,
+                                   partial_updates=len(objective.optimizers) > 1)
     objective.engine = Engine(objective.model, precision, device.type, net, no_sync)
     if compile_model and config.trainer.compile == "auto":
         import torch._dynamo
@@ -295,6 +296,7 @@ def _end_of_epoch(run: Run, timing: str) -> None:
 
 def _save(run: Run, path: Path, metrics: dict[str, float]) -> None:
     """Rank 0 writes the checkpoint (atomically); every rank contributes its RNG state (a collective)."""
+    distributed.check_in_step(run.model, run.position.step, run.cluster)
     rngs = distributed.gather(rng_state(), run.cluster)
     if not run.cluster.main:
         return
