@@ -1,13 +1,23 @@
 """audio-vaegan: the networks, the losses, the phased GAN objective (models/audio_vaegan*.py,
-training/gan_phases.py). End to end on audio files: tests/test_audio_vaegan_e2e.py."""
+training/gan_phases.py), then end to end on real recordings: data, train, generate."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
+import yaml
 
+from tunesmith.cli import main
 from tunesmith.core.errors import UserError
+from tunesmith.data.audio import prepare_audio_data
+from tunesmith.data.config import DataConfig
 from tunesmith.models import make_config, model_class
 from tunesmith.models.audio_vaegan_layers import MinibatchDiscrimination, key_statistics
 from tunesmith.training.config import OptimConfig
@@ -152,3 +162,103 @@ def test_continuation_learns_a_pair_and_validation_is_deterministic(one_thread):
     end = objective.valid_step(batch)
     assert end["reconstruction"] < 0.5 * start["reconstruction"]
     assert set(end) == {"loss", "reconstruction", "key_energy_gap", "silence_gap", "d_accuracy"}
+
+
+# ---- end to end on real recordings: data kind "audio", `tunesmith train`, `tunesmith generate` ----------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "audio"  # two 6-s real excerpts (licences in README.md)
+RECIPE = Path(__file__).parents[1] / "src" / "tunesmith" / "recipes" / "debug" / "audio-vaegan.yaml"
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.argv", ["tunesmith", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture
+def audio_folder(tmp_path, monkeypatch) -> Path:
+    """The two real excerpts, a byte-identical copy of one under another name, a corrupt .wav and a text
+    file; the key cache in tmp_path."""
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "recordings"
+    (folder / "more").mkdir(parents=True)
+    for path in FIXTURES.glob("*.ogg"):
+        shutil.copy(path, folder / path.name)
+    shutil.copy(next(FIXTURES.glob("*.ogg")), folder / "more" / "copy.ogg")
+    (folder / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    (folder / "notes.txt").write_text("not audio")
+    return folder
+
+
+def debug_data(source: Path) -> DataConfig:
+    recipe = yaml.safe_load(RECIPE.read_text())
+    return DataConfig(**{**recipe["data"], "source": str(source)})
+
+
+def test_audio_data_pairs_splits_dedups_skips_and_caches(audio_folder, monkeypatch):
+    data = prepare_audio_data(debug_data(audio_folder))
+    assert data.provenance["pieces"] == {"train": 1, "valid": 1, "test": 0}  # the copy is the same piece
+    assert sum(data.provenance["skipped"].values()) == 1  # broken.wav, with its reason
+    assert data.provenance["train_ids_sha256"] != data.provenance["valid_ids_sha256"]
+    item = data.train[0]
+    assert item["context"].shape == item["target"].shape == (1, 37, 100)
+    assert item["context"].dtype == np.float32 and item["context"].min() >= 0 and item["target"].max() <= 1
+    assert np.array_equal(data.train[0]["target"], data.train[2]["context"])  # stride 50: pair 2 starts 100 later
+    assert len(data.train) == len(data.valid) == 3  # 300 frames: pairs at 0, 50, 100
+    assert len(list((Path(os.environ["TUNESMITH_CACHE"]) / "audio-keys").glob("*.npy"))) == 2
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded audio although the keys are cached")
+
+    monkeypatch.setattr("tunesmith.io.audio_input.read_audio", no_decoding)
+    (audio_folder / "broken.wav").unlink()
+    again = prepare_audio_data(debug_data(audio_folder))
+    assert again.provenance["train_data_blake2b"] == data.provenance["train_data_blake2b"]
+
+
+def test_a_folder_without_audio_is_one_sentence(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(UserError, match="holds no audio files"):
+        prepare_audio_data(debug_data(tmp_path))
+
+
+def test_train_then_generate_from_noise_and_from_a_primer(audio_folder, tmp_path, monkeypatch, capsys, one_thread):
+    run = tmp_path / "run"
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(RECIPE), "--set", f"data.source={audio_folder}",
+                           "--set", "trainer.max_epochs=10", "--set", "trainer.log_every=1", "--out", str(run))
+    assert code == 0, err
+    rows = (run / "metrics.csv").read_text()
+    assert "pretrain_g_reconstruction" in rows and "pretrain_d_loss" in rows and "valid,reconstruction" in rows
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    code, _, err = run_cli(monkeypatch, capsys, "generate", ckpt, "--out", str(tmp_path / "noise"), "--n", "2")
+    assert code == 0, err
+    wav = tmp_path / "noise" / "sample_01.wav"
+    info = sf.info(wav)
+    assert (info.samplerate, info.channels, info.frames) == (12000, 1, 100 * 240)  # one 2-s chunk
+    assert {p.name for p in (tmp_path / "noise").iterdir()} >= {"sample_02.mid", "sample_02.png", "generation.json"}
+    primer = str(next(FIXTURES.glob("*.ogg")))
+    code, _, err = run_cli(monkeypatch, capsys, "generate", ckpt, "--out", str(tmp_path / "cont"), "--n", "1",
+                           "--primer", primer, "--steps", "150")
+    assert code == 0, err
+    assert sf.info(tmp_path / "cont" / "sample_01.wav").frames == 200 * 240  # 150 frames asked: two chunks
+    assert sf.info(tmp_path / "cont" / "sample_01_primed.wav").frames == 300 * 240  # the primer's last chunk first
+    sidecar = json.loads((tmp_path / "cont" / "generation.json").read_text())
+    assert sidecar["model"]["name"] == "audio-vaegan" and sidecar["files"] == ["sample_01.mid"]
+
+
+def test_wrong_primers_and_options_are_one_sentence(audio_folder, tmp_path, monkeypatch, capsys, one_thread):
+    run = tmp_path / "run"
+    assert run_cli(monkeypatch, capsys, "train", str(RECIPE), "--set", f"data.source={audio_folder}",
+                   "--set", "trainer.max_steps=2", "--out", str(run))[0] == 0
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    short = tmp_path / "short.wav"
+    sf.write(short, 0.5 * np.sin(np.linspace(0, 2000, 12000)), 12000)  # 1 s: shorter than a 2-s chunk
+    midi = next((Path(__file__).parent / "fixtures" / "bach40").glob("*.mid"))
+    for args, match in ((["--primer", str(midi)], "is a MIDI file"), (["--primer", str(short)], "lasts 1.0 s"),
+                        (["--primer", str(tmp_path / "none.wav")], "does not exist"),
+                        (["--top-k", "3"], "does not support --top-k")):
+        code, _, err = run_cli(monkeypatch, capsys, "generate", ckpt, "--out", str(tmp_path / "x"), *args)
+        assert code == 2 and match in err, err

@@ -209,6 +209,10 @@ def evaluate(
 
     When the generated folder has a generation.json, the reference is first reduced to what the model's
     representation can hold (e.g. its melody), so like is measured against like."""
+    from tunesmith.evaluation.audio_sets import evaluate_audio_command, is_audio_reference  # audio-vaegan
+    if is_audio_reference(reference):  # audio-vaegan: a folder of recordings: piano-key energies, JSON out
+        evaluate_audio_command(generated_dir, Path(reference), out, limit, typer.echo)  # audio-vaegan
+        return  # audio-vaegan
     from tunesmith.evaluation.provenance import read_sidecar, reference_in_model_terms
     from tunesmith.evaluation.report import check_out, write_evaluation
     from tunesmith.evaluation.runs import evaluate_set, find_run_midi, load_run, load_set

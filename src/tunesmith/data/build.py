@@ -54,6 +54,9 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
     `representation` is given when resuming (its learned vocabulary must not change); otherwise it is
     built from the config and fitted on the (augmented) training scores.
     """
+    if data_kind == "audio":  # audio-vaegan: recordings, not scores (data/audio.py)
+        from tunesmith.data.audio import prepare_audio_data  # audio-vaegan
+        return prepare_audio_data(cfg, representation)  # audio-vaegan
     pieces = load_scores(cfg.source, cfg.limit)
     if len(pieces) < 2:
         raise UserError(f"{cfg.source} holds {len(pieces)} usable piece(s); training needs at least 2")

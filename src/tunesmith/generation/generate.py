@@ -19,6 +19,7 @@ from symusic import Score
 
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import bar_line_after, cut_at, last_bars, with_meter
+from tunesmith.generation.audio_output import generate_audio_command, is_audio_checkpoint  # audio-vaegan
 from tunesmith.generation.streams import stream_for
 from tunesmith.models.base import SamplePlan, check_options
 from tunesmith.models.checkpoint import LoadedModel, load_model
@@ -114,6 +115,9 @@ def generate_command(checkpoint: str, out: Path, request: GenerateRequest, stem:
     from tunesmith.generation.outputs import provenance, write_piece, write_sidecar
     from tunesmith.io.atomic import sweep_temp_files
 
+    if is_audio_checkpoint(checkpoint):  # audio-vaegan: audio in, audio out (generation/audio_output.py)
+        yield from generate_audio_command(checkpoint, out, request, stem)  # audio-vaegan
+        return  # audio-vaegan
     primer = read_primer(request.primer, request.primer_bars) if request.primer else None  # a bad one fails fast
     loaded = load_model(checkpoint)
     if loaded.model.cpu_threads:  # recurrent steps are small: one thread beats two fighting ones
