@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli_audio import register as register_audio_commands
 from tunesmith.cli_play import register as register_play_commands
 from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import check_output_path
@@ -312,6 +313,7 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
 
 
 register_play_commands(app)
+register_audio_commands(app, corpus_app)
 
 
 @app.callback()
