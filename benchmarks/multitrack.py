@@ -68,7 +68,8 @@ def latent_figures(model, rolls: list[np.ndarray]) -> dict:
     for g, name in enumerate(MULTITRACK_GROUPS):
         rows = z_t[plays[:, g], g]
         out[name] = {
-            "mse": float((pred[:, g] - z_n[:, g]).pow(2).mean()), "copy_mse": float((z_t[:, g] - z_n[:, g]).pow(2).mean()),
+            "mse": float((pred[:, g] - z_n[:, g]).pow(2).mean()),
+            "copy_mse": float((z_t[:, g] - z_n[:, g]).pow(2).mean()),
             "target_var": float(z_n[:, g].var(0, unbiased=False).mean()),
             "latent_std": float(rows.std(0).mean()) if len(rows) > 1 else float("nan"),
         }
