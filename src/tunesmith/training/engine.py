@@ -49,7 +49,7 @@ class Engine:
     def __init__(self, model: nn.Module, precision: str = "fp32", device_type: str = "cpu",
                  net: Callable[..., Any] | None = None, no_sync: Callable[[], Any] = contextlib.nullcontext):
         self.model, self.precision, self.device_type = model, precision, device_type
-        self.net = net or (lambda method, batch: getattr(model, method)(batch))
+        self.net = net if net is not None else (lambda method, batch: getattr(model, method)(batch))
         self.no_sync = no_sync
         self.scalers: dict[str, torch.amp.GradScaler] = {}
 
