@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli_audio import ingest_audio_command  # audio ingest
 from tunesmith.cli_audio import register as register_audio_commands
 from tunesmith.cli_play import register as register_play_commands
 from tunesmith.core.errors import UserError
@@ -59,11 +60,17 @@ def ingest(
     workers: int = typer.Option(0, "--workers", help="Parser processes (0: one per core; capped at the cores)."),
     repair: bool = typer.Option(False, "--repair",
                                 help="Rebuild damaged shards (the whole dataset if its manifest is unusable)."),
+    audio: bool = typer.Option(False, "--audio", help="Recordings (wav/flac/ogg/mp3) into chunks."),  # audio ingest
+    sample_rate: int = typer.Option(12000, "--sample-rate", help="With --audio: Hz of the chunks."),  # audio ingest
+    channels: int = typer.Option(1, "--channels", help="With --audio: 1 (mono) or 2 (stereo)."),  # audio ingest
+    chunk_seconds: float = typer.Option(10.0, "--chunk-seconds", help="With --audio: chunk length."),  # audio ingest
 ) -> None:
     """Parse a MIDI collection into a deduplicated, memory-mappable, checksummed dataset cache."""
     from tunesmith.io.ingest import ingest_folder, summary_line
 
     check_output_path(out, folder=True)
+    if audio:  # audio ingest
+        return ingest_audio_command(src_dir, out, workers, repair, sample_rate, channels, chunk_seconds)  # audio ingest
     report = ingest_folder(src_dir, out, workers=workers, repair=repair)
     typer.echo(f"{summary_line(report)}; report in {out / 'report.json'}")
 

@@ -1,4 +1,5 @@
-"""The audio commands: `corpus render` (a bundled corpus as audio files, for the audio models).
+"""The audio commands: `corpus render` (a bundled corpus as audio files, for the audio models) and
+`ingest --audio` (`ingest_audio_command`, which `cli.py`'s ingest calls).
 
 `cli.py` registers them (`register`); heavy modules are imported inside each command, so
 `tunesmith --help` stays fast. Other audio commands are appended below.
@@ -37,3 +38,15 @@ def corpus_render(
     typer.echo(f"rendered {result['rendered']} pieces of corpus {name!r} into {out}"
                + (f" ({engines})" if engines else "")
                + (f"; {result['skipped']} already there" if result["skipped"] else ""))
+
+
+def ingest_audio_command(src_dir: Path, out: Path, workers: int, repair: bool, sample_rate: int, channels: int,
+                         chunk_seconds: float) -> None:
+    """`tunesmith ingest SRC_DIR --audio --out DIR`: recordings -> a deduplicated dataset of audio chunks."""
+    from tunesmith.io.audio_ingest import AudioSettings, ingest_audio_folder, summary_line
+
+    settings = AudioSettings(sample_rate=sample_rate, channels=channels, chunk_seconds=chunk_seconds)
+    report = ingest_audio_folder(src_dir, out, settings, workers=workers, repair=repair)
+    seconds = report["summary"]["chunks"] * chunk_seconds
+    typer.echo(f"{summary_line(report)}; {report['summary']['chunks']} chunks ({seconds / 60:.1f} min of audio); "
+               f"report in {out / 'report.json'}")

@@ -1,0 +1,303 @@
+"""`tunesmith ingest SRC_DIR --audio --out DATASET_DIR`: a folder of recordings -> a deduplicated
+dataset of equal audio chunks (format: `audio_cache.py`), with MIDI ingest's guarantees.
+
+The parent walks the folder (regular files with an audio name, `audio_input.AUDIO_SUFFIXES`, no
+symlink following, names as raw bytes), reads and hashes each file, decides what it can without
+decoding (not a regular file, too large, unchanged since the last run, same content as a file
+already seen: sha256), and hands the rest to decoder processes: each file is decoded in a forked
+child (`read_audio_bytes`: format checks, caps, resampling; then `chunks`) under a wall-clock limit
+and an address-space cap, so a file that hangs or crashes libsndfile costs one skip, never the run.
+Chunks are stored as int16 at the dataset's sample rate and channel count; silent chunks and a
+partial last chunk are left out, and a file with no chunk left is skipped with its reason.
+`report.json` and `quarantine.txt` describe every audio-named file of the walk (as for MIDI); a rerun
+resumes (files decided by earlier runs are not decoded again, except transient failures).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import stat
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import numpy as np
+
+from tunesmith.core.errors import SkipFile, UserError
+from tunesmith.io.audio_cache import PCM_SCALE, AudioDatasetWriter
+from tunesmith.io.audio_input import MAX_BYTES, MAX_SECONDS, chunks, is_audio_name, read_audio_bytes
+from tunesmith.io.ingest import Entry, _progress, _write_report, summary_line
+from tunesmith.io.midi import Limits, display_name, file_kind, read_file_bytes
+from tunesmith.io.workers import cap_workers
+
+TRANSIENT = ("decode timed out", "decoder crashed", "out of memory", "cannot open", "cannot read")
+__all__ = ["AudioSettings", "ingest_audio_folder", "summary_line"]
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """What a dataset holds: chunks of `chunk_seconds` (starts `hop_seconds` apart; default back to
+    back) at `sample_rate` Hz with `channels` (1 or 2); files above `max_seconds` or `max_bytes`
+    are skipped; each decode may take `decode_seconds` and add `decode_memory_bytes` of memory."""
+
+    sample_rate: int = 12000
+    channels: int = 1
+    chunk_seconds: float = 10.0
+    hop_seconds: float | None = None
+    max_seconds: float = MAX_SECONDS
+    max_bytes: int = MAX_BYTES
+    decode_seconds: float = 120.0
+    decode_memory_bytes: int = 4 << 30
+
+    def check(self) -> None:
+        """UserError naming the first unusable setting."""
+        from tunesmith.io.audio_input import check_target
+
+        try:
+            check_target(self.sample_rate, self.channels)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        hop = self.chunk_seconds if self.hop_seconds is None else self.hop_seconds
+        if not (0 < self.chunk_seconds <= self.max_seconds and hop > 0 and self.decode_seconds > 0):
+            raise UserError(f"chunks must last 0-{self.max_seconds:.0f} s and their hop more than 0 s, "
+                            f"not {self.chunk_seconds} and {hop}")
+
+    def stored(self) -> dict:
+        """The settings a dataset is built with (a rerun must use the same)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("decode_seconds", "decode_memory_bytes")}
+
+
+def walk_audio(root: bytes) -> tuple[list[Entry], list[tuple[bytes, str]]]:
+    """Every entry under `root` with an audio name, sorted by path bytes, plus the folders that
+    could not be listed with the reason. Symlinks are reported as entries, never followed."""
+    entries, failed, stack = [], [], [b""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as listing:
+                items = list(listing)
+        except OSError as error:
+            failed.append((rel_dir, f"cannot list folder: {error.strerror or type(error).__name__}"))
+            continue
+        for item in items:
+            rel = os.path.join(rel_dir, item.name) if rel_dir else item.name
+            if item.is_dir(follow_symlinks=False):
+                stack.append(rel)
+            elif is_audio_name(item.name):
+                try:
+                    info = item.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # vanished since the listing
+                entries.append(Entry(rel, info.st_mode, info.st_size, info.st_mtime_ns))
+    return sorted(entries, key=lambda e: e.rel), failed
+
+
+def decode_chunks(data: bytes, settings: AudioSettings) -> np.ndarray:
+    """The file's chunks as int16 (k, channels, samples); SkipFile when it has none."""
+    samples = read_audio_bytes(data, settings.sample_rate, settings.channels, settings.max_seconds,
+                               settings.max_bytes)
+    parts = list(chunks(samples, settings.sample_rate, settings.chunk_seconds, settings.hop_seconds))
+    if not parts:
+        seconds = samples.shape[1] / settings.sample_rate
+        raise SkipFile(f"too short: {seconds:.1f} s of sound, a chunk lasts {settings.chunk_seconds:g} s"
+                       if seconds < settings.chunk_seconds else "silent: no chunk above the silence threshold")
+    return np.rint(np.stack(parts) * PCM_SCALE).astype(np.int16)
+
+
+def _child(conn, data: bytes, settings: AudioSettings) -> None:
+    """Decoder process: cap memory, decode, send ("ok", chunks) or ("skip", reason)."""
+    from tunesmith.io.workers import _limit_address_space
+
+    _limit_address_space(settings.decode_memory_bytes)
+    try:
+        conn.send(("ok", decode_chunks(data, settings)))
+    except SkipFile as reason:
+        conn.send(("skip", str(reason)))
+    except MemoryError:
+        conn.send(("skip", f"out of memory: decoding needs over {settings.decode_memory_bytes >> 20} MiB"))
+    except Exception as error:  # anything libsndfile, soxr or numpy throws: one line, never a crash
+        conn.send(("skip", f"decode error: {type(error).__name__}: {error}"[:240]))
+    finally:
+        conn.close()
+
+
+class Decoders:
+    """At most `n` decoder processes at once, one per file, each killed at its deadline."""
+
+    def __init__(self, n: int, settings: AudioSettings):
+        self.n, self.settings = n, settings
+        self.context = multiprocessing.get_context("fork")  # the child needs nothing re-imported
+        self.running: dict = {}  # key -> (process, connection, deadline)
+
+    @property
+    def full(self) -> bool:
+        return len(self.running) >= self.n
+
+    def submit(self, key, data: bytes) -> None:
+        receive, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_child, args=(send, data, self.settings), daemon=True)
+        process.start()
+        send.close()
+        self.running[key] = (process, receive, time.monotonic() + self.settings.decode_seconds)
+
+    def poll(self, timeout: float | None) -> list[tuple]:
+        """Finished tasks as (key, ok, chunks or reason), waiting at most `timeout` s (None: until one)."""
+        if not self.running:
+            return []
+        soonest = min(deadline for _, _, deadline in self.running.values()) - time.monotonic()
+        wait([conn for _, conn, _ in self.running.values()],
+             max(0.0, soonest if timeout is None else min(timeout, soonest)))
+        done = []
+        for key, (process, conn, deadline) in list(self.running.items()):
+            if conn.poll():
+                try:
+                    status, payload = conn.recv()
+                except (EOFError, OSError):
+                    process.join()
+                    status, payload = "skip", f"decoder crashed (exit code {process.exitcode})"
+                done.append((key, status == "ok", payload))
+            elif time.monotonic() >= deadline:
+                process.kill()
+                done.append((key, False, f"decode timed out after {self.settings.decode_seconds:.0f} s"))
+            else:
+                continue
+            process.join()
+            conn.close()
+            del self.running[key]
+        return done
+
+    def close(self) -> None:
+        for process, conn, _ in self.running.values():
+            process.kill()
+            process.join()
+            conn.close()
+        self.running.clear()
+
+
+def ingest_audio_folder(src: Path, out: Path, settings: AudioSettings = AudioSettings(),  # noqa: B008 (frozen)
+                        workers: int = 0, repair: bool = False, shard_chunks: int = 256) -> dict:
+    """Ingest every audio file under `src` into the audio dataset folder `out` (created or resumed).
+
+    Returns the report written to `out/report.json` ({"files": [...], "summary": {...}}) plus
+    "decoded" (files decoded this run), "reused" (decided by an earlier run), "repaired" and "seconds".
+    Bad files are reported, never raised; unusable arguments, another source or other settings for
+    an existing dataset, and a damaged dataset (without `repair`) raise UserError.
+    """
+    settings.check()
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise UserError(f"source folder {src} does not exist" if not src.exists()
+                        else f"{src} is a file, not a folder: give the folder that holds the recordings")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a new or existing dataset folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists() and not (out / "shards").is_dir():
+        raise UserError(f"--out {out} is a non-empty folder that is not a tunesmith dataset")
+    started, src = time.perf_counter(), src.resolve()
+    writer = AudioDatasetWriter(out, str(src), settings.stored(), shard_chunks=shard_chunks, repair=repair)
+    run = _Run(os.fsencode(src), writer, settings, cap_workers(workers))
+    try:
+        entries, unlisted = walk_audio(run.root)
+        run.records = [None] * len(entries)
+        with _progress(len(entries)) as run.bar:
+            try:
+                for idx, entry in enumerate(entries):
+                    run.triage(idx, entry)
+                run.drain()
+            finally:
+                run.decoders.close()
+        writer.commit()
+    finally:
+        writer.release()
+    report = _report(run.records, unlisted)
+    _write_report(out, report)
+    return {**report, "decoded": run.decoded, "reused": run.reused, "repaired": writer.repaired,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+class _Run:
+    """One run: decisions in walk order, the decoders, the shard writer (as `ingest._Run` for MIDI)."""
+
+    def __init__(self, root: bytes, writer: AudioDatasetWriter, settings: AudioSettings, n_workers: int):
+        self.root, self.writer, self.settings = root, writer, settings
+        self.limits = Limits(max_file_bytes=settings.max_bytes)
+        self.decoders = Decoders(n_workers, settings)
+        self.records: list[dict | None] = []
+        self.first: dict[str, str] = {}  # sha256 -> path of the first file with it in this run
+        self.pending: dict[int, tuple[Entry, str]] = {}
+        self.decoded = self.reused = 0
+        self.bar = None
+
+    def record(self, entry: Entry, sha: str | None, status: str, reason: str | None = None,
+               n_chunks: int | None = None) -> dict:
+        return {"path": os.fsdecode(entry.rel), "size": entry.size, "mtime_ns": entry.mtime_ns,
+                "sha256": sha, "status": status, "reason": reason, "n_chunks": n_chunks}
+
+    def decide(self, idx: int, rec: dict, chunks_: np.ndarray | None = None, new: bool = True) -> None:
+        self.records[idx] = rec
+        if new:
+            self.writer.add(rec, chunks_)
+            if self.writer.full:
+                self.writer.commit()
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def triage(self, idx: int, entry: Entry) -> None:
+        if not stat.S_ISREG(entry.mode):
+            return self.decide(idx, self.record(entry, None, "skipped", f"not a regular file: {file_kind(entry.mode)}"))
+        prior = self.writer.files.get(os.fsdecode(entry.rel))
+        if prior and (prior["size"], prior["mtime_ns"]) == (entry.size, entry.mtime_ns) and _final(prior):
+            self.reused += 1
+            if prior["sha256"]:
+                self.first.setdefault(prior["sha256"], prior["path"])
+            return self.decide(idx, prior, new=False)
+        try:
+            data = read_file_bytes(os.path.join(self.root, entry.rel), self.limits, follow_symlinks=False)
+        except SkipFile as reason:
+            return self.decide(idx, self.record(entry, None, "skipped", str(reason)))
+        path, sha = os.fsdecode(entry.rel), hashlib.sha256(data).hexdigest()
+        earlier, known = self.first.get(sha), self.writer.by_sha.get(sha)
+        if earlier is None and known is not None and _final(known):
+            earlier = known["path"] if known["path"] != path else None
+            if earlier is None:  # the same file, touched since the last run: refresh its record
+                self.first[sha] = path
+                return self.decide(idx, {**known, "size": entry.size, "mtime_ns": entry.mtime_ns})
+        if earlier is not None:
+            return self.decide(idx, self.record(entry, sha, "duplicate", f"same content as {display_name(earlier)}"))
+        self.first[sha] = path
+        while self.decoders.full:
+            self.collect(None)
+        self.pending[idx] = (entry, sha)
+        self.decoders.submit(idx, data)
+        self.decoded += 1
+
+    def collect(self, timeout: float | None) -> None:
+        for idx, ok, payload in self.decoders.poll(timeout):
+            entry, sha = self.pending.pop(idx)
+            if ok:
+                self.decide(idx, self.record(entry, sha, "ok", n_chunks=len(payload)), payload)
+            else:
+                self.decide(idx, self.record(entry, sha, "skipped", payload))
+
+    def drain(self) -> None:
+        while self.decoders.running:
+            self.collect(None)
+
+
+def _final(record: dict) -> bool:
+    """A committed verdict this run keeps: skips for transient reasons are tried again."""
+    return record["status"] != "skipped" or not (record["reason"] or "").startswith(TRANSIENT)
+
+
+def _report(records: list[dict], unlisted: list[tuple[bytes, str]]) -> dict:
+    files = [{"path": display_name(os.fsencode(r["path"])), "status": r["status"], "reason": r["reason"],
+              "n_chunks": r["n_chunks"] if r["status"] == "ok" else None} for r in records]
+    files += [{"path": display_name(rel) or ".", "status": "skipped", "reason": reason, "n_chunks": None}
+              for rel, reason in unlisted]
+    counts = Counter(f["status"] for f in files)
+    summary = {k: counts.get(k, 0) for k in ("ok", "skipped", "duplicate")}
+    summary["chunks"] = sum(f["n_chunks"] or 0 for f in files)
+    return {"files": files, "summary": summary}
