@@ -5,7 +5,8 @@ Layout of a dataset folder (the MIDI cache's, `cache.py`, with audio in the shar
     manifest.json        format "tunesmith-audio-dataset", version, source folder, settings (sample
                          rate, channels, chunk and hop seconds, caps), the committed shards in order,
                          each with the size and blake2b-128 checksum of its two files
-    shards/NNNNNN.bin    int16 little-endian PCM chunks back to back: (n_chunks, channels, chunk_samples)
+    shards/NNNNNN.bin    int16 little-endian PCM chunks back to back: (n_chunks, channels, chunk_samples),
+                         zero-padded to a multiple of 64 bytes
     shards/NNNNNN.json   the shard's pieces (id = sha256 of the file's bytes, path, first chunk, chunk
                          count) and the ingest record of every file it decided
     report.json, quarantine.txt, .ingest.lock   as for MIDI
@@ -25,8 +26,8 @@ import numpy as np
 
 from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import write_atomic
-from tunesmith.io.cache import SHARD_NAME, checksum_bytes, damage_error, new_checksum, shard_damage
-from tunesmith.io.cache_writer import _lock_folder, _sweep_temp_files
+from tunesmith.io.cache import SHARD_NAME, checksum_bytes, damage_error, shard_damage
+from tunesmith.io.cache_writer import _lock_folder, _sweep_temp_files, _write_arrays
 
 FORMAT, VERSION = "tunesmith-audio-dataset", 1
 PCM_SCALE = 32767.0  # int16 full scale
@@ -140,7 +141,8 @@ class AudioDatasetWriter:
         for record, count in self._pieces:
             pieces.append({"id": record["sha256"], "path": record["path"], "first": first, "chunks": count})
             first += count
-        bin_check = _write_pcm(self.folder / f"{name}.bin", self._chunks) if self._chunks else None
+        pcm = [np.concatenate(self._chunks).astype("<i2", copy=False)] if self._chunks else []
+        bin_check = _write_arrays(self.folder / f"{name}.bin", pcm) if pcm else None  # padded to 64 bytes
         index = json.dumps({"pieces": pieces, "files": self._records}).encode()
         write_atomic(self.folder / f"{name}.json", index)
         self.manifest["shards"].append({"name": name, "pieces": len(pieces), "chunks": first,
@@ -158,22 +160,6 @@ class AudioDatasetWriter:
 
             os.close(self._lock)
             self._lock = None
-
-
-def _write_pcm(path: Path, chunks: list[np.ndarray]) -> dict:
-    """int16 arrays back to back, little-endian, atomically; {"size", "blake2b"} hashed as written."""
-    hasher, size = new_checksum(), 0
-
-    def write(out) -> None:
-        nonlocal size
-        for array in chunks:
-            data = memoryview(np.ascontiguousarray(array, dtype="<i2")).cast("B")
-            hasher.update(data)
-            out.write(data)
-            size += len(data)
-
-    write_atomic(path, write)
-    return {"size": size, "blake2b": hasher.hexdigest()}
 
 
 class AudioDataset:
@@ -197,7 +183,8 @@ class AudioDataset:
             indexes.append(json.loads((self.path / "shards" / f"{shard['name']}.json").read_text()))
             raw = np.memmap(self.path / "shards" / f"{shard['name']}.bin", "<i2", mode="r") if shard["bin"] \
                 else np.zeros(0, "<i2")
-            self._pcm.append(raw.reshape(-1, channels, samples))
+            count = sum(p["chunks"] for p in indexes[-1]["pieces"])  # the file is padded to 64 bytes
+            self._pcm.append(raw[: count * channels * samples].reshape(count, channels, samples))
         latest = {rec["path"]: rec["sha256"] for index in indexes for rec in index["files"]}
         live, entries = set(latest.values()), {}
         for s, index in enumerate(indexes):
