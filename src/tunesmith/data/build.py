@@ -20,6 +20,7 @@ from tunesmith.data.config import DataConfig
 from tunesmith.data.datasets import FrameWindows, TokenWindows
 from tunesmith.data.sources import describe_source, file_split, load_scores
 from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
+from tunesmith.data.streaming import prepare_streaming  # streaming
 from tunesmith.representations import get_representation
 from tunesmith.representations.base import Representation
 
@@ -57,6 +58,8 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
     if data_kind == "audio":  # audio-vaegan: recordings, not scores (data/audio.py)
         from tunesmith.data.audio import prepare_audio_data  # audio-vaegan
         return prepare_audio_data(cfg, representation)  # audio-vaegan
+    if cfg.streaming:  # streaming
+        return prepare_streaming(cfg, data_kind, representation)  # streaming
     pieces = load_scores(cfg.source, cfg.limit)
     if len(pieces) < 2:
         raise UserError(f"{cfg.source} holds {len(pieces)} usable piece(s); training needs at least 2")

@@ -67,6 +67,7 @@ class DataConfig(Strict):
     # transpose every piece to C major / A minor (its estimated key) before augmentation and encoding
     normalize_key: bool = False
     limit: Count | None = None  # use only the first N pieces of the source (debug runs)
+    streaming: bool = False  # read an ingest dataset's pieces when a window needs them (data/streaming.py)
 
     @model_validator(mode="after")
     def _fractions_leave_training(self) -> DataConfig:

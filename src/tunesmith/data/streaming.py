@@ -1,0 +1,208 @@
+"""Streaming token windows over an ingest dataset (`data.streaming: true`): nothing decoded is kept.
+
+The in-memory path (`build.prepare_data`) decodes every piece, keeps every transposed copy and every
+encoding resident: memory grows with the collection. Here a training item is an address, (piece,
+transposition, window), and `__getitem__` reads that one piece from the memory-mapped shards
+(`io.cache`), transposes it, encodes it and cuts the window. What stays resident per piece is three
+small integers (its row in the dataset, its number of windows and of transpositions): 24 bytes, against
+the kilobytes of its encodings. Memory maps are dropped every `RELEASE_EVERY` items, so the pages read
+do not pile up in the resident set of the trainer or its DataLoader workers.
+
+Preparation makes two streaming passes over the training pieces: one fits the representation (its
+vocabulary, on every transposed copy, as the in-memory path does; a representation that learns nothing
+never consumes it) and one encodes each piece once to count its windows and fingerprint the data. The
+order of items is the sampler's (a pure function of seed, epoch and rank), and an item is a pure
+function of its index, so resume stays exact. Token representations only: frame windows leave out
+silent windows, which needs every window's content up front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from symusic import Score
+from torch.utils.data import Dataset
+
+from tunesmith.core.errors import SkipFile, UserError
+from tunesmith.core.score import pitch_range, transpose
+from tunesmith.data.augment import to_common_key
+from tunesmith.data.config import DataConfig
+from tunesmith.data.datasets import window_offsets
+from tunesmith.data.sources import describe_source
+from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
+from tunesmith.io.cache import DatasetCache, open_dataset
+from tunesmith.representations import get_representation
+from tunesmith.representations.base import Representation
+
+log = logging.getLogger(__name__)
+RELEASE_EVERY = 512  # pieces read between dropping the shards' memory maps
+
+
+def shifts_of(score: Score, max_shift: int) -> list[int]:
+    """The transpositions `augment.transpositions` makes of `score`, as semitone shifts (0 first)."""
+    span = pitch_range(score)
+    candidates = [0] + [s for s in range(-max_shift, max_shift + 1) if s != 0]
+    return [0] if span is None else [s for s in candidates if span[0] + s >= 0 and span[1] + s <= 127]
+
+
+class PieceReader:
+    """Scores of an ingest dataset by row, key-normalised when asked, re-opened in each process (the
+    memory maps are not shared across a fork's copy-on-write pages) and released every so often."""
+
+    def __init__(self, folder: Path, normalize_key: bool) -> None:
+        self.folder, self.normalize_key = Path(folder), normalize_key
+        self._cache: DatasetCache | None = None
+        self._reads = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": None}
+
+    @property
+    def cache(self) -> DatasetCache:
+        if self._cache is None:
+            self._cache = open_dataset(self.folder, verify=False)  # checked once when the run prepared
+        return self._cache
+
+    def score(self, row: int) -> Score:
+        self._reads += 1
+        if self._reads % RELEASE_EVERY == 0:
+            release_maps(self.cache)
+        score = self.cache.score(row)
+        return to_common_key(score) if self.normalize_key else score
+
+
+def release_maps(cache: DatasetCache) -> None:
+    """Unmap every shard (they are mapped again on the next read): resident pages of the files go."""
+    for shard in cache._shards:  # noqa: SLF001 (the cache maps lazily and keeps maps for its life)
+        shard._arrays = None  # noqa: SLF001
+
+
+class StreamingTokenWindows(Dataset):
+    """Items: {"tokens": int64 (window + 1,)}, as `datasets.TokenWindows` cuts them, from pieces read
+    and encoded when an item is asked for. `rows[p]`: the dataset row of piece p; `windows[p]`: its
+    windows (counted on the untransposed encoding); `shift_counts[p]`: its transpositions."""
+
+    def __init__(self, reader: PieceReader, representation: Representation, rows: np.ndarray,
+                 windows: np.ndarray, shift_counts: np.ndarray, window: int, stride: int, max_shift: int):
+        self.reader, self.representation = reader, representation
+        self.rows, self.windows, self.shift_counts = rows, windows, shift_counts
+        self.window, self.stride, self.max_shift = window + 1, stride, max_shift
+        self.bounds = np.concatenate([[0], np.cumsum(windows.astype(np.int64) * shift_counts)])
+
+    def __len__(self) -> int:
+        return int(self.bounds[-1])
+
+    def address(self, item: int) -> tuple[int, int, int]:
+        """(piece, transposition index, window index) of item `item`."""
+        piece = int(np.searchsorted(self.bounds, item, side="right")) - 1
+        shift, k = divmod(item - int(self.bounds[piece]), int(self.windows[piece]))
+        return piece, shift, k
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        if not 0 <= item < len(self):
+            raise IndexError(item)
+        piece, shift_index, k = self.address(item)
+        score = self.reader.score(int(self.rows[piece]))
+        shift = shifts_of(score, self.max_shift)[shift_index]
+        tokens = encode_tokens(self.representation, transpose(score, shift) if shift else score)
+        offsets = window_offsets(len(tokens), self.window, self.stride)
+        start = offsets[min(k, len(offsets) - 1)]  # a transposed copy may encode a little shorter
+        chunk = tokens[start : start + self.window]
+        if len(chunk) < self.window:
+            chunk = np.concatenate([chunk, np.full(self.window - len(chunk), self.representation.pad_id, np.int64)])
+        return {"tokens": torch.from_numpy(chunk)}
+
+
+def encode_tokens(representation: Representation, score: Score) -> np.ndarray:
+    """[bos] + the piece's tokens + [eos], int64."""
+    body = np.asarray(representation.encode(score))
+    return np.concatenate([[representation.bos_id], body, [representation.eos_id]]).astype(np.int64)
+
+
+def prepare_streaming(cfg: DataConfig, data_kind: str, representation: Representation | None = None):
+    """`build.prepare_data` for `data.streaming: true`: the same splits (by piece id), representation
+    and provenance keys, with datasets that read pieces when asked."""
+    from tunesmith.data.build import PreparedData, skip_summary
+
+    if describe_source(cfg.source) != "dataset":
+        raise UserError(f"data.streaming reads an ingest dataset folder (tunesmith ingest), but {cfg.source} "
+                        "is not one; ingest it first or set data.streaming: false")
+    if data_kind != "tokens":
+        raise UserError(f"data.streaming serves token models, not {data_kind!r} models; set data.streaming: false")
+    reader = PieceReader(Path(cfg.source), cfg.normalize_key)
+    cache = open_dataset(reader.folder)  # checks every shard's checksum once
+    ids = cache.piece_ids[: cfg.limit]
+    if len(ids) < 2:
+        raise UserError(f"{cfg.source} holds {len(ids)} usable piece(s); training needs at least 2")
+    groups = split_ids(ids, cfg.valid_fraction, cfg.test_fraction)
+    row_of = {pid: row for row, pid in enumerate(ids)}
+    if representation is None:
+        representation = get_representation(cfg.representation, **cfg.representation_config)
+        representation.fit(_transposed(reader, [row_of[p] for p in groups["train"]], cfg.transpose))
+    if not representation.is_tokens:
+        raise UserError(f"this model needs a token representation, not {representation.name!r}")
+    stride = cfg.stride or max(1, cfg.window // 2)
+    datasets, provenance, skipped = {}, {}, Counter()
+    for split, max_shift in (("train", cfg.transpose), ("valid", 0)):
+        index = _index(reader, representation, [row_of[p] for p in groups[split]], cfg.window, stride, max_shift)
+        skipped += index.pop("skipped")
+        if not len(index["rows"]):
+            raise UserError(f"{cfg.source}: no piece could be encoded as {cfg.representation!r} for {split}")
+        datasets[split] = StreamingTokenWindows(reader, representation, index["rows"], index["windows"],
+                                                index["shifts"], cfg.window, stride, max_shift)
+        provenance[f"{split}_data_blake2b"] = index["digest"]
+        provenance.setdefault("tokens_per_quarter", index["tokens_per_quarter"])
+    if skipped:
+        log.warning("%d piece(s) could not be encoded as %s and were left out (%s)", sum(skipped.values()),
+                    representation.name, skip_summary(skipped))
+    provenance.update({
+        "source": cfg.source, "representation": cfg.representation, "split_rule": SPLIT_RULE,
+        "valid_fraction": cfg.valid_fraction, "test_fraction": cfg.test_fraction, "transpose": cfg.transpose,
+        "normalize_key": cfg.normalize_key, "pieces": {k: len(v) for k, v in groups.items()},
+        "train_ids_sha256": ids_fingerprint(groups["train"]), "valid_ids_sha256": ids_fingerprint(groups["valid"]),
+        "streaming": True,
+    })
+    release_maps(cache)
+    return PreparedData(representation, datasets["train"], datasets["valid"], provenance)
+
+
+def _transposed(reader: PieceReader, rows: list[int], max_shift: int) -> Iterator[Score]:
+    """Every transposed copy of the pieces at `rows`, one at a time (what `fit` sees in memory)."""
+    for row in rows:
+        score = reader.score(row)
+        for shift in shifts_of(score, max_shift):
+            yield transpose(score, shift) if shift else score
+
+
+def _index(reader: PieceReader, representation: Representation, rows: list[int], window: int, stride: int,
+           max_shift: int) -> dict[str, Any]:
+    """One pass: each piece encoded once, for its window count, its transpositions and a fingerprint
+    (BLAKE2b over the untransposed encodings and the shift counts)."""
+    kept, windows, shifts, skipped = [], [], [], Counter()
+    digest, tokens, quarters = hashlib.blake2b(digest_size=8), 0, 0.0
+    for row in rows:
+        score = reader.score(row)
+        try:
+            encoded = encode_tokens(representation, score)
+        except SkipFile as reason:
+            skipped[str(reason).split(" at tick")[0]] += 1
+            continue
+        if len(encoded) <= 2:  # nothing but bos and eos
+            continue
+        count = len(shifts_of(score, max_shift))
+        kept.append(row)
+        windows.append(len(window_offsets(len(encoded), window + 1, stride)))
+        shifts.append(count)
+        digest.update(f"{encoded.dtype.str}{encoded.shape}x{count};".encode())
+        digest.update(encoded.tobytes())
+        tokens, quarters = tokens + len(encoded) - 2, quarters + score.end() / score.ticks_per_quarter
+    return {"rows": np.array(kept, np.int64), "windows": np.array(windows, np.int64),
+            "shifts": np.array(shifts, np.int64), "skipped": skipped, "digest": digest.hexdigest(),
+            "tokens_per_quarter": tokens / max(quarters, 1.0)}
