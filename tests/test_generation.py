@@ -58,7 +58,7 @@ def test_the_sidecar_says_what_made_the_files(tmp_path, monkeypatch, capsys):
     assert record["checkpoint"]["blake2b"] == file_hash(resolve_checkpoint("lstm-bach"))
     assert record["model"]["name"] == "lstm" and record["representation"]["name"] == "events"
     assert record["options"]["seed"] == 9 and record["options"]["sampling"] == {
-        "temperature": 0.8, "top_k": 20, "top_p": None, "greedy": False}
+        "temperature": 0.8, "top_k": 20, "top_p": None, "greedy": False, "min_p": None}
     assert record["files"] == ["sample_01.mid", "sample_02.mid"]
     assert json.loads((tmp_path / "generation.json").read_text()) == record
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
+from tunesmith.core.errors import UserError
 from tunesmith.core.score import make_track, new_score
 from tunesmith.generation.sampling import sample_sequence
-from tunesmith.models.distributions import SamplingConfig, filter_logits
+from tunesmith.models.distributions import SamplingConfig, filter_logits, is_default, sample_categorical
 from tunesmith.scoring.token_report import longest_repeated_pitch_run, ngram_baselines
 
 
@@ -28,6 +30,36 @@ def test_top_p_keeps_the_token_that_crosses_p():
 def test_temperature_scales_logits():
     logits = torch.tensor([[2.0, 4.0]])
     assert torch.allclose(filter_logits(logits, SamplingConfig(temperature=2.0)), torch.tensor([[1.0, 2.0]]))
+
+
+def test_min_p_keeps_tokens_above_a_share_of_the_most_likely():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.9, 0.05, 0.03, 0.02]])
+    kept = torch.isfinite(filter_logits(probs.log(), SamplingConfig(min_p=0.2)))
+    # floors 0.2 x 0.5 = 0.1 and 0.2 x 0.9 = 0.18: the cut follows the model's confidence
+    assert kept.tolist() == [[True, True, True, False], [True, False, False, False]]
+    assert not is_default(SamplingConfig(min_p=0.2))
+
+
+def test_min_p_applies_after_the_temperature():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    cold = torch.isfinite(filter_logits(probs.log(), SamplingConfig(min_p=0.3)))
+    hot = torch.isfinite(filter_logits(probs.log(), SamplingConfig(min_p=0.3, temperature=2.0)))
+    assert cold.tolist() == [[True, True, True, False]]  # 0.05 / 0.5 = 0.1 < 0.3
+    assert hot.tolist() == [[True, True, True, True]]  # at T = 2: sqrt(0.05 / 0.5) = 0.32 >= 0.3
+
+
+def test_min_p_samples_only_kept_tokens_at_their_renormalised_rates():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().expand(20_000, 4)
+    draws = sample_categorical(logits, SamplingConfig(min_p=0.2), torch.Generator().manual_seed(0))
+    share = torch.bincount(draws, minlength=4).float() / len(draws)
+    torch.testing.assert_close(share, torch.tensor([0.5, 0.3, 0.15, 0.0]) / 0.95, atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("value", [0, 1, 1.5, -0.1, float("nan"), True])
+def test_min_p_outside_zero_one_is_one_sentence(value):
+    with pytest.raises(UserError, match="--min-p must be a number strictly between 0 and 1"):
+        SamplingConfig(min_p=value)
 
 
 class CountingStepper:
@@ -80,3 +112,15 @@ def test_longest_repeated_pitch_run():
     score = new_score()
     score.tracks.append(make_track([60, 62, 62, 62, 64], [0, 1, 2, 3, 4], [1] * 5))
     assert longest_repeated_pitch_run(score) == 3
+
+
+def test_generate_refuses_a_bad_min_p_in_one_sentence(tmp_path, monkeypatch, capsys):
+    from tunesmith.cli import main
+
+    monkeypatch.setattr("sys.argv", ["tunesmith", "generate", "transformer-bach", "--out", str(tmp_path / "g"),
+                                     "--min-p", "1"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--min-p must be a number strictly between 0 and 1" in err
+    assert "Traceback" not in err and not (tmp_path / "g").exists()

@@ -122,7 +122,8 @@ def test_debug_recipe_learns_then_generates_exact_bars_from_the_cli(tmp_path):
     assert len(valid) == 3 and valid[-1] < valid[0] - 0.5
     out = tmp_path / "gen"
     result = subprocess.run([sys.executable, "-m", "tunesmith.cli", "generate", str(run), "--out", str(out),
-                             "--n", "2", "--bars", "2", "--seed", "3"], capture_output=True, text=True, cwd=ROOT)
+                             "--n", "2", "--bars", "2", "--seed", "3", "--min-p", "0.05"],
+                            capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     pieces = sorted(out.glob("*.mid"))
     assert len(pieces) == 2

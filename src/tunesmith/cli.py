@@ -147,6 +147,8 @@ def generate(
     temperature: float = typer.Option(None, "--temperature", help="Sampling temperature (> 0)."),
     top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely choices."),
     top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
+    min_p: float = typer.Option(None, "--min-p", help="Keep tokens at least this share (0..1) of the likeliest one."),
+    no_constrain: bool = typer.Option(False, "--no-constrain", help="Do not mask tokens that break the grammar."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed."),
     chords: str = typer.Option(None, "--chords", help='Chord progression for chord-conditioned models: "C G Am F".'),
     audio: bool = typer.Option(False, "--audio", help="Also write WAV audio."),
@@ -175,6 +177,8 @@ def generate(
         sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p),
         chords=chords.split() if chords else None, audio="mp3" if mp3 else ("wav" if audio else None), plot=plot_,
     )
+    request.sampling = SamplingConfig(**{**vars(request.sampling), "min_p": min_p})  # checks --min-p
+    request.constrain = not no_constrain
     for path in generate_command(checkpoint, out, request):
         typer.echo(f"wrote {path}")
 

@@ -42,11 +42,14 @@ class GenerateRequest:
     chords: list[str] | None = None
     audio: str | None = None  # None, "wav" or "mp3"
     plot: bool = False
+    constrain: bool = True  # constrained decoding: mask the tokens the representation's grammar forbids
+    decoding: dict = field(default_factory=dict)  # constrained decoding: filled per piece (generation/streams.py)
 
     def options(self) -> dict[str, object]:
         """The generation options asked for (None: not asked), by the names families declare."""
         s = self.sampling
         return {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "chords": self.chords,
+                "min_p": s.min_p,
                 "primer": self.primer}
 
 
@@ -126,6 +129,8 @@ def generate_command(checkpoint: str, out: Path, request: GenerateRequest, stem:
     if out.is_dir():
         sweep_temp_files(out)  # what a killed earlier run left half-written
     record, written, width = provenance(loaded, request), [], max(2, len(str(request.n)))
+    record["options"].pop("decoding", None)  # constrained decoding: its report is filled as pieces are made
+    record["decoding"] = request.decoding  # tokens sampled, and how many the grammar forbids, per piece
     for batch in generate_batches(loaded, request, primer):
         for score in batch:
             index = sum(p.suffix == ".mid" for p in written) + 1

@@ -3,6 +3,10 @@
 - `TokenStream` (data kind "tokens"): the prefix is [BOS] + the primer's tokens; padding, BOS and EOS
   are never drawn (a piece ends where we cut it, not when the model tires); sampling goes on until
   every piece's decoded notes reach the bar line `bars` bars after the primer, then each is cut there.
+  Where the representation has a grammar (`representations/grammar.py`: `events`, `notes`), each step
+  masks the tokens that would not decode (constrained decoding; `request.constrain` False only
+  counts them), and `request.decoding` gets, per piece, the tokens sampled and how many of them the
+  grammar forbids (0 when constrained).
 - `FrameStream` (data kind "frames"): a grid of frames, so the length is known in advance: the rest of
   the primer's last bar plus `bars` bars of frames; the prefix is a silent frame + the primer's frames.
 
@@ -20,8 +24,9 @@ from symusic import Score
 from tunesmith.core.constants import PIANO_KEYS
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import bar_line_after, copy_meta, cut_at
-from tunesmith.generation.sampling import sample_sequence
+from tunesmith.generation.sampling import GrammarConstraint, sample_sequence
 from tunesmith.models.checkpoint import LoadedModel
+from tunesmith.representations.grammar import grammar_for
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +66,41 @@ class TokenStream:
         self.body = _encode_primer(loaded, primer).tolist() if primer is not None else []
         self.clock = _clock(self.rep.tpq, primer)
         self.primer_end = self.rep.span(np.asarray(self.body, dtype=np.int64)) if self.body else 0
+        self.grammar = grammar_for(self.rep)
 
     def generate(self, count: int, request, generator: torch.Generator) -> list[Score]:
         prefix = torch.tensor([[self.rep.bos_id, *self.body]] * count, dtype=torch.long)
         banned = sorted({self.rep.pad_id, self.rep.bos_id, self.rep.eos_id})
         model, sampling = self.loaded.model, request.sampling
+        constraint = None if self.grammar is None else \
+            GrammarConstraint(self.grammar, self.body, count, getattr(request, "constrain", True))
         if request.steps is not None:
-            new = sample_sequence(model, prefix, request.steps, sampling, generator, banned)
+            new = sample_sequence(model, prefix, request.steps, sampling, generator, banned, constraint=constraint)
+            self._record(request, constraint, new)
             return [self.decode(row) for row in new.tolist()]
         budget, end = self._budget(request.bars), bar_line_after(self.clock, request.bars, self.primer_end)
-        new = sample_sequence(model, prefix, budget, sampling, generator, banned,
+        new = sample_sequence(model, prefix, budget, sampling, generator, banned, constraint=constraint,
                               finished=lambda drawn: all(self._span(r) >= end for r in drawn.tolist()))
+        self._record(request, constraint, new)
         pieces = []
         for row in new.tolist():
             if self._span(row) < end:
                 log.warning("a piece reached only %d of %d ticks within %d tokens", self._span(row), end, budget)
             pieces.append(cut_at(self.decode(row), end))
         return pieces
+
+    def _record(self, request, constraint: GrammarConstraint | None, new: torch.Tensor) -> None:
+        """Per piece of this batch (new: (count, n) ids), tokens sampled and how many the grammar forbids,
+        appended to `request.decoding` (without a grammar every sequence decodes: 0)."""
+        report = getattr(request, "decoding", None)
+        if report is None:
+            return
+        invalid = constraint.invalid.tolist() if constraint is not None else [0] * new.shape[0]
+        report["grammar"] = None if self.grammar is None else type(self.grammar).__name__
+        report["constrained"] = constraint is not None and constraint.enforce
+        report.setdefault("pieces", []).extend({"sampled_tokens": new.shape[1], "invalid_tokens": k} for k in invalid)
+        report["sampled_tokens"] = sum(p["sampled_tokens"] for p in report["pieces"])
+        report["invalid_tokens"] = sum(p["invalid_tokens"] for p in report["pieces"])
 
     def decode(self, row: list[int]) -> Score:
         return self.rep.decode(np.asarray(self.body + row, dtype=np.int64))

@@ -42,6 +42,7 @@ GENERATION_OPTIONS: dict[str, str] = {
     "temperature": "--temperature",
     "top_k": "--top-k",
     "top_p": "--top-p",
+    "min_p": "--min-p",
     "chords": "--chords",
     "primer": "--primer",
 }

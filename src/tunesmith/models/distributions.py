@@ -21,6 +21,10 @@ class SamplingConfig:
     top_k: int | None = None  # keep the k most likely tokens
     top_p: float | None = None  # keep the smallest set of tokens whose probability sums to >= p
     greedy: bool = False  # argmax instead of sampling
+    min_p: float | None = None  # in (0, 1): keep tokens at least min_p x the most likely one's probability
+
+    def __post_init__(self) -> None:
+        check_min_p(self.min_p)
 
 
 def check_temperature(temperature: float | None) -> None:
@@ -29,8 +33,16 @@ def check_temperature(temperature: float | None) -> None:
         raise UserError(f"--temperature must be a finite number above 0, got {temperature}")
 
 
+def check_min_p(min_p: float | None) -> None:
+    """UserError unless min_p is None (off) or a number strictly between 0 and 1."""
+    if min_p is not None and (isinstance(min_p, bool) or not isinstance(min_p, int | float) or not 0 < min_p < 1):
+        raise UserError(f"--min-p must be a number strictly between 0 and 1, got {min_p}")
+
+
 def filter_logits(logits: Tensor, cfg: SamplingConfig) -> Tensor:
-    """logits (batch, vocab) -> logits with excluded tokens at -inf, divided by the temperature."""
+    """logits (batch, vocab) -> logits with excluded tokens at -inf, divided by the temperature.
+
+    Order: temperature, top-k, top-p, then min-p on what is left (as Hugging Face's warpers)."""
     logits = logits / max(cfg.temperature or 1.0, 1e-6)
     if cfg.top_k is not None and 0 < cfg.top_k < logits.shape[-1]:
         kth = torch.topk(logits, cfg.top_k, dim=-1).values[..., -1:]
@@ -41,6 +53,11 @@ def filter_logits(logits: Tensor, cfg: SamplingConfig) -> Tensor:
         drop_sorted = cumulative - sorted_logits.softmax(-1) >= cfg.top_p  # keeps the token that crosses p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
+    if cfg.min_p is not None:
+        # min-p (Nguyen et al. 2024): the cut scales with the model's confidence; on what the filters above kept
+        log_probs = logits.log_softmax(-1)
+        floor = log_probs.amax(-1, keepdim=True) + math.log(cfg.min_p)
+        logits = logits.masked_fill(log_probs < floor, float("-inf"))
     return logits
 
 
@@ -63,4 +80,5 @@ def sample_bernoulli(logits: Tensor, cfg: SamplingConfig, generator: torch.Gener
 
 def is_default(cfg: SamplingConfig) -> bool:
     """True when no sampling option was asked for (families may then keep their own default draw)."""
-    return cfg.temperature is None and cfg.top_k is None and cfg.top_p is None and not cfg.greedy
+    return (cfg.temperature is None and cfg.top_k is None and cfg.top_p is None and cfg.min_p is None
+            and not cfg.greedy)

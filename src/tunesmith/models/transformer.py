@@ -47,7 +47,7 @@ from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fr
 from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import masked_cross_entropy
 
-TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "primer"})
+TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer"})
 POSITIONS = ("relative", "rope", "alibi")
 
 

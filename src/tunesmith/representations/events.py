@@ -16,7 +16,8 @@ Tokenizer settings (miditok 3.1 `TokenizerConfig`), from this config:
   With False: every pitched track is merged into one piano stream and drums are dropped;
 - `use_tempos` (default False): Tempo tokens; time signatures are not tokenized (REMI bars are
   4/4; positions stay absolute, so notes of any meter come back where they were);
-- pitch range `pitch_low..pitch_high` (default 21..108, the piano) and drums 27..88 (miditok's).
+- pitch range `pitch_low..pitch_high` (default 21..108, the piano) and drums 27..88 (miditok's), cut
+  to the pitch range (miditok's decoder drops drum notes outside it).
 
 Before miditok sees a score, tunesmith quantizes it itself (starts and ends rounded to the grid,
 at least one step, as `core.score.quantize`) and writes it at one tick per step, so miditok's own
@@ -37,6 +38,7 @@ from symusic import Score
 from tunesmith.core.errors import UserError
 from tunesmith.representations import _grid
 from tunesmith.representations.base import LearnedVocabRepresentation
+from tunesmith.representations.grammar import EventsGrammar, count_invalid
 
 TOKENIZERS = ("REMI", "TSD")
 DRUM_PITCH_RANGE = (27, 88)  # miditok's default drums_pitch_range, inclusive
@@ -108,6 +110,11 @@ class EventsRepresentation(LearnedVocabRepresentation):
         return fields + (("program", "is_drum") if self.config.use_programs else ())
 
     @property
+    def drum_range(self) -> tuple[int, int]:
+        """Drum pitches kept (inclusive): miditok's drum range inside pitch_low..pitch_high."""
+        return max(DRUM_PITCH_RANGE[0], self.config.pitch_low), min(DRUM_PITCH_RANGE[1], self.config.pitch_high)
+
+    @property
     def tpq(self) -> int:
         """Ticks per quarter of decoded and canonical scores."""
         return _grid.output_tpq(self.config.steps_per_quarter)
@@ -132,8 +139,10 @@ class EventsRepresentation(LearnedVocabRepresentation):
         if not self.config.use_programs:
             table["program"] = np.zeros_like(table["program"])
         table["program"] = np.where(table["is_drum"], 0, table["program"])
-        low = np.where(table["is_drum"], DRUM_PITCH_RANGE[0], self.config.pitch_low)
-        high = np.where(table["is_drum"], DRUM_PITCH_RANGE[1], self.config.pitch_high)
+        # miditok's decoder also drops drum notes outside pitch_low..pitch_high: keep only what comes back
+        drum_low, drum_high = self.drum_range
+        low = np.where(table["is_drum"], drum_low, self.config.pitch_low)
+        high = np.where(table["is_drum"], drum_high, self.config.pitch_high)
         table = _grid.select(table, (table["pitch"] >= low) & (table["pitch"] <= high))
         end = np.minimum(table["end"], table["start"] + self.config.max_duration_quarters * spq)
         velocity = self._velocities(table["velocity"])
@@ -189,6 +198,17 @@ class EventsRepresentation(LearnedVocabRepresentation):
                 position = int(token.split("_")[1])
         cursor = max(bars - 1, 0) * 4 * self.tpq + position * (self.tpq // self.config.steps_per_quarter)
         return max(cursor, self.decode(array).end()) if bars else super().span(array)
+
+    def grammar(self) -> EventsGrammar:
+        """The token order miditok writes and decodes without dropping tokens (`grammar.py`); built once."""
+        if getattr(self, "_grammar", None) is None:
+            pitches = (self.config.pitch_low, self.config.pitch_high)
+            self._grammar = EventsGrammar(self._vocab, self.config.tokenizer, pitches, self.drum_range)
+        return self._grammar
+
+    def invalid_tokens(self, array: np.ndarray) -> int:
+        """How many of the ids (n,) the grammar forbids where they stand (0 for anything `encode` writes)."""
+        return count_invalid(self.grammar(), _grid.as_int_array(array, "event tokens", 1))
 
     def canonical(self, score: Score) -> Score:
         """Quantized, in range, durations cut, velocities binned, merged per (program, drums)."""
