@@ -68,6 +68,15 @@ def test_modes_refuse_the_wrong_input(one_thread):
         build(mode="noise").sample_keys(1, context, gen)
 
 
+def test_noise_items_reconstruct_an_unpaired_chunk_only_with_its_own_weight(one_thread):
+    batch = build().example_batch(4)
+    for weight in (0.0, 1.0):
+        model = build(mode="noise", noise_reconstruction=weight)
+        rec = model.pretrain_generator_loss(batch)["reconstruction"]
+        assert (rec > 0) == (weight > 0)
+    assert build(mode="continuation", noise_reconstruction=0.0).pretrain_generator_loss(batch)["reconstruction"] > 0
+
+
 def test_config_errors_are_one_sentence():
     cls = model_class(NAME)
     for bad, match in (({"chunk_frames": 18}, "multiple of 4"), ({"mode": "x"}, "mode"),

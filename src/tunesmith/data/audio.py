@@ -35,7 +35,7 @@ from tunesmith.representations import get_representation
 from tunesmith.representations.base import Representation
 
 log = logging.getLogger(__name__)
-SILENT_LEVEL = 0.01  # a chunk whose loudest key never reaches this is silence, not music
+SILENT_LEVEL = 0.3  # a chunk whose loudest key never reaches this (-56 dB on the db scale) is silence
 CACHE_VERSION = 1
 
 

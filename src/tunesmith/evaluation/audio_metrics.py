@@ -4,8 +4,8 @@ generated set of chunks is to a real one.
 Input everywhere: keys (C, K, T) in [0, 1] (C channels, K keys, T frames of `frame_seconds`), channels
 averaged first. Per chunk (`chunk_features`):
 - key_share (K,): each key's share of the chunk's energy (the per-key energy distribution)
-- onset_rate: note onsets per second, an onset being a key whose energy rises by more than ONSET_RISE
-  (of full scale) from one frame to the next after not rising so in the frame before
+- onset_rate: note onsets per second, an onset being a key whose value rises by more than ONSET_RISE
+  from one frame to the next, to ACTIVE_LEVEL or more, after not doing so in the frame before
 - silence: share of frames whose loudest key is below SILENCE_LEVEL
 - flatness: spectral flatness over the keys (geometric / arithmetic mean of a frame's energies, mean over
   sounding frames): 1 for noise, near 0 for a few clear notes
@@ -28,9 +28,11 @@ import numpy as np
 
 from tunesmith.evaluation.density import frechet_distance, overlapping_area
 
-SILENCE_LEVEL = 0.05
-ACTIVE_LEVEL = 0.1
-ONSET_RISE = 0.1
+# Levels for pianokeys' default "db" scale (value = 1 + dB / 80, a full-scale sine at 1): in rendered and
+# recorded music peaking at -1 dBFS, notes sit at 0.6-0.8, partials and leakage at 0.3-0.5.
+SILENCE_LEVEL = 0.3  # -56 dB: a frame whose loudest key stays below this is silent
+ACTIVE_LEVEL = 0.55  # -36 dB: a key this loud is sounding (polyphony)
+ONSET_RISE = 0.15  # 12 dB up within one 20-ms frame, to at least ACTIVE_LEVEL: a note starts
 SCALARS = ("onset_rate", "silence", "flatness", "polyphony", "centroid")
 
 
@@ -46,7 +48,7 @@ def chunk_features(keys: np.ndarray, frame_seconds: float, lowest_key: int = 1) 
     total = x.sum()
     loudest = x.max(0)
     sounding = loudest >= SILENCE_LEVEL
-    rise = np.diff(x, axis=1) > ONSET_RISE  # (K, T - 1)
+    rise = (np.diff(x, axis=1) > ONSET_RISE) & (x[:, 1:] >= ACTIVE_LEVEL)  # (K, T - 1)
     onsets = rise[:, 1:] & ~rise[:, :-1]
     frames = x[:, sounding]
     flatness = (np.exp(np.log(frames + 1e-6).mean(0)) / (frames.mean(0) + 1e-6)).mean() if frames.size else 1.0

@@ -18,7 +18,8 @@ Losses (weights in the config; the trainer is `training/gan_phases.py`):
   (summed over latent steps and widths, as the seed) + stat_weight x sum over the key statistics
   (`audio_vaegan_layers.key_statistics`) of |batch mean on fakes - batch mean on real targets|. With
   noise input the target is an unpaired real chunk (the seed's reconstruction), which pulls towards
-  the mean chunk: keep rec_weight small for mode "noise".
+  the mean chunk, so its weight is `noise_reconstruction` x rec_weight (default 0: noise items learn from
+  D and the statistics alone; the seed's 1 makes them blur towards the mean chunk).
 - D: BCE(D(real + n), 1 - label_smoothing) + BCE(D(fake + n), 0); instance noise n ~ N(0, s^2),
   s = instance_noise x (1 - progress) (annealed to 0 over training; the seed kept 0.05, on real only).
 - Pretraining (steps in batches): `pretrain_g_steps` of G alone (reconstruction + KL + statistics), then
@@ -80,12 +81,13 @@ class AudioVAEGANConfig:
     mbd_kernels: int = 10
     mbd_dim: int = 5
     rec_weight: float = 2.0
+    noise_reconstruction: float = 0.0  # share of rec_weight for noise items, whose target is unpaired (seed 1)
     adv_weight: float = 1.0
     kl_weight: float = 5e-5
     stat_weight: float = 1.0
     label_smoothing: float = 0.2  # real target 1 - smoothing
     instance_noise: float = 0.05
-    silence_level: float = 0.05  # a frame whose loudest key is below this counts as silent (statistics)
+    silence_level: float = 0.3  # a frame whose loudest key is below this is silent (statistics; db scale: -56 dB)
     pretrain_g_steps: int = 0
     pretrain_d_steps: int = 0
     d_steps: int = 1
@@ -151,7 +153,8 @@ class AudioVAEGAN(MusicModel):
             raise UserError(f"model config d_blocks {config.d_blocks} halves {config.chunk_frames} frames to nothing")
         check_positive(config, "envelope", minimum=0, maximum=MAX_DEPTH)
         check_positive(config, "pretrain_g_steps", "pretrain_d_steps", minimum=0)
-        check_positive(config, "rec_weight", "adv_weight", "kl_weight", "stat_weight", "instance_noise", minimum=0)
+        check_positive(config, "noise_reconstruction", "rec_weight", "adv_weight", "kl_weight", "stat_weight",
+                       "instance_noise", minimum=0)
         check_positive(config, "d_lr_ratio", minimum=1e-6)
         check_fraction(config, "dropout", "noise_share", "label_smoothing", "silence_level")
 
@@ -183,14 +186,14 @@ class AudioVAEGAN(MusicModel):
             keys = keys * self.envelope(h.mean(1), t)
         return keys.reshape(b, c, k, t), mu, logvar
 
-    def inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(generator inputs, D's context) for a batch: per item the context chunk, or white noise with a
-        zero context (mode "noise": always; "both": a random `noise_share` of the items in training, the
-        first `noise_share` in evaluation, so validation is the same every epoch)."""
+    def inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """(generator inputs, D's context, (B,) bool: noise items) for a batch: per item the context chunk,
+        or white noise with a zero context (mode "noise": always; "both": a random `noise_share` of the
+        items in training, the first `noise_share` in evaluation, so validation is the same every epoch)."""
         context = batch["context"].float()
         b = len(context)
         if self.config.mode == "continuation":
-            return context, context
+            return context, context, torch.zeros(b, dtype=torch.bool, device=context.device)
         if self.config.mode == "noise":
             noisy = torch.ones(b, dtype=torch.bool, device=context.device)
         elif self.training:
@@ -198,7 +201,7 @@ class AudioVAEGAN(MusicModel):
         else:
             noisy = torch.arange(b, device=context.device) < round(self.config.noise_share * b)
         mask = noisy.view(b, 1, 1, 1)
-        return torch.where(mask, torch.randn_like(context), context), torch.where(mask, 0.0, context)
+        return torch.where(mask, torch.randn_like(context), context), torch.where(mask, 0.0, context), noisy
 
     # ---- losses -----------------------------------------------------------------------------------
 
@@ -225,11 +228,12 @@ class AudioVAEGAN(MusicModel):
 
     def _generator_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         self._check(batch)
-        inputs, context = self.inputs(batch)
+        inputs, context, noisy = self.inputs(batch)
         target = batch["target"].float()
         fake, mu, logvar = self.generate(inputs)
         c = self.config
-        rec = F.smooth_l1_loss(fake, target)
+        per_item = F.smooth_l1_loss(fake, target, reduction="none").mean(dim=(1, 2, 3))
+        rec = (per_item * torch.where(noisy, c.noise_reconstruction, 1.0)).mean()
         kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(dim=(1, 2)).mean()
         real_stats, fake_stats = key_statistics(target, c.silence_level), key_statistics(fake, c.silence_level)
         stat = sum((fake_stats[n].mean(0) - real_stats[n].mean(0)).abs().mean() for n in STAT_NAMES)
@@ -259,7 +263,7 @@ class AudioVAEGAN(MusicModel):
 
     def discriminator_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         self._check(batch)
-        inputs, context = self.inputs(batch)
+        inputs, context, _ = self.inputs(batch)
         with torch.no_grad():
             fake, _, _ = self.generate(inputs)
         real_logits = self._critic(self._noisy(batch["target"].float()), context)
@@ -273,14 +277,16 @@ class AudioVAEGAN(MusicModel):
     @torch.no_grad()
     def validation_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """On held-out pairs, with eps = 0 (the generator's mean output): "reconstruction" SmoothL1 to the
-        real next chunk (for noise items an unpaired real chunk); "key_energy_gap": mean |difference| of
-        the batch's per-key mean energy, generated vs real; "silence_gap" likewise for the silent share;
+        real next chunk (of the continuation items; in mode "noise" an unpaired real chunk);
+        "key_energy_gap": mean |difference| of the batch's per-key mean energy, generated vs real;
+        "silence_gap" likewise for the silent share;
         "d_accuracy". "loss" (picks best.ckpt) = reconstruction + key_energy_gap + silence_gap."""
         self._check(batch)
-        inputs, context = self.inputs(batch)
+        inputs, context, noisy = self.inputs(batch)
         target = batch["target"].float()
         fake, _, _ = self.generate(inputs, temperature=0.0)
-        rec = F.smooth_l1_loss(fake, target)
+        per_item = F.smooth_l1_loss(fake, target, reduction="none").mean(dim=(1, 2, 3))
+        rec = per_item[~noisy].mean() if bool((~noisy).any()) else per_item.mean()
         real_stats, fake_stats = (key_statistics(x, self.config.silence_level) for x in (target, fake))
         key_gap = (fake_stats["key_mean"].mean(0) - real_stats["key_mean"].mean(0)).abs().mean()
         silence_gap = (fake_stats["silence"].mean() - real_stats["silence"].mean()).abs()
