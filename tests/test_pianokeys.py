@@ -10,6 +10,7 @@ import pytest
 
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import make_track, new_score
+from tunesmith.io.audio import find_fluidsynth, find_soundfont, render_score
 from tunesmith.io.audio_input import read_audio
 from tunesmith.representations import get_representation
 from tunesmith.representations.pianokeys_dsp import (
@@ -152,6 +153,20 @@ def test_transcription_of_a_real_chorale_line():
     rep = get_representation("pianokeys", channels=1)
     scores = match_notes(soprano, rep.decode(rep.encode(soprano)), onset_seconds=0.05)
     assert scores["reference"] >= 6 and scores["f1"] >= 0.9, scores
+
+
+@pytest.mark.skipif(find_fluidsynth() is None or find_soundfont() is None, reason="needs FluidSynth and a soundfont")
+def test_transcription_of_a_four_voice_chorale_played_on_a_sampled_piano(tmp_path):
+    from tunesmith.core.score import trim
+    from tunesmith.corpora import load_corpus
+
+    _, score = load_corpus("bach", limit=3)[2]
+    score = trim(score, 0, 16 * score.ticks_per_quarter)
+    render_score(score, tmp_path / "chorale.flac", RATE, engine="fluidsynth")
+    rep = get_representation("pianokeys", channels=1)
+    found = rep.decode(rep.encode_audio(read_audio(tmp_path / "chorale.flac", RATE, 1)))
+    scores = match_notes(score, found, onset_seconds=0.05)
+    assert scores["reference"] > 60 and scores["precision"] > 0.6 and scores["recall"] > 0.6, scores
 
 
 def test_silence_and_bad_input():

@@ -2,14 +2,18 @@
 
 `keys_to_score(keys, rep)` picks notes from a pianokeys array (channels, n_keys, n_frames):
 1. level (dB) per key and frame, averaged over channels (as amplitudes);
-2. a key sounds where its level is within `threshold_db` of the loudest value of the whole array
-   and above `floor_db` (re a full-scale sine), and is a peak across keys (a tone also lights its
-   neighbours, whose Gaussian masks overlap below C4);
-3. harmonics are not notes: a key 12, 19, 24, 28, 31, 34 or 36 semitones above a loud key is
-   dropped unless it is louder than that key by more than `harmonic_db` (so an octave played softer
-   than the note below it is lost: a known limit of this method);
+2. a key sounds where its level is within `threshold_db` (30 dB) of the loudest value of the whole
+   array, within `frame_db` (20 dB) of the loudest key of its frame, above `floor_db` (re a
+   full-scale sine), and a peak across keys (a tone also lights its neighbours, whose Gaussian
+   masks overlap below C4);
+3. harmonics are not notes: a key 12, 19, 24, 28, 31, 34 or 36 semitones above loud keys is
+   dropped unless it is louder than their summed power plus `harmonic_db` (-4.5 dB: a piano's partials
+   are weaker than that; so an octave played 4.5 dB softer than the note below is lost);
 4. runs of sounding frames are notes; within a run, a rise of `onset_db` after the level has peaked
-   and fallen starts a new one (a repeated key); notes shorter than `min_frames` are dropped.
+   and fallen starts a new one (a repeated key); notes shorter than `min_frames` (80 ms: piano
+   hammer noise lights low keys for 40-60 ms) are dropped.
+The defaults were chosen on FluidSynth piano renders of Bach chorales; the benchmark
+(benchmarks/audio_representation.py) gives precision and recall on renders it has not seen.
 Onsets are placed where the level first comes within 6 dB of the note's peak (the band filter's
 Gaussian response spreads a sharp attack over about +-13 ms, so the first sounding frame is early).
 Pitch is the key's MIDI number (key + 20); times go to ticks at the representation's tempo.
@@ -28,16 +32,18 @@ from tunesmith.io.synth import notes_in_seconds
 
 HARMONICS = (12, 19, 24, 28, 31, 34, 36)  # semitones from a fundamental to its partials 2-8
 PEAK_WINDOW = 3  # frames after a note's first frame searched for its peak (onset placement)
+ONSET_DB = 6.0
 
 
-def keys_to_score(keys: np.ndarray, rep, threshold_db: float = -40.0, floor_db: float = -60.0,
-                  onset_db: float = 6.0, min_frames: int = 2, harmonic_db: float = 0.0) -> Score:
+def keys_to_score(keys: np.ndarray, rep, threshold_db: float = -30.0, floor_db: float = -60.0,
+                  onset_db: float = 6.0, min_frames: int = 4, harmonic_db: float = -4.5,
+                  frame_db: float = -20.0) -> Score:
     """A one-track piano Score (ticks at rep.config.tpq, one tempo rep.config.tempo_qpm) transcribed
     from `keys` (channels, n_keys, n_frames) values of the pianokeys representation `rep`.
     Returns an empty score (no notes) for silence."""
     c = rep.config
     level = _levels(rep.amplitudes(keys).mean(axis=0))
-    sounding = _sounding(level, threshold_db, floor_db, harmonic_db)
+    sounding = _sounding(level, threshold_db, floor_db, harmonic_db, frame_db)
     pitch, start, end, loud = [], [], [], []
     for k in range(level.shape[0]):
         for first, last in _notes_of_key(level[k], sounding[k], onset_db, min_frames):
@@ -65,15 +71,21 @@ def _levels(amplitude: np.ndarray) -> np.ndarray:
         return np.maximum(20 * np.log10(amplitude), -300.0)
 
 
-def _sounding(level: np.ndarray, threshold_db: float, floor_db: float, harmonic_db: float) -> np.ndarray:
+def _sounding(level: np.ndarray, threshold_db: float, floor_db: float, harmonic_db: float,
+              frame_db: float = -np.inf) -> np.ndarray:
     """(n_keys, n_frames) bool: loud enough, a peak across keys, and not a harmonic of a sounding key."""
     loud = (level >= level.max() + threshold_db) & (level >= floor_db)
+    loud &= level >= level.max(axis=0, keepdims=True) + frame_db
     padded = np.pad(level, ((1, 1), (0, 0)), constant_values=-np.inf)
     peak = (level >= padded[:-2]) & (level >= padded[2:])
-    partial = np.zeros_like(loud)
+    # Power the loud keys below could put here as partials (two fundamentals can share one: G4's
+    # second and C4's third partial are both G5), against which a candidate must stand out.
+    below = np.zeros(level.shape)
     for h in HARMONICS:  # the key h below is loud (a peak or not: its attack may still be masked)
         if h < level.shape[0]:
-            partial[h:] |= loud[:-h] & (level[h:] <= level[:-h] + harmonic_db)
+            below[h:] += np.where(loud[:-h], 10 ** (level[:-h] / 10), 0.0)
+    with np.errstate(divide="ignore"):
+        partial = level <= 10 * np.log10(below) + harmonic_db
     return loud & peak & ~partial
 
 
@@ -98,9 +110,9 @@ def _notes_of_key(level: np.ndarray, sounding: np.ndarray, onset_db: float,
 
 
 def _onset_frame(level: np.ndarray, first: int, last: int) -> int:
-    """The first frame of a note whose level is within 6 dB of its peak over its first frames."""
+    """The first frame of a note whose level is within ONSET_DB of its peak over its first frames."""
     window = level[first: min(last, first + PEAK_WINDOW) + 1]
-    return first + int(np.argmax(window >= window.max() - 6.0))
+    return first + int(np.argmax(window >= window.max() - ONSET_DB))
 
 
 def canonical_score(score: Score, rep) -> Score:
