@@ -4,7 +4,8 @@
    (sigma 12.5 Hz, the seed's masks on all 88 keys) through `pianokeys_dsp.band_energies` (one
    shared FFT, short per-key transforms) against the seed's method (`seed_band_energies`: per key,
    rfft of the whole chunk, mask, irfft, mean square per 20-ms frame), on a real recording and on
-   test tones. Best of several interleaved runs; the largest relative difference where the seed's
+   test tones. Best of several interleaved runs (CPU time of the process; wall time beside it, which
+   on a shared machine also counts the waits); the largest relative difference where the seed's
    value is non-negligible (above 1e-6 of the chunk's loudest, and above 1e-4). An ordinary STFT
    filterbank (Hann frames of 20 ms, the same masks summed over its 50-Hz bins) is shown beside it:
    it is fast but gives other numbers, which is why the exact method is used.
@@ -155,7 +156,8 @@ def main() -> None:
     lines = [
         "# pianokeys: key-band energies and inverse, against the seed (benchmarks/audio_representation.py)",
         "", "10 s at 12 kHz, 88 keys (A0-C8), Gaussian masks sigma 12.5 Hz, 500 frames of 20 ms; best of "
-        f"{args.repeats} interleaved runs, one process.", "",
+        f"{args.repeats} interleaved runs in one process. Times are CPU time of the process, wall time in "
+        "brackets (this machine is shared: wall time also counts waiting for a core).", "",
         "| signal | seed: rfft + irfft per key | ours: one FFT + short per-key transforms | speed-up | "
         "max rel. diff (seed > 1e-6 of max) | (> 1e-4 of max) | STFT filterbank: time, max rel. diff (> 1e-4) |",
         "|---|---|---|---|---|---|---|",
