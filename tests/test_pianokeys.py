@@ -10,7 +10,7 @@ import pytest
 
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import make_track, new_score
-from tunesmith.io.audio import find_fluidsynth, find_soundfont, render_score
+from tunesmith.io.audio import find_fluidsynth, find_soundfont, render_score, write_audio
 from tunesmith.io.audio_input import read_audio
 from tunesmith.representations import get_representation
 from tunesmith.representations.pianokeys_dsp import (
@@ -191,3 +191,23 @@ def test_linear_scale_is_the_sine_amplitude():
     keys = rep.encode_audio(tones([49], amplitude=0.25))
     assert abs(keys[0, 48, 5:-5].mean() - 0.25) < 0.002
     assert np.allclose(rep.values(rep.amplitudes(keys)), keys)
+
+
+def test_cli_transcribe_writes_midi_and_the_keys_played_back(tmp_path):
+    import subprocess
+    import sys
+
+    from tunesmith.io.midi import read_midi
+
+    rep = get_representation("pianokeys", channels=1)
+    wav = tmp_path / "melody.wav"
+    write_audio(rep.decode_audio(rep.encode(melody()))[0], RATE, wav)  # the scale, played by our own inverse
+    tunesmith = Path(sys.executable).parent / "tunesmith"
+    run = [str(tunesmith), "transcribe", str(wav), "--out", str(tmp_path / "m.mid"),
+           "--resynth", str(tmp_path / "m.flac")]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert match_notes(melody(), read_midi(tmp_path / "m.mid"), onset_seconds=0.05)["f1"] == 1.0
+    assert read_audio(tmp_path / "m.flac", RATE).shape[1] == read_audio(wav, RATE).shape[1]
+    bad = subprocess.run([*run[:2], str(tmp_path / "none.wav"), *run[3:]], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "cannot open" in bad.stderr

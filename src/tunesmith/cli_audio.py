@@ -1,5 +1,6 @@
-"""The audio commands: `corpus render` (a bundled corpus as audio files, for the audio models) and
-`ingest --audio` (`ingest_audio_command`, which `cli.py`'s ingest calls).
+"""The audio commands: `corpus render` (a bundled corpus as audio files, for the audio models),
+`transcribe` (a recording -> pianokeys -> MIDI, and back to audio) and `ingest --audio`
+(`ingest_audio_command`, which `cli.py`'s ingest calls).
 
 `cli.py` registers them (`register`); heavy modules are imported inside each command, so
 `tunesmith --help` stays fast. Other audio commands are appended below.
@@ -17,6 +18,7 @@ from tunesmith.io.atomic import check_output_path
 def register(app: typer.Typer, corpus_app: typer.Typer) -> None:
     """Add this module's commands to the CLI app and its `corpus` sub-app."""
     corpus_app.command("render")(corpus_render)
+    app.command()(transcribe)
 
 
 def corpus_render(
@@ -38,6 +40,43 @@ def corpus_render(
     typer.echo(f"rendered {result['rendered']} pieces of corpus {name!r} into {out}"
                + (f" ({engines})" if engines else "")
                + (f"; {result['skipped']} already there" if result["skipped"] else ""))
+
+
+def transcribe(
+    audio: Path = typer.Argument(..., help="A recording: .wav, .flac, .ogg, .mp3 ..."),
+    out: Path = typer.Option(..., "--out", help="MIDI file for the notes found."),
+    resynth: Path = typer.Option(None, "--resynth", help="Also write the piano keys played back (.wav/.flac/.mp3)."),
+    kind: str = typer.Option("stft", "--kind", help="Key filters: stft (the seed's 12.5-Hz masks) or cqt."),
+    tempo: float = typer.Option(120.0, "--tempo", min=1.0, max=1000.0, help="Quarters per minute of the MIDI grid."),
+) -> None:
+    """Hear a recording as 88 piano keys every 20 ms (pianokeys) and write the notes it finds as MIDI."""
+    import numpy as np
+
+    from tunesmith.core.errors import SkipFile, UserError
+    from tunesmith.io.audio import FORMATS, write_audio
+    from tunesmith.io.audio_input import read_audio
+    from tunesmith.io.midi import write_midi
+    from tunesmith.representations import get_representation
+
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise UserError(f"--out {out.name}: the MIDI file name must end in .mid or .midi")
+    if resynth is not None and resynth.suffix.lower() not in FORMATS:
+        raise UserError(f"--resynth {resynth.name}: the audio file name must end in {', '.join(FORMATS)}")
+    for path in (out, resynth):
+        if path is not None:
+            check_output_path(path)
+    rep = get_representation("pianokeys", channels=1, kind=kind, tempo_qpm=tempo)
+    try:
+        samples = read_audio(audio, rep.config.sample_rate, 1)
+    except SkipFile as reason:
+        raise UserError(f"{audio} cannot be used: {reason}") from None
+    keys = rep.encode_audio(samples)
+    score = rep.decode(keys)
+    write_midi(score, out)
+    typer.echo(f"wrote {out}: {score.note_num()} notes in {keys.shape[-1] * rep.config.frame_seconds:.1f} s")
+    if resynth is not None:
+        write_audio(np.ascontiguousarray(rep.decode_audio(keys)[0]), rep.config.sample_rate, resynth)
+        typer.echo(f"wrote {resynth}")
 
 
 def ingest_audio_command(src_dir: Path, out: Path, workers: int, repair: bool, sample_rate: int, channels: int,
