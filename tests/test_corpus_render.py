@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from tunesmith.corpora.render import render_corpus
+from tunesmith.io.audio import find_fluidsynth, find_soundfont
 from tunesmith.io.audio_input import read_audio
 
 TUNESMITH = Path(sys.executable).parent / "tunesmith"
@@ -43,6 +45,13 @@ def test_other_settings_replace_the_old_files(tmp_path):
     render_corpus("bach", out, limit=1, sample_rate=16000, engine="builtin")
     assert sorted(p.name for p in out.iterdir()) == ["bwv1.6.flac", "render.json"]  # bwv10.7 at 8 kHz is gone
     assert read_audio(out / "bwv1.6.flac", 16000).shape[1] > 0
+
+
+def test_mono_renders_one_channel(tmp_path):
+    engine = "fluidsynth" if find_fluidsynth() and find_soundfont() else "builtin"  # FluidSynth renders stereo
+    render_corpus("bach", tmp_path, limit=1, sample_rate=8000, engine=engine, mono=True)
+    assert sf.info(tmp_path / "bwv1.6.flac").channels == 1
+    assert json.loads((tmp_path / "render.json").read_text())["settings"]["mono"] is True
 
 
 def test_cli_render_and_its_errors(tmp_path):

@@ -29,13 +29,14 @@ def corpus_render(
     engine: str = typer.Option("auto", "--engine",
                                help="fluidsynth, builtin, or auto (FluidSynth when installed with a soundfont)."),
     wav: bool = typer.Option(False, "--wav", help="Write WAV instead of FLAC."),
+    mono: bool = typer.Option(False, "--mono", help="Mix each piece down to one channel (half the bytes)."),
 ) -> None:
     """Render every piece of corpus NAME to audio (FLAC), skipping pieces already rendered the same way."""
     from tunesmith.corpora.render import render_corpus
 
     check_output_path(out, folder=True)
     result = render_corpus(name, out, limit=limit, sample_rate=sample_rate, engine=engine,
-                           suffix=".wav" if wav else ".flac", say=typer.echo)
+                           suffix=".wav" if wav else ".flac", mono=mono, say=typer.echo)
     engines = "; ".join(f"{n} by {description}" for description, n in result["engines"].items())
     typer.echo(f"rendered {result['rendered']} pieces of corpus {name!r} into {out}"
                + (f" ({engines})" if engines else "")

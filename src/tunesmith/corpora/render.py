@@ -27,10 +27,11 @@ FORMATS = (".flac", ".wav")
 
 
 def render_corpus(name: str, out: Path, *, limit: int | None = None, sample_rate: int = 12000,
-                  engine: str = "auto", suffix: str = ".flac",
+                  engine: str = "auto", suffix: str = ".flac", mono: bool = False,
                   say: Callable[[str], None] = log.info) -> dict:
-    """Render the first `limit` pieces (all when None) of corpus `name` into `out`; returns
-    {"rendered": n, "skipped": n (already there), "engines": {description: count}, "files": [paths]}."""
+    """Render the first `limit` pieces (all when None) of corpus `name` into `out` (`mono`: the mean
+    of the engine's channels, half the bytes); returns {"rendered": n, "skipped": n (already there),
+    "engines": {description: count}, "files": [paths]}."""
     from tunesmith.corpora import load_corpus, piece_filename
     from tunesmith.io.audio import ENGINES, find_soundfont, render_score
 
@@ -45,7 +46,7 @@ def render_corpus(name: str, out: Path, *, limit: int | None = None, sample_rate
     pieces = load_corpus(name, limit)
     font = None if engine == "builtin" else find_soundfont()
     settings = {"corpus": name, "sample_rate": sample_rate, "engine": engine, "format": suffix,
-                "soundfont": _soundfont_key(font)}
+                "soundfont": _soundfont_key(font), "mono": mono}
     out.mkdir(parents=True, exist_ok=True)
     record = _read_record(out, settings)
     counts, files, skipped = Counter(), [], 0
@@ -57,7 +58,7 @@ def render_corpus(name: str, out: Path, *, limit: int | None = None, sample_rate
             files.append(path)
             continue
         try:
-            description = render_score(score, path, sample_rate, engine=engine)
+            description = _render(render_score, score, path, sample_rate, engine, mono)
         except UserError as error:  # a piece without notes: said, and the rest go on
             log.warning("corpus %s: piece %s not rendered: %s", name, piece_id, error)
             continue
@@ -68,6 +69,23 @@ def render_corpus(name: str, out: Path, *, limit: int | None = None, sample_rate
         if (index + 1) % 25 == 0:
             say(f"rendered {index + 1} of {len(pieces)} pieces")
     return {"rendered": sum(counts.values()), "skipped": skipped, "engines": dict(counts), "files": files}
+
+
+def _render(render_score, score, path: Path, sample_rate: int, engine: str, mono: bool) -> str:
+    """Render one piece to `path` (atomically); for `mono`, through a temporary file, then mixed down."""
+    if not mono:
+        return render_score(score, path, sample_rate, engine=engine)
+    import tempfile
+
+    import soundfile as sf
+
+    from tunesmith.io.audio import write_audio
+
+    with tempfile.TemporaryDirectory(prefix="tunesmith-render-") as tmp:
+        description = render_score(score, Path(tmp) / "piece.wav", sample_rate, engine=engine)
+        samples, _ = sf.read(Path(tmp) / "piece.wav", dtype="float32", always_2d=True)
+    write_audio(samples.mean(axis=1), sample_rate, path)
+    return description
 
 
 def _soundfont_key(font: Path | None) -> dict | None:
