@@ -179,13 +179,15 @@ def _setup(config: RunConfig, run_dir: Path, resume: bool, allow_data_change: bo
 
 def _set_engine(objective: Any, config: RunConfig, precision: str, device: torch.device, cluster: Cluster) -> None:
     """Give the objective its engine: precision, DDP under torchrun, torch.compile."""
-    plain = precision == "fp32" and not cluster.active and config.optim.accumulate == 1
-    if not hasattr(objective, "train_parts"):
-        if plain and not resolve_compile(config.trainer.compile, device):
-            return  # an objective written for one batch per step trains as before
-        raise UserError(f"the {type(objective).__name__} objective trains one batch per step in fp32 on one "
-                        "process; leave optim.accumulate, trainer.precision and trainer.compile at their "
-                        "defaults and run without torchrun")
+    if not hasattr(objective, "train_parts"):  # an objective written for one fp32 batch per step
+        asked = [what for what, on in (("optim.accumulate", config.optim.accumulate > 1),
+                                       ("trainer.precision", config.trainer.precision in ("bf16", "fp16")),
+                                       ("trainer.compile", config.trainer.compile is True),
+                                       ("torchrun", cluster.active)) if on]
+        if asked:
+            raise UserError(f"the {type(objective).__name__} objective trains one fp32 batch per step on one "
+                            f"process, so {asked[0]} cannot apply to it; leave it at its default")
+        return
     compile_model = resolve_compile(config.trainer.compile, device)
     net, no_sync = distributed.wrap(objective.model, cluster, device, compile_model,
                                    partial_updates=len(objective.optimizers) > 1)
