@@ -153,3 +153,13 @@ def test_the_window_autoencoder_trains_in_the_loop_and_logs_each_instruments_lat
     assert valid["recon"] > 0 and all(f"z_std/{g}" in valid for g in ("piano", "drums"))
     with pytest.raises(UserError, match="does not generate"):
         list(generate_command(str(run), tmp_path / "out", GenerateRequest(n=1, bars=1)))
+
+
+def test_a_band_samples_whole_bars_with_and_without_feedback(band_run):
+    from tunesmith.models.base import SamplePlan
+
+    model = load_model(band_run).model
+    for feedback in (False, True):
+        model.config.feedback = feedback
+        rolls = model.sample(SamplePlan(2, 3), torch.Generator().manual_seed(0))
+        assert [r.shape for r in rolls] == [(5, 48, 128)] * 2 and rolls[0].dtype == np.uint8

@@ -21,8 +21,11 @@ penalty, `window_ae.py`) + predictor NLL (nats per dimension) + start NLL (nats 
 
 Generation (one-shot, `sample`; `generation/band.py` writes the five tracks): a start window (from the
 start distribution, or the last window of a multitrack primer), then the predictors step window by
-window, sampling their Gaussians (`--temperature` scales their std and the onset logits), and every
-window is decoded: onsets are Bernoulli draws, a note lasts while its sustain probability is above 1/2.
+window, sampling their Gaussians (`--temperature`, default `temperature` = 0.5, scales their std: at 1
+the noise piles up and windows grow denser along a piece), and every window is decoded: onsets are
+Bernoulli draws at the model's odds, a note lasts while its sustain probability is above 1/2. With
+`feedback` the next step starts from the encoding of the window just written instead of the latent
+drawn; measured mid-training it made the melodic groups fade to silence within 6 windows, so it is off.
 Velocity is not modelled: notes get velocity 90 (91 for every other note on a pitch, so that back-to-back
 notes stay apart in the velocity roll); drums are hits of one step.
 """
@@ -67,6 +70,8 @@ class BandConfig:
     input_noise: float = 0.1  # std of the noise on predictor inputs in training
     ae_steps: int = 1000  # stage one: optimizer steps of the autoencoder alone
     start_components: int = 32  # mixture components of the start distribution
+    feedback: bool = False  # generation: step on the encoding of each written window (see `chain`)
+    temperature: float = 0.5  # generation: default scale of the predicted std (--temperature overrides)
     steps_per_quarter: int = 4
 
 
@@ -126,7 +131,7 @@ class BandModel(MusicModel):
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
         check_positive(config, "hidden", "layers", "start_components")
-        check_positive(config, "ae_steps", "input_noise", minimum=0)
+        check_positive(config, "ae_steps", "input_noise", "temperature", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
@@ -166,19 +171,28 @@ class BandModel(MusicModel):
 
     @torch.no_grad()
     def chain(self, start: Tensor | None, n: int, n_windows: int, temperature: float,
-              generator: torch.Generator | None) -> Tensor:
-        """Latents (n, n_windows, 5, D) of consecutive windows: after `start` (5, D) when given (not
-        included), else from a draw of the start distribution (included)."""
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """(onset, sustain) bool (n, 5, n_windows x window, 128) of consecutive windows: after `start`
+        (5, D) when given, else from a draw of the start distribution. Each window's latents are
+        decoded and sampled; with `feedback` the next step starts from the encoding of what was
+        written (the predictors then read encoder outputs, as in training, but of sampled windows,
+        which are sparser and noisier than real ones)."""
         self.eval()
         if start is None:
             band = self.start.sample(n, temperature, generator).reshape(n, N_GROUPS, -1)
-            out = [band]
         else:
-            band, out = start[None].expand(n, -1, -1), []
-        while len(out) < n_windows:
-            band = self.predictors.step(band, temperature, generator)
-            out.append(band)
-        return torch.stack(out, 1)
+            band = start[None].expand(n, -1, -1)
+        onsets, sustains = [], []
+        for k in range(n_windows):
+            if k or start is not None:
+                band = self.predictors.step(band, temperature, generator)
+            onset, sustain = self.decode_latents(band[:, None], 1.0, generator)  # the model's onset odds
+            onsets.append(onset)
+            sustains.append(sustain)
+            if self.config.feedback:
+                roll = torch.from_numpy(velocity_rolls(onset.numpy(), sustain.numpy())).float()
+                band = self.codec.encode_groups(roll_planes(roll.permute(0, 2, 1, 3)))
+        return torch.cat(onsets, 2), torch.cat(sustains, 2)
 
     @torch.no_grad()
     def decode_latents(self, z: Tensor, temperature: float, generator: torch.Generator | None
@@ -199,14 +213,13 @@ class BandModel(MusicModel):
     def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
         """`plan.n` (5, steps, 128) uint8 velocity rolls: the primer (`plan.context`, a multitrack roll,
         padded to whole bars) then `plan.bars` new 4/4 bars."""
-        temperature = plan.sampling.temperature if plan.sampling.temperature is not None else 1.0
+        temperature = self.config.temperature if plan.sampling.temperature is None else plan.sampling.temperature
         bar = 4 * self.config.steps_per_quarter
         context = primer_roll(plan.context, bar)
         new_steps = plan.bars * bar
         n_windows = math.ceil(new_steps / self.config.window)
         start = self.encode_window(context) if context.shape[1] else None
-        z = self.chain(start, plan.n, n_windows, temperature, generator)
-        onset, sustain = self.decode_latents(z, temperature, generator)
+        onset, sustain = self.chain(start, plan.n, n_windows, temperature, generator)
         rolls = velocity_rolls(onset.numpy(), sustain.numpy())[:, :, :new_steps]
         return [np.concatenate([context, roll], axis=1) for roll in rolls]
 
