@@ -39,7 +39,7 @@ N_SIGMA = 6.0
 # bands, where exactness would need 4 D + 1 = 3,001) measured: within 3e-6 of the seed's values
 # above 1e-6 of the loudest; at 7.5 sigma (2,000 points) a loud tone at the mask's edge left 2e-3.
 LAG_SIGMA = 8.0
-INAUDIBLE = 1e-5  # sine amplitude (-100 dB re full scale) below which a key is not synthesised
+INAUDIBLE = 1e-5  # sine amplitude (-100 dB re full scale) below which a key is never synthesised
 # Keys are transformed in batches whose working arrays (64 bytes per key and transform point) fit
 # this budget: small enough to stay in cache (all 88 keys of a 10-s chunk at once ran 2.6x slower
 # than batches of 26) and to bound memory on long signals.
@@ -182,13 +182,14 @@ def synthesize_keys(amplitude: np.ndarray, freqs: np.ndarray, sample_rate: int, 
     amplitude: (n_keys, n_frames) peak amplitudes of each key's sine per frame; A_k(t) interpolates them
     linearly between frame centres (held before the first and after the last), so neither amplitude
     nor phase jumps at frame edges. phi_k is a fixed pseudo-random phase per key (all sines in phase
-    at t = 0 would pile up into one loud spike). Keys never above INAUDIBLE are left out; time goes
-    in blocks.
+    at t = 0 would pile up into one loud spike). Keys never above INAUDIBLE, or 80 dB below the
+    loudest key, are left out (the unmixing leaves such crumbs); time goes in blocks.
     """
     n_keys, n_frames = amplitude.shape
     n = n_frames * frame
     out = np.zeros(n)
-    live = np.flatnonzero(amplitude.max(axis=1, initial=0.0) > INAUDIBLE)
+    peaks = amplitude.max(axis=1, initial=0.0)
+    live = np.flatnonzero(peaks > max(INAUDIBLE, peaks.max(initial=0.0) * 1e-4))
     if n == 0 or len(live) == 0:
         return out
     phase0 = np.random.default_rng(0).uniform(0, 2 * np.pi, n_keys)[live, None]
@@ -218,8 +219,8 @@ def unmix(amplitude: np.ndarray, freqs: np.ndarray, sigmas: np.ndarray, iteratio
     power = target.copy()
     hth, htt = h.T @ h, h.T @ target
     tiny = 1e-30
-    for _ in range(iterations):
-        power *= htt / (hth @ power + tiny)
+    for _ in range(iterations):  # einsum: small products run single-threaded, unlike BLAS on a busy box
+        power *= htt / (np.einsum("ij,jf->if", hth, power) + tiny)
     return np.sqrt(power)
 
 
