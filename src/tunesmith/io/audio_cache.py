@@ -64,6 +64,7 @@ class AudioDatasetWriter:
         self.by_sha: dict[str, dict] = {}
         self._records, self._pieces, self._chunks = [], [], []
         self.repaired: list[str] = []
+        self.limits_changed = False  # settings are fixed per dataset (another setting is a UserError)
         self._lock = None
         try:
             self._open(source, settings, repair)

@@ -15,10 +15,8 @@ resumes (files decided by earlier runs are not decoded again, except transient f
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
-import stat
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -28,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from tunesmith.core.errors import SkipFile, UserError
+from tunesmith.io import ingest
 from tunesmith.io.audio_cache import PCM_SCALE, AudioDatasetWriter
 from tunesmith.io.audio_input import MAX_BYTES, MAX_SECONDS, chunks, is_audio_name, read_audio_bytes
-from tunesmith.io.ingest import Entry, _progress, _write_report, summary_line
-from tunesmith.io.midi import Limits, display_name, file_kind, read_file_bytes
+from tunesmith.io.ingest import Entry, summary_line
+from tunesmith.io.midi import Limits, display_name
 from tunesmith.io.workers import cap_workers
 
 TRANSIENT = ("decode timed out", "decoder crashed", "out of memory", "cannot open", "cannot read")
@@ -200,81 +199,49 @@ def ingest_audio_folder(src: Path, out: Path, settings: AudioSettings = AudioSet
         raise UserError(f"--out {out} is a non-empty folder that is not a tunesmith dataset")
     started, src = time.perf_counter(), src.resolve()
     writer = AudioDatasetWriter(out, str(src), settings.stored(), shard_chunks=shard_chunks, repair=repair)
-    run = _Run(os.fsencode(src), writer, settings, cap_workers(workers))
+    run = _Run(src, writer, settings, cap_workers(workers))
     try:
         entries, unlisted = walk_audio(run.root)
         run.records = [None] * len(entries)
-        with _progress(len(entries)) as run.bar:
+        with ingest._progress(len(entries)) as run.bar:
             try:
                 for idx, entry in enumerate(entries):
                     run.triage(idx, entry)
                 run.drain()
             finally:
-                run.decoders.close()
+                run.close()
         writer.commit()
     finally:
         writer.release()
     report = _report(run.records, unlisted)
-    _write_report(out, report)
-    return {**report, "decoded": run.decoded, "reused": run.reused, "repaired": writer.repaired,
+    ingest._write_report(out, report)
+    return {**report, "decoded": run.parsed, "reused": run.reused, "repaired": writer.repaired,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
-class _Run:
-    """One run: decisions in walk order, the decoders, the shard writer (as `ingest._Run` for MIDI)."""
+class _Run(ingest._Run):
+    """One run: MIDI ingest's triage (regular file, unchanged since the last run, same content as a
+    file already seen) and bookkeeping, with decoder processes instead of MIDI parsers."""
 
-    def __init__(self, root: bytes, writer: AudioDatasetWriter, settings: AudioSettings, n_workers: int):
-        self.root, self.writer, self.settings = root, writer, settings
-        self.limits = Limits(max_file_bytes=settings.max_bytes)
+    def __init__(self, src: Path, writer: AudioDatasetWriter, settings: AudioSettings, n_workers: int):
+        super().__init__(src, writer.out, n_workers, Limits(max_file_bytes=settings.max_bytes), writer)
         self.decoders = Decoders(n_workers, settings)
-        self.records: list[dict | None] = []
-        self.first: dict[str, str] = {}  # sha256 -> path of the first file with it in this run
-        self.pending: dict[int, tuple[Entry, str]] = {}
-        self.decoded = self.reused = 0
-        self.bar = None
 
     def record(self, entry: Entry, sha: str | None, status: str, reason: str | None = None,
                n_chunks: int | None = None) -> dict:
         return {"path": os.fsdecode(entry.rel), "size": entry.size, "mtime_ns": entry.mtime_ns,
                 "sha256": sha, "status": status, "reason": reason, "n_chunks": n_chunks}
 
-    def decide(self, idx: int, rec: dict, chunks_: np.ndarray | None = None, new: bool = True) -> None:
-        self.records[idx] = rec
-        if new:
-            self.writer.add(rec, chunks_)
-            if self.writer.full:
-                self.writer.commit()
-        if self.bar is not None:
-            self.bar.update(1)
+    def final(self, record: dict) -> bool:
+        """A committed verdict this run keeps: skips for transient reasons are tried again."""
+        return record["status"] != "skipped" or not (record["reason"] or "").startswith(TRANSIENT)
 
-    def triage(self, idx: int, entry: Entry) -> None:
-        if not stat.S_ISREG(entry.mode):
-            return self.decide(idx, self.record(entry, None, "skipped", f"not a regular file: {file_kind(entry.mode)}"))
-        prior = self.writer.files.get(os.fsdecode(entry.rel))
-        if prior and (prior["size"], prior["mtime_ns"]) == (entry.size, entry.mtime_ns) and _final(prior):
-            self.reused += 1
-            if prior["sha256"]:
-                self.first.setdefault(prior["sha256"], prior["path"])
-            return self.decide(idx, prior, new=False)
-        try:
-            data = read_file_bytes(os.path.join(self.root, entry.rel), self.limits, follow_symlinks=False)
-        except SkipFile as reason:
-            return self.decide(idx, self.record(entry, None, "skipped", str(reason)))
-        path, sha = os.fsdecode(entry.rel), hashlib.sha256(data).hexdigest()
-        earlier, known = self.first.get(sha), self.writer.by_sha.get(sha)
-        if earlier is None and known is not None and _final(known):
-            earlier = known["path"] if known["path"] != path else None
-            if earlier is None:  # the same file, touched since the last run: refresh its record
-                self.first[sha] = path
-                return self.decide(idx, {**known, "size": entry.size, "mtime_ns": entry.mtime_ns})
-        if earlier is not None:
-            return self.decide(idx, self.record(entry, sha, "duplicate", f"same content as {display_name(earlier)}"))
-        self.first[sha] = path
+    def submit(self, idx: int, entry: Entry, sha: str, data: bytes) -> None:
         while self.decoders.full:
             self.collect(None)
         self.pending[idx] = (entry, sha)
         self.decoders.submit(idx, data)
-        self.decoded += 1
+        self.parsed += 1
 
     def collect(self, timeout: float | None) -> None:
         for idx, ok, payload in self.decoders.poll(timeout):
@@ -288,10 +255,8 @@ class _Run:
         while self.decoders.running:
             self.collect(None)
 
-
-def _final(record: dict) -> bool:
-    """A committed verdict this run keeps: skips for transient reasons are tried again."""
-    return record["status"] != "skipped" or not (record["reason"] or "").startswith(TRANSIENT)
+    def close(self) -> None:
+        self.decoders.close()
 
 
 def _report(records: list[dict], unlisted: list[tuple[bytes, str]]) -> dict:

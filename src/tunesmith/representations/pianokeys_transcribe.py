@@ -10,8 +10,9 @@
    dropped unless it is louder than their summed power plus `harmonic_db` (-4.5 dB: a piano's partials
    are weaker than that; so an octave played 4.5 dB softer than the note below is lost);
 4. runs of sounding frames are notes; within a run, a rise of `onset_db` after the level has peaked
-   and fallen starts a new one (a repeated key); notes shorter than `min_frames` (80 ms: piano
-   hammer noise lights low keys for 40-60 ms) are dropped.
+   and fallen starts a new one (a repeated key), and so does a rise of 2 dB in a frame where the loud
+   keys rise together (a strike: a key struck again while it still sounds barely rises); notes
+   shorter than `min_frames` (80 ms: piano hammer noise lights low keys for 40-60 ms) are dropped.
 The defaults were chosen on FluidSynth piano renders of Bach chorales; the benchmark
 (benchmarks/audio_representation.py) gives precision and recall on renders it has not seen.
 Onsets are placed where the level first comes within 6 dB of the note's peak (the band filter's
@@ -33,6 +34,7 @@ from tunesmith.io.synth import notes_in_seconds
 HARMONICS = (12, 19, 24, 28, 31, 34, 36)  # semitones from a fundamental to its partials 2-8
 PEAK_WINDOW = 3  # frames after a note's first frame searched for its peak (onset placement)
 ONSET_DB = 6.0
+REPEAT_DB = 2.0  # rise that re-starts a sounding key at a frame where many keys rise together
 
 
 def keys_to_score(keys: np.ndarray, rep, threshold_db: float = -30.0, floor_db: float = -60.0,
@@ -44,9 +46,10 @@ def keys_to_score(keys: np.ndarray, rep, threshold_db: float = -30.0, floor_db: 
     c = rep.config
     level = _levels(rep.amplitudes(keys).mean(axis=0))
     sounding = _sounding(level, threshold_db, floor_db, harmonic_db, frame_db)
+    onsets = _onset_frames(level, threshold_db)
     pitch, start, end, loud = [], [], [], []
     for k in range(level.shape[0]):
-        for first, last in _notes_of_key(level[k], sounding[k], onset_db, min_frames):
+        for first, last in _notes_of_key(level[k], sounding[k], onset_db, min_frames, onsets):
             pitch.append(c.lowest_key + k + 20)
             start.append(_onset_frame(level[k], first, last))
             end.append(last + 1)
@@ -89,10 +92,22 @@ def _sounding(level: np.ndarray, threshold_db: float, floor_db: float, harmonic_
     return loud & peak & ~partial
 
 
-def _notes_of_key(level: np.ndarray, sounding: np.ndarray, onset_db: float,
-                  min_frames: int) -> list[tuple[int, int]]:
+def _onset_frames(level: np.ndarray, threshold_db: float) -> np.ndarray:
+    """(n_frames,) bool: frames (and their neighbours) where the loud keys rise together far more
+    than usual (summed dB rises, a median + 6 MAD outlier and a local peak): a hammer strikes."""
+    rise = np.maximum(np.diff(level, axis=1, prepend=level[:, :1]), 0.0)
+    flux = np.where(level > level.max() + threshold_db, np.minimum(rise, 30.0), 0.0).sum(axis=0)
+    median = np.median(flux)
+    padded = np.r_[0.0, flux, 0.0]
+    onset = (flux > median + 6 * np.median(np.abs(flux - median)) + 1e-9) & (flux >= padded[:-2]) & (flux >= padded[2:])
+    return onset | np.r_[onset[1:], False] | np.r_[False, onset[:-1]]
+
+
+def _notes_of_key(level: np.ndarray, sounding: np.ndarray, onset_db: float, min_frames: int,
+                  onsets: np.ndarray) -> list[tuple[int, int]]:
     """(first, last) frames of each note of one key: runs of sounding frames, split where the level
-    rises by `onset_db` over the lowest of the two frames before."""
+    rises by `onset_db` over the lowest of the two frames before, or by REPEAT_DB at an onset frame
+    (a key struck again while it still sounds barely rises, but the strike shows across the keys)."""
     notes = []
     edges = np.diff(np.r_[0, sounding.astype(np.int8), 0])
     for first, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
@@ -100,7 +115,9 @@ def _notes_of_key(level: np.ndarray, sounding: np.ndarray, onset_db: float,
         for m in range(first + 1, stop):
             if rising:  # an attack rises over a few frames: no new note before it has peaked
                 rising = level[m] > level[m - 1]
-            elif level[m] - min(level[m - 2], level[m - 1]) >= onset_db:
+                continue
+            step = level[m] - min(level[m - 2], level[m - 1])
+            if (step >= onset_db or (onsets[m] and step >= REPEAT_DB)) and m - cut[-1] >= min_frames:
                 cut.append(m)
                 rising = True
         for a, b in zip(cut, cut[1:] + [stop], strict=True):
