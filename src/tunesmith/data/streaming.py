@@ -137,7 +137,7 @@ def prepare_streaming(cfg: DataConfig, data_kind: str, representation: Represent
     if data_kind != "tokens":
         raise UserError(f"data.streaming serves token models, not {data_kind!r} models; set data.streaming: false")
     reader = PieceReader(Path(cfg.source), cfg.normalize_key)
-    cache = open_dataset(reader.folder)  # checks every shard's checksum once
+    cache = reader._cache = open_dataset(reader.folder)  # checks every shard's checksum once; one index
     ids = cache.piece_ids[: cfg.limit]
     if len(ids) < 2:
         raise UserError(f"{cfg.source} holds {len(ids)} usable piece(s); training needs at least 2")
