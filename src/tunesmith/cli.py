@@ -149,6 +149,8 @@ def generate(
     top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
     min_p: float = typer.Option(None, "--min-p", help="Keep tokens at least this share (0..1) of the likeliest one."),
     no_constrain: bool = typer.Option(False, "--no-constrain", help="Do not mask tokens that break the grammar."),
+    ending: str = typer.Option("bars", "--ending", help="bars: cut after exactly --bars bars; model (token "
+                               "families): at least --bars bars, then where the model ends the piece, at a bar line."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed."),
     chords: str = typer.Option(None, "--chords", help='Chord progression for chord-conditioned models: "C G Am F".'),
     audio: bool = typer.Option(False, "--audio", help="Also write WAV audio."),
@@ -179,6 +181,7 @@ def generate(
     )
     request.sampling = SamplingConfig(**{**vars(request.sampling), "min_p": min_p})  # checks --min-p
     request.constrain = not no_constrain
+    request.ending = ending
     for path in generate_command(checkpoint, out, request):
         typer.echo(f"wrote {path}")
 

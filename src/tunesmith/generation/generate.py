@@ -43,6 +43,7 @@ class GenerateRequest:
     audio: str | None = None  # None, "wav" or "mp3"
     plot: bool = False
     constrain: bool = True  # constrained decoding: mask the tokens the representation's grammar forbids
+    ending: str = "bars"  # "bars": cut after exactly `bars` bars; "model": where the model ends it (endings.py)
     decoding: dict = field(default_factory=dict)  # constrained decoding: filled per piece (generation/streams.py)
 
     def options(self) -> dict[str, object]:
@@ -76,6 +77,7 @@ def generate_batches(loaded: LoadedModel, request: GenerateRequest,
     check_options(model, request.options())
     if request.steps is not None and model.generation == "one-shot":
         raise UserError(f"a {model.name} model writes whole bars; use --bars instead of --steps")
+    check_ending(model, request)
     if primer is None and request.primer:
         primer = read_primer(request.primer, request.primer_bars)
     torch.manual_seed(request.seed)
@@ -86,6 +88,19 @@ def generate_batches(loaded: LoadedModel, request: GenerateRequest,
         pieces = stream.generate(count, request, generator) if stream is not None \
             else _one_shot(loaded, request, primer, count, generator)
         yield [with_meter(p, primer) if primer is not None else p for p in pieces]
+
+
+def check_ending(model, request: GenerateRequest) -> None:
+    """`--ending model` needs a token family (trained with an end token) and a length in bars."""
+    from tunesmith.generation.endings import ENDINGS
+
+    if request.ending not in ENDINGS:
+        raise UserError(f"--ending must be one of {', '.join(ENDINGS)}, not {request.ending!r}")
+    if request.ending == "model" and (model.data_kind != "tokens" or model.generation != "autoregressive"):
+        raise UserError(f"--ending model needs a token family that learned an end token; a {model.name} "
+                        "model's pieces end where their bars do (use --ending bars)")
+    if request.ending == "model" and request.steps is not None:
+        raise UserError("--ending model ends pieces at least --bars bars in; it does not go with --steps")
 
 
 def generate_scores(loaded: LoadedModel, request: GenerateRequest) -> list[Score]:

@@ -32,7 +32,8 @@ def sample_sequence(model, prefix: Tensor, n_steps: int, cfg: SamplingConfig,
     `model.choose(out, cfg, generator)` draws one element from its output. `banned` ids (categorical
     outputs only: padding, BOS, EOS) are never drawn. `finished(new)` is asked every `check_every`
     steps with everything drawn so far; sampling stops early once it answers True. `constraint` (token
-    families) is told every drawn token and, when it enforces its grammar, masks the logits first.
+    families) is told every drawn token and, when it enforces its grammar, masks the logits first; one
+    with an `observe(logits)` method also sees each step's logits before anything is masked.
     """
     stepper = model.stepper()
     state = stepper.initial_state(prefix.shape[0], prefix.device, generator)
@@ -40,6 +41,8 @@ def sample_sequence(model, prefix: Tensor, n_steps: int, cfg: SamplingConfig,
         out, state = stepper(prefix[:, t], state)
     new: list[Tensor] = []
     for step in range(n_steps):
+        if hasattr(constraint, "observe"):  # e.g. `generation/endings.py`: the model's view before any mask
+            constraint.observe(out)
         if banned:
             out = out.index_fill(-1, torch.tensor(banned, device=out.device), float("-inf"))
         if constraint is not None and constraint.enforce:

@@ -10,7 +10,8 @@
 - `FrameStream` (data kind "frames"): a grid of frames, so the length is known in advance: the rest of
   the primer's last bar plus `bars` bars of frames; the prefix is a silent frame + the primer's frames.
 
-With `steps`, exactly that many tokens / frames are drawn instead.
+With `steps`, exactly that many tokens / frames are drawn instead (a token piece may then stop inside a
+note: its last tokens, allowed so far, make no note yet).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from symusic import Score
 from tunesmith.core.constants import PIANO_KEYS
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import bar_line_after, copy_meta, cut_at
+from tunesmith.generation.endings import EndingWatch, extra_bars
 from tunesmith.generation.sampling import GrammarConstraint, sample_sequence
 from tunesmith.models.checkpoint import LoadedModel
 from tunesmith.representations.grammar import grammar_for
@@ -78,6 +80,8 @@ class TokenStream:
             new = sample_sequence(model, prefix, request.steps, sampling, generator, banned, constraint=constraint)
             self._record(request, constraint, new)
             return [self.decode(row) for row in new.tolist()]
+        if getattr(request, "ending", "bars") == "model":
+            return self._generate_to_model_ending(count, request, generator, prefix, constraint)
         budget, end = self._budget(request.bars), bar_line_after(self.clock, request.bars, self.primer_end)
         new = sample_sequence(model, prefix, budget, sampling, generator, banned, constraint=constraint,
                               finished=lambda drawn: all(self._span(r) >= end for r in drawn.tolist()))
@@ -89,6 +93,31 @@ class TokenStream:
             pieces.append(cut_at(self.decode(row), end))
         return pieces
 
+    def _generate_to_model_ending(self, count: int, request, generator: torch.Generator, prefix: torch.Tensor,
+                                  grammar: GrammarConstraint | None) -> list[Score]:
+        """`--ending model` (generation/endings.py): sample to `bars + extra_bars` bars, then end each
+        piece after the note, from bar `bars` on, where the model's P(EOS) was highest, at the next bar line."""
+        rep = self.rep
+        least = bar_line_after(self.clock, request.bars, self.primer_end)
+        most = bar_line_after(self.clock, request.bars + extra_bars(request.bars), self.primer_end)
+        watch = EndingWatch(grammar, rep.eos_id, count)
+
+        def finished(drawn: torch.Tensor) -> bool:
+            spans = np.array([self._span(r) for r in drawn.tolist()])
+            watch.ready |= spans >= least
+            return bool(np.all(spans >= most))
+
+        budget = self._budget(request.bars + extra_bars(request.bars))
+        banned = sorted({rep.pad_id, rep.bos_id, rep.eos_id})
+        new = sample_sequence(self.loaded.model, prefix, budget, request.sampling, generator, banned,
+                              constraint=watch, finished=finished, check_every=8)
+        self._record(request, watch, new)
+        pieces = []
+        for body in watch.ends(new.tolist()):
+            end = min(most, bar_line_after(self.clock, 1, max(self._span(body), least) - 1))
+            pieces.append(cut_at(self.decode(body), end))
+        return pieces
+
     def _record(self, request, constraint: GrammarConstraint | None, new: torch.Tensor) -> None:
         """Per piece of this batch (new: (count, n) ids), tokens sampled and how many the grammar forbids,
         appended to `request.decoding` (without a grammar every sequence decodes: 0)."""
@@ -97,7 +126,8 @@ class TokenStream:
             return
         invalid = constraint.invalid.tolist() if constraint is not None else [0] * new.shape[0]
         report["grammar"] = None if self.grammar is None else type(self.grammar).__name__
-        report["constrained"] = constraint is not None and constraint.enforce
+        grammar_constraint = getattr(constraint, "inner", constraint)  # an EndingWatch wraps one
+        report["constrained"] = grammar_constraint is not None and grammar_constraint.enforce
         report.setdefault("pieces", []).extend({"sampled_tokens": new.shape[1], "invalid_tokens": k} for k in invalid)
         report["sampled_tokens"] = sum(p["sampled_tokens"] for p in report["pieces"])
         report["invalid_tokens"] = sum(p["invalid_tokens"] for p in report["pieces"])

@@ -80,6 +80,10 @@ class ConstantGrammar:
         """Whether each row's token (batch,) was allowed; nothing else to track."""
         return self.mask[np.asarray(ids)]
 
+    def at_boundary(self, state: GrammarState) -> np.ndarray:
+        """(batch,) bool: where a piece may end (every token is a whole event here)."""
+        return np.ones(len(state.phase), bool)
+
 
 def _split(token: str) -> tuple[str, str]:
     kind, _, value = token.partition("_")
@@ -171,6 +175,10 @@ class EventsGrammar(ConstantGrammar):
         ok &= ~(self.is_position[ids] & (value <= state.time))
         ok &= ~(self.is_program[ids] & (value < state.program))
         return ok & ~(self.is_note[ids] & (value < state.floor))
+
+    def at_boundary(self, state: GrammarState) -> np.ndarray:
+        """(batch,) bool: where a piece may end: right after a complete note (its Duration)."""
+        return state.phase == AFTER_NOTE
 
     def advance(self, state: GrammarState, ids: np.ndarray) -> np.ndarray:
         """Feed one token per row (batch,): rows whose token is allowed move on; returns which were."""

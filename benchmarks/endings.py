@@ -1,0 +1,120 @@
+"""Form (issue 11, item 2): where token models put the end of a piece, and how generated pieces end.
+
+For each token checkpoint (REMI `events` models: lstm-bach, transformer-bach by default):
+
+1. End-token profile on the held-out pieces of the checkpoint's own split (`scoring.endings`): mean
+   P(EOS) at the true end, after notes that end on a bar line, after other notes, and the percentile of
+   the true end among all positions of its piece (1.0: the model's most confident end is the real one).
+2. Endings (`evaluation.form`): the fraction of pieces that close with a cadence (tonic in the bass,
+   tonic chord, held a beat), for the real held-out pieces (whole), the same pieces cut after B bars,
+   generated pieces of exactly B bars (`--ending bars`, the default) and generated pieces that end
+   where the model draws its end token at a bar line at least B bars in (`--ending model`).
+
+Usage: python benchmarks/endings.py [CKPT ...] [--n 32] [--bars 8] [--pieces 20] [--out benchmarks/results]
+Writes benchmarks/results/endings.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tunesmith.core.score import bars_after
+from tunesmith.data.splits import split_of
+from tunesmith.evaluation.form import ending_rates
+from tunesmith.evaluation.runs import load_set
+from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.models.checkpoint import load_model
+from tunesmith.scoring.endings import ending_profile
+
+DEFAULT = ("lstm-bach", "transformer-bach")
+
+
+def held_out(loaded, limit: int) -> tuple[list, list[np.ndarray]]:
+    """(scores, token arrays) of the checkpoint's validation pieces, as its representation holds them."""
+    provenance = loaded.checkpoint.get("provenance", {})
+    pieces = load_set(provenance.get("source", "bach"))
+    valid = float(provenance.get("valid_fraction", 0.1))
+    scores, arrays = [], []
+    for piece_id, score in zip(pieces.ids, pieces.scores, strict=True):
+        if split_of(piece_id, valid, float(provenance.get("test_fraction", 0.0))) == "valid":
+            ids = loaded.representation.encode(score)
+            if len(ids):
+                scores.append(loaded.representation.decode(ids))
+                arrays.append(ids)
+    return scores[:limit], arrays[:limit]
+
+
+def remi_bar_line_marks(rep) -> callable:
+    """ids -> (len,) int8: 1 after a Duration token whose note ends on a bar line, 0 after other
+    Duration tokens, -1 elsewhere (REMI without time-signature tokens: 4/4 bars)."""
+    vocab = rep._vocab
+    per_bar = 4 * rep.config.steps_per_quarter
+
+    def marks(ids: np.ndarray) -> np.ndarray:
+        out, position = np.full(len(ids), -1, np.int8), 0
+        for i, token in enumerate(vocab[int(t)] for t in ids):
+            kind, _, value = token.partition("_")
+            if kind == "Position":
+                position = int(value)
+            elif kind == "Bar":
+                position = 0
+            elif kind == "Duration":
+                beats, steps, resolution = (int(v) for v in value.split("."))
+                out[i] = int((position + beats * resolution + steps) % per_bar == 0)
+        return out
+
+    return marks
+
+
+def measure(name: str, args: argparse.Namespace) -> dict:
+    loaded = load_model(name)
+    scores, arrays = held_out(loaded, args.pieces)
+    profile = ending_profile(loaded, arrays, remi_bar_line_marks(loaded.representation))
+    row = {"model": name, "profile": profile, "real_whole": ending_rates(scores),
+           "real_cut": ending_rates([bars_after(s, args.bars) for s in scores])}
+    for ending in args.endings:
+        request = GenerateRequest(n=args.n, bars=args.bars, seed=args.seed, ending=ending)
+        row[f"generated_{ending}"] = ending_rates(generate_scores(loaded, request))
+    return row
+
+
+def table(rows: list[dict], args: argparse.Namespace) -> str:
+    lines = ["| model | P(EOS) at true end | after notes ending on a bar line | after other notes | "
+             "true-end percentile |", "|---|---|---|---|---|"]
+    for r in rows:
+        p = r["profile"]
+        lines.append(f"| {r['model']} ({p['pieces']} held-out pieces) | {p['p_eos_at_true_end']:.3f} | "
+                     f"{p['p_eos_note_ends_on_bar_line']:.4f} | {p['p_eos_other_note_ends']:.4f} | "
+                     f"{p['true_end_percentile']:.3f} |")
+    sets = ["real_whole", "real_cut"] + [f"generated_{e}" for e in args.endings]
+    lines += ["", "Fraction of pieces ending with a cadence (tonic bass, tonic chord, held a beat):", "",
+              "| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    lines += [f"| {r['model']} | " + " | ".join(f"{r[s]['cadence']:.2f}" for s in sets) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="*", default=list(DEFAULT))
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--bars", type=int, default=8)
+    parser.add_argument("--pieces", type=int, default=20, help="held-out pieces for the profile")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--endings", nargs="+", default=["bars", "model"])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    rows = [measure(name, args) for name in args.checkpoints]
+    text = (f"# Endings\n\n`python benchmarks/endings.py {' '.join(args.checkpoints)} --n {args.n} --bars "
+            f"{args.bars}` (seed {args.seed})\n\n" + table(rows, args))
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "endings.md").write_text(text)
+    (args.out / "endings.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
