@@ -131,7 +131,9 @@ class Decoders:
 
     def __init__(self, n: int, settings: AudioSettings):
         self.n, self.settings = n, settings
-        self.context = multiprocessing.get_context("fork")  # the child needs nothing re-imported
+        # fork: the child needs nothing re-imported (spawn where there is no fork, e.g. Windows)
+        methods = multiprocessing.get_all_start_methods()
+        self.context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.running: dict = {}  # key -> (process, connection, deadline)
 
     @property
