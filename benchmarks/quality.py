@@ -23,8 +23,8 @@ from tunesmith.core.score import bar_starts, bars_after
 from tunesmith.evaluation.calibration import calibrate
 from tunesmith.evaluation.compare import compare_sets
 from tunesmith.evaluation.memorization import build_index, check_set
-from tunesmith.evaluation.provenance import reference_in_model_terms
-from tunesmith.evaluation.runs import load_set
+from tunesmith.evaluation.provenance import generated_in_model_terms, reference_in_model_terms
+from tunesmith.evaluation.runs import PieceSet, load_set
 from tunesmith.generation.generate import GenerateRequest, generate_scores
 from tunesmith.generation.outputs import provenance
 from tunesmith.models.checkpoint import load_model
@@ -61,6 +61,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     generated = generate_scores(loaded, request)
     seconds = time.perf_counter() - started
+    generated = generated_in_model_terms(PieceSet("generated", [], generated), record).scores
     comparison = compare_sets(cut, generated)
     flags = check_set(build_index(cut, ids), generated, [str(i) for i in range(len(generated))])
     head = calibration.headline(comparison)

@@ -101,3 +101,18 @@ def test_bars_cuts_both_sets_and_a_length_mismatch_is_named(tmp_path, chorales, 
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and "have 500 bars" in capsys.readouterr().err
+
+
+def test_a_transposition_augmented_model_is_measured_in_one_key(chorales):
+    from tunesmith.core.score import transpose
+    from tunesmith.data.augment import estimate_key
+    from tunesmith.evaluation.provenance import generated_in_model_terms, key_normalised
+    from tunesmith.evaluation.runs import PieceSet
+
+    shifted = PieceSet("gen", ["a", "b"], [transpose(chorales[0], 2), transpose(chorales[1], -1)])
+    augmented = {"training_data": {"transpose": 2}}
+    assert key_normalised(augmented) and not key_normalised({"training_data": {"transpose": 0}})
+    moved = generated_in_model_terms(shifted, augmented)
+    assert [estimate_key(s)[0] for s in moved.scores] in ([0, 0], [9, 9], [0, 9], [9, 0])
+    assert generated_in_model_terms(shifted, {"training_data": {"normalize_key": True}}) is shifted  # already C/Am
+    assert generated_in_model_terms(shifted, None) is shifted

@@ -228,7 +228,12 @@ def evaluate(
     if is_audio_reference(reference):  # audio-vaegan: a folder of recordings: piano-key energies, JSON out
         evaluate_audio_command(generated_dir, Path(reference), out, limit, typer.echo)  # audio-vaegan
         return  # audio-vaegan
-    from tunesmith.evaluation.provenance import read_sidecar, reference_in_model_terms
+    from tunesmith.evaluation.provenance import (
+        generated_in_model_terms,
+        key_normalised,
+        read_sidecar,
+        reference_in_model_terms,
+    )
     from tunesmith.evaluation.report import check_out, write_evaluation
     from tunesmith.evaluation.runs import evaluate_set, find_run_midi, load_run, load_set
     from tunesmith.scoring.likelihood import make_embed_fn, make_nll_fn
@@ -238,8 +243,10 @@ def evaluate(
     ref = load_set(reference, limit=limit)
     record = read_sidecar(find_run_midi(generated_dir))
     if record is not None and not as_is:
-        ref = reference_in_model_terms(ref, record)
-        typer.echo(f"reference measured as {ref.name}, {len(ref.scores)} pieces (--as-is to keep it unchanged)")
+        ref, generated = reference_in_model_terms(ref, record), generated_in_model_terms(generated, record)
+        typer.echo(f"reference measured as {ref.name}, {len(ref.scores)} pieces (--as-is to keep it unchanged)"
+                   + ("; both sets in C major / A minor (the model was trained with transposed or "
+                      "key-normalised data)" if key_normalised(record) else ""))
     [generated], ref = _same_length([generated], ref, bars)
     train_set = load_set(train, limit=limit) if train else None
     scorer = make_nll_fn(checkpoint) if checkpoint else None
@@ -278,7 +285,7 @@ def compare(
 
     Each run with a generation.json is measured against the reference reduced to its own model's
     representation (like against like); the copy check uses the unreduced training set."""
-    from tunesmith.evaluation.provenance import read_sidecar, reference_in_model_terms
+    from tunesmith.evaluation.provenance import generated_in_model_terms, read_sidecar, reference_in_model_terms
     from tunesmith.evaluation.report import check_out, write_comparison
     from tunesmith.evaluation.runs import evaluate_runs, find_run_midi, load_run, load_set
 
@@ -288,6 +295,7 @@ def compare(
     train_set = load_set(train, limit=limit) if train else None
     records = [None if as_is else read_sidecar(find_run_midi(run)) for run in runs]
     references = [reference_in_model_terms(ref, record) if record else ref for record in records]
+    sets = [generated_in_model_terms(run, record) for run, record in zip(sets, records, strict=True)]
     cut = [_same_length([run], run_ref, bars) for run, run_ref in zip(sets, references, strict=True)]
     sets, references = [runs_cut[0] for runs_cut, _ in cut], [run_ref for _, run_ref in cut]
     results = evaluate_runs(sets, references, train_set or ref, records=records)  # copies: against real pieces

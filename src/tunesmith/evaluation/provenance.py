@@ -19,12 +19,33 @@ def read_sidecar(folder: Path | str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def key_normalised(record: dict[str, Any] | None) -> bool:
+    """Whether sets are compared in C major / A minor for this model: it was trained on key-normalised
+    data, or with transposition augmentation (whose spread of keys is not the model's fault: issue 11)."""
+    training = (record or {}).get("training_data", {})
+    return bool(training.get("normalize_key")) or int(training.get("transpose") or 0) > 0
+
+
+def generated_in_model_terms(generated, record: dict[str, Any] | None):
+    """The generated `PieceSet` moved to C major / A minor when `key_normalised(record)` and the model
+    was not already trained in those keys; else unchanged."""
+    from dataclasses import replace
+
+    from tunesmith.data.augment import to_common_key
+
+    if not key_normalised(record) or record.get("training_data", {}).get("normalize_key"):
+        return generated
+    return replace(generated, name=f"{generated.name} (in C / Am)",
+                   scores=[to_common_key(s) for s in generated.scores])
+
+
 def reference_in_model_terms(reference, record: dict[str, Any]):
     """The reference `PieceSet` as the generating model's representation holds music (its `canonical`
     form: a melody for a melody model, the model's grid and range), so that a one-track melody is not
     measured against four-voice chorales; in C major / A minor when the model was trained on
     key-normalised data. Pieces the representation cannot hold are left out; a record without a
-    representation returns the reference unchanged."""
+    representation returns the reference unchanged. Both sets are compared in C major / A minor when the
+    model was trained key-normalised or with transposition augmentation (`key_normalised`)."""
     from dataclasses import replace
 
     from tunesmith.core.errors import SkipFile, UserError
@@ -37,7 +58,7 @@ def reference_in_model_terms(reference, record: dict[str, Any]):
         rep = representation_from_dict(record["representation"])
     except (UserError, KeyError, TypeError, ValueError):
         return reference
-    normalize = bool(record.get("training_data", {}).get("normalize_key"))
+    normalize = key_normalised(record)
     ids, scores = [], []
     for piece_id, score in zip(reference.ids, reference.scores, strict=True):
         try:
