@@ -4,7 +4,7 @@
    (sigma 12.5 Hz, the seed's masks on all 88 keys) through `pianokeys_dsp.band_energies` (one
    shared FFT, short per-key transforms) against the seed's method (`seed_band_energies`: per key,
    rfft of the whole chunk, mask, irfft, mean square per 20-ms frame), on a real recording and on
-   test tones. Best of several interleaved runs (CPU time of the process; wall time beside it, which
+   test tones. Best of interleaved rounds of 3 calls per method (CPU time of the process; wall time beside it, which
    on a shared machine also counts the waits); the largest relative difference where the seed's
    value is non-negligible (above 1e-6 of the chunk's loudest, and above 1e-4). An ordinary STFT
    filterbank (Hann frames of 20 ms, the same masks summed over its 50-Hz bins) is shown beside it:
@@ -16,7 +16,7 @@
 3. Transcription (`keys_to_score`, which makes symbolic metrics apply to generated audio): precision
    and recall of the notes of whole Bach chorales rendered by FluidSynth and by the built-in synth.
 
-Usage: python benchmarks/audio_representation.py [--audio FILE] [--repeats 5] [--pieces 20]
+Usage: python benchmarks/audio_representation.py [--audio FILE] [--repeats 8] [--pieces 20]
 Writes benchmarks/results/audio_representation.md.
 """
 
@@ -86,10 +86,11 @@ def speed_rows(cases: dict[str, np.ndarray], repeats: int) -> list[str]:
     for name, x in cases.items():
         band_energies(x, RATE, FRAME, freqs, sigmas)  # the plan for this chunk length is built once
         wall, cpu, out = {k: np.inf for k in methods}, {k: np.inf for k in methods}, {}
-        for _ in range(repeats):  # interleaved, so that load on the machine hits all alike
-            for key, method in methods.items():
-                w, c, out[key] = timed(lambda m=method, x=x: m(x, RATE, FRAME, freqs, sigmas))
-                wall[key], cpu[key] = min(wall[key], w), min(cpu[key], c)
+        for _ in range(repeats):  # interleaved, so that load on the machine hits all alike;
+            for key, method in methods.items():  # 3 calls in a row: each method with warm caches
+                for _ in range(3):
+                    w, c, out[key] = timed(lambda m=method, x=x: m(x, RATE, FRAME, freqs, sigmas))
+                    wall[key], cpu[key] = min(wall[key], w), min(cpu[key], c)
         rows.append(f"| {name} | {cpu['seed'] * 1e3:.0f} ms ({wall['seed'] * 1e3:.0f}) | "
                     f"{cpu['ours'] * 1e3:.1f} ms ({wall['ours'] * 1e3:.1f}) | **{cpu['seed'] / cpu['ours']:.1f}x** "
                     f"({wall['seed'] / wall['ours']:.1f}x) | {max_relative(out['ours'], out['seed'], 1e-6):.1e} | "
@@ -149,14 +150,15 @@ def transcription_rows(n_pieces: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--audio", type=Path, default=SHARED if SHARED.is_file() else FIXTURE)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--pieces", type=int, default=20, help="Chorales transcribed (from the 20th on).")
     args = parser.parse_args()
     cases = signals(args.audio)
     lines = [
         "# pianokeys: key-band energies and inverse, against the seed (benchmarks/audio_representation.py)",
         "", "10 s at 12 kHz, 88 keys (A0-C8), Gaussian masks sigma 12.5 Hz, 500 frames of 20 ms; best of "
-        f"{args.repeats} interleaved runs in one process. Times are CPU time of the process, wall time in "
+        f"{args.repeats} interleaved rounds of 3 calls in a row (warm caches) per method, one process. "
+        "Times are CPU time of the process, wall time in "
         "brackets (this machine is shared: wall time also counts waiting for a core).", "",
         "| signal | seed: rfft + irfft per key | ours: one FFT + short per-key transforms | speed-up | "
         "max rel. diff (seed > 1e-6 of max) | (> 1e-4 of max) | STFT filterbank: time, max rel. diff (> 1e-4) |",
