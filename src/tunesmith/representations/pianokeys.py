@@ -20,13 +20,19 @@ Both are inverted by `amplitudes` (values at 0 become silence).
 Band filters (`kind`):
     "stft"  the seed's Gaussian masks of fixed width sigma_hz (12.5 Hz) around each key: the Gabor
             STFT (Gaussian window, sigma_t = 1 / (2 pi sigma_hz) = 12.7 ms) read at each key's
-            frequency, computed exactly from one shared FFT (`pianokeys_dsp.band_energies`). A
+            frequency: the seed's values (within 3e-6) from one shared FFT (`band_energies`), 26x cheaper. A
             fixed width resolves the low keys poorly (A0-A1 are 1.6-3.3 Hz apart) and smears high
             keys little: kept because it is the seed's, and its 12.7-ms time resolution suits
             20-ms frames at every key.
     "cqt"   constant-Q Gaussian masks: sigma_k = f_k (2^(sigma_semitones / 12) - 1), half a semitone
             by default, so every key is resolved from its neighbours at any pitch (at the price of
-            time resolution in the bass: 0.2 s at A0). Same exact engine, numpy only.
+            time resolution in the bass: 0.2 s at A0). The same engine, numpy only.
+
+The seed's faults, fixed: its inverse restarted every sine each frame (a 50-Hz buzz; ours runs each
+sine's phase on and interpolates amplitudes, `pianokeys_dsp.synthesize_keys`, and first unmixes the
+neighbours a tone lights, `unmix`); it synthesised 36 keys where training used 33 (one config here,
+saved in checkpoints by `to_dict`, serves both ways); its full-length FFT is circular, so the end of
+a chunk heard its beginning (`encode_audio` pads with silence first).
 
 Symbolic interface (the registry's): `encode(score)` plays the score through the built-in
 synthesizer (`io.synth`) at `sample_rate`, peak-normalised to -1 dBFS, then `encode_audio`;
