@@ -69,14 +69,24 @@ def _random_walk(grammar, rng, n: int, enforce: bool = True) -> np.ndarray:
     return np.array(ids)
 
 
+def _miditok_errors(rep, ids: np.ndarray) -> float:
+    """miditok's own checker (`tokens_errors`: token-type order, time going back): share of bad tokens."""
+    from miditok import TokSequence
+
+    seq = TokSequence(ids=ids.tolist())
+    errors = rep.tokenizer.tokens_errors(seq if rep.config.use_programs else [seq])
+    return errors if rep.config.use_programs else errors[0]
+
+
 def _notes(score) -> list[tuple]:
     return sorted((n.time, n.pitch, n.duration, t.program, t.is_drum) for t in score.tracks for n in t.notes)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=str)
 def test_grammatical_sequences_decode_one_note_per_pitch_token(config):
-    """The decoder keeps every note the tokens write (nothing dropped), and encoding it back gives the same
-    notes; random sequences that ignore the grammar lose notes (so this test can fail)."""
+    """The decoder keeps every note the tokens write (nothing dropped), encoding it back gives the same
+    notes, and miditok's own checker finds no error; random sequences that ignore the grammar lose notes
+    (so this test can fail)."""
     rep = get_representation("events", **config)
     grammar, rng = rep.grammar(), np.random.default_rng(0)
     is_pitch = np.array([t.startswith("Pitch") for t in rep.vocab])
@@ -85,10 +95,10 @@ def test_grammatical_sequences_decode_one_note_per_pitch_token(config):
         pitches = ids[is_pitch[ids]]
         decoded = rep.decode(ids)
         complete = decoded.note_num() in (len(pitches), len(pitches) - 1)  # the walk may stop inside a note
-        assert complete and rep.invalid_tokens(ids) == 0
+        assert complete and rep.invalid_tokens(ids) == 0 and _miditok_errors(rep, ids) == 0
         assert _notes(rep.decode(rep.encode(decoded))) == _notes(decoded)
     wild = _random_walk(grammar, rng, 400, enforce=False)
-    assert rep.invalid_tokens(wild) > 40
+    assert rep.invalid_tokens(wild) > 40 and _miditok_errors(rep, wild) > 0.3
     assert rep.decode(wild).note_num() < is_pitch[wild].sum() - 1
 
 
