@@ -228,6 +228,18 @@ def test_audio_data_pairs_splits_dedups_skips_and_caches(audio_folder, monkeypat
     assert again.provenance["train_data_blake2b"] == data.provenance["train_data_blake2b"]
 
 
+def test_an_ingested_audio_dataset_gives_the_pairs_its_files_give(audio_folder, tmp_path, monkeypatch, capsys):
+    dataset = tmp_path / "dataset"
+    code, _, err = run_cli(monkeypatch, capsys, "ingest", str(audio_folder), "--audio", "--out", str(dataset),
+                           "--chunk-seconds", "2", "--sample-rate", "16000")  # resampled to 12 kHz when read
+    assert code == 0, err
+    from_files, from_dataset = prepare_audio_data(debug_data(audio_folder)), prepare_audio_data(debug_data(dataset))
+    assert from_dataset.provenance["train_ids_sha256"] == from_files.provenance["train_ids_sha256"]
+    assert len(from_dataset.train) == len(from_files.train)
+    difference = np.abs(from_dataset.train[1]["target"] - from_files.train[1]["target"])
+    assert np.median(difference) < 0.02  # int16 storage and two resamplings, nothing more
+
+
 def test_a_folder_without_audio_is_one_sentence(tmp_path):
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(UserError, match="holds no audio files"):

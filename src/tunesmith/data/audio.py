@@ -1,4 +1,5 @@
-"""Data kind "audio": a folder of recordings -> piano-key arrays -> (chunk t, chunk t + 1) pairs.
+"""Data kind "audio": a folder of recordings (or a `tunesmith ingest --audio` dataset) -> piano-key arrays
+-> (chunk t, chunk t + 1) pairs.
 
 Each file under the folder whose name is audio (`io.audio_input.AUDIO_SUFFIXES`, any depth, sorted) is
 read through the guarded reader at the representation's rate and channel count (a broken file is
@@ -7,6 +8,8 @@ cached on disk (`cache_root()/audio-keys`, keyed by the file's bytes and the rep
 so neither a new epoch nor a new run decodes audio again. A piece id is the sha256 of the file's bytes:
 a renamed or copied file is the same piece (duplicates are kept once) and its split, a hash of the id
 (`data/splits.py`), never changes. Train and valid files are disjoint; nothing is concatenated.
+An ingest dataset (already deduplicated, broken files already quarantined) gives its pieces' sounding
+chunks joined back to back (`dataset_keys`), with the same ids (the sha256 of each source file).
 
 Items: `data.window` frames per chunk (T), pairs starting every `data.stride` frames (default T // 2):
 {"context": (C, K, T) float32 keys of frames [s, s + T), "target": keys of [s + T, s + 2T)}; pairs in
@@ -76,10 +79,7 @@ def encode_file(path: Path, piece_id: str, rep: Representation, cache: Path | No
     samples = read_audio(path, rep.config.sample_rate, rep.config.channels)
     keys = np.asarray(rep.encode_audio(samples), dtype=np.float16)  # halves memory; keys are in [0, 1]
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        np.save(buffer, keys, allow_pickle=False)
-        write_atomic(cached, buffer.getvalue())
+        _save(cached, keys)
     return keys
 
 
@@ -105,6 +105,53 @@ def _sounds(chunk: np.ndarray) -> bool:
     return bool(chunk.max(initial=0.0) >= SILENT_LEVEL)
 
 
+def is_audio_dataset(folder: Path) -> bool:
+    """True for a `tunesmith ingest --audio` dataset folder (its manifest names the audio format)."""
+    from tunesmith.io.audio_cache import read_audio_manifest
+
+    return (folder / "manifest.json").is_file() and read_audio_manifest(folder) is not None
+
+
+def dataset_keys(folder: Path, rep: Representation, limit: int | None, cache: Path | None) -> dict[str, np.ndarray]:
+    """piece id -> keys (C, K, F) float16 of an ingest dataset's pieces: each piece's chunks joined back to
+    back (ingest keeps them back to back and leaves out silent ones), resampled to the representation's
+    rate (soxr) and channel count, then encoded; cached like files."""
+    import soxr
+
+    from tunesmith.io.audio_cache import AudioDataset
+    from tunesmith.io.audio_input import to_channels
+
+    dataset = AudioDataset(folder)
+    settings = dataset.settings
+    if settings.get("hop_seconds") not in (None, settings["chunk_seconds"]):
+        raise UserError(f"{folder} holds overlapping chunks (hop {settings['hop_seconds']} s); the audio data kind "
+                        "needs back-to-back chunks: ingest again without a hop")
+    config = json.dumps(rep.to_dict(), sort_keys=True)
+    out: dict[str, np.ndarray] = {}
+    for i, piece_id in enumerate(dataset.piece_ids[:limit]):
+        key = hashlib.blake2b(f"{CACHE_VERSION}ingest{piece_id}{config}".encode(), digest_size=16).hexdigest()
+        cached = cache / f"{key}.npy" if cache else None
+        if cached is not None and cached.is_file():
+            out[piece_id] = np.load(cached, allow_pickle=False)
+            continue
+        samples = np.concatenate(list(dataset.chunks(i)), axis=-1)  # (channels, n)
+        if settings["sample_rate"] != rep.config.sample_rate:
+            samples = soxr.resample(samples.T, settings["sample_rate"], rep.config.sample_rate).T
+        keys = np.asarray(rep.encode_audio(to_channels(np.ascontiguousarray(samples), rep.config.channels)),
+                          dtype=np.float16)
+        if cached is not None:
+            _save(cached, keys)
+        out[piece_id] = keys
+    return out
+
+
+def _save(path: Path, keys: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, keys, allow_pickle=False)
+    write_atomic(path, buffer.getvalue())
+
+
 def audio_representation(cfg: DataConfig, representation: Representation | None) -> Representation:
     rep = representation or get_representation(cfg.representation, **cfg.representation_config)
     if not hasattr(rep, "encode_audio"):
@@ -117,15 +164,18 @@ def prepare_audio_data(cfg: DataConfig, representation: Representation | None = 
     from tunesmith.data.build import PreparedData, arrays_fingerprint, skip_summary
 
     rep = audio_representation(cfg, representation)
-    files = audio_files(Path(cfg.source).expanduser())
-    by_id: dict[str, Path] = {}
-    for path in files:
-        by_id.setdefault(file_id(path), path)  # identical bytes: one piece
-        if cfg.limit and len(by_id) >= cfg.limit:
-            break
+    source = Path(cfg.source).expanduser()
     folder = cache_root() / "audio-keys" if cache else None
-    keys: dict[str, np.ndarray] = {}
     skipped: Counter = Counter()
+    if is_audio_dataset(source):
+        keys = dataset_keys(source, rep, cfg.limit, folder)
+        by_id: dict[str, Path] = {}
+    else:
+        keys, by_id = {}, {}
+        for path in audio_files(source):
+            by_id.setdefault(file_id(path), path)  # identical bytes: one piece
+            if cfg.limit and len(by_id) >= cfg.limit:
+                break
     for piece_id, path in by_id.items():
         try:
             keys[piece_id] = encode_file(path, piece_id, rep, folder)
