@@ -235,7 +235,7 @@ def evaluate(
         reference_in_model_terms,
     )
     from tunesmith.evaluation.report import check_out, write_evaluation
-    from tunesmith.evaluation.runs import evaluate_set, find_run_midi, load_run, load_set
+    from tunesmith.evaluation.runs import evaluate_set, find_run_midi, load_run, load_set, same_length
     from tunesmith.scoring.likelihood import make_embed_fn, make_nll_fn
 
     check_output_path(check_out(out))
@@ -247,7 +247,7 @@ def evaluate(
         typer.echo(f"reference measured as {ref.name}, {len(ref.scores)} pieces (--as-is to keep it unchanged)"
                    + ("; both sets in C major / A minor (the model was trained with transposed or "
                       "key-normalised data)" if key_normalised(record) else ""))
-    [generated], ref = _same_length([generated], ref, bars)
+    [generated], ref, notes = same_length([generated], ref, bars)
     train_set = load_set(train, limit=limit) if train else None
     scorer = make_nll_fn(checkpoint) if checkpoint else None
     result = evaluate_set(
@@ -267,6 +267,8 @@ def evaluate(
                    f"generated {nll['generated']:.3f}")
     copies = sum(m.copied for m in result.memorization)
     typer.echo(f"wrote {out}: {result.headline()}; {copies} of {len(result.memorization)} pieces flagged as copies")
+    for note in notes:  # after the result: a failed run says one sentence and nothing else
+        typer.echo(note)
 
 
 @app.command()
@@ -287,7 +289,7 @@ def compare(
     representation (like against like); the copy check uses the unreduced training set."""
     from tunesmith.evaluation.provenance import generated_in_model_terms, read_sidecar, reference_in_model_terms
     from tunesmith.evaluation.report import check_out, write_comparison
-    from tunesmith.evaluation.runs import evaluate_runs, find_run_midi, load_run, load_set
+    from tunesmith.evaluation.runs import evaluate_runs, find_run_midi, load_run, load_set, same_length
 
     check_output_path(check_out(out))
     sets = [load_run(run, limit) for run in runs]
@@ -296,13 +298,16 @@ def compare(
     records = [None if as_is else read_sidecar(find_run_midi(run)) for run in runs]
     references = [reference_in_model_terms(ref, record) if record else ref for record in records]
     sets = [generated_in_model_terms(run, record) for run, record in zip(sets, records, strict=True)]
-    cut = [_same_length([run], run_ref, bars) for run, run_ref in zip(sets, references, strict=True)]
-    sets, references = [runs_cut[0] for runs_cut, _ in cut], [run_ref for _, run_ref in cut]
+    cut = [same_length([run], run_ref, bars) for run, run_ref in zip(sets, references, strict=True)]
+    sets, references = [runs_cut[0] for runs_cut, _, _ in cut], [run_ref for _, run_ref, _ in cut]
     results = evaluate_runs(sets, references, train_set or ref, records=records)  # copies: against real pieces
     write_comparison(results, ref, out)
     for result, run_ref in zip(results, references, strict=True):
         typer.echo(f"{result.name} against {run_ref.name}: {result.headline()}; "
                    f"{sum(m.copied for m in result.memorization)} copies")
+    for _, _, notes in cut:
+        for note in notes:
+            typer.echo(note)
     typer.echo(f"wrote {out}")
 
 
@@ -383,15 +388,6 @@ def main() -> None:
             traceback.print_exc()
         _fail(f"internal error ({error.__class__.__name__}: {str(error)[:200]}); this is a bug in tunesmith: "
               "rerun with --verbose for the traceback and report it", 1)
-
-
-def _same_length(runs: list, reference, bars: int | None) -> tuple[list, object]:
-    from tunesmith.evaluation.runs import same_length
-
-    runs, reference, notes = same_length(runs, reference, bars)
-    for note in notes:
-        typer.echo(note, err=True)
-    return runs, reference
 
 
 def _fail(message: str, code: int) -> None:
