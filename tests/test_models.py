@@ -124,8 +124,9 @@ def test_options_a_family_does_not_declare_are_refused(name, option, tmp_path):
     supported = loaded.model.generation_options() if loaded.model.generation else set()
     if option in supported:
         return
-    value = {"temperature": 0.5, "top_k": 3, "top_p": 0.9, "chords": ["C"], "primer": tmp_path / "p.mid"}[option]
-    sampling = SamplingConfig(**{k: value for k in ("temperature", "top_k", "top_p") if k == option})
+    value = {"temperature": 0.5, "top_k": 3, "top_p": 0.9, "min_p": 0.1, "chords": ["C"],
+             "primer": tmp_path / "p.mid"}[option]
+    sampling = SamplingConfig(**{k: value for k in ("temperature", "top_k", "top_p", "min_p") if k == option})
     request = GenerateRequest(n=1, bars=1, sampling=sampling, chords=value if option == "chords" else None,
                               primer=value if option == "primer" else None)
     with pytest.raises(UserError, match="does not"):
