@@ -3,6 +3,7 @@ the doubled batch, and an exact resume after one rank is killed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
 
@@ -39,18 +39,38 @@ def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([*TORCHRUN, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (from /proc: no psutil dependency)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
 def _kill_one_rank(args: list[str], checkpoint: Path) -> None:
     """Start torchrun, SIGKILL one worker as soon as the first checkpoint lands, wait until all have exited."""
-    agent = psutil.Popen([*TORCHRUN, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen([*TORCHRUN, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not checkpoint.exists() and time.time() < deadline and agent.poll() is None:
         time.sleep(0.002)
-    workers = agent.children()
-    os.kill(workers[-1].pid, signal.SIGKILL)
+    workers = _children(agent.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[-1], signal.SIGKILL)
     assert agent.wait(timeout=120) != 0  # torchrun stops the other rank and fails
-    psutil.wait_procs(workers, timeout=30)
-    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)  # no orphans
+    deadline = time.time() + 30
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)  # no orphans
 
 
 @pytest.mark.slow
