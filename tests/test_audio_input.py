@@ -137,6 +137,9 @@ def test_header_claims(tmp_path):
     data[at: at + 4] = struct.pack("<I", 0xFFFFFFF0)  # 4 GiB claimed, 32 kB there
     (tmp_path / "huge.wav").write_bytes(bytes(data))
     assert skip_reason(tmp_path / "huge.wav").startswith("truncated")
+    data[at: at + 4] = struct.pack("<I", 32002)  # 2 bytes more than there are: a writer's slip, read
+    (tmp_path / "slip.wav").write_bytes(bytes(data))
+    assert read_audio(tmp_path / "slip.wav", 8000).shape == (1, 16000)
     data[at: at + 4] = struct.pack("<I", 0xFFFFFFFF)  # what streaming writers put when they cannot know
     (tmp_path / "stream.wav").write_bytes(bytes(data))
     assert read_audio(tmp_path / "stream.wav", 8000).shape == (1, 16000)
