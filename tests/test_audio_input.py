@@ -154,6 +154,23 @@ def test_header_claims(tmp_path):
     assert time.perf_counter() - started < 1.0
 
 
+def test_mp3_length_guesses_are_not_taken_for_truncation(tmp_path):
+    """Without a Xing/Info frame, libsndfile guesses an MP3's length from the file size, album art
+    in the ID3 tag included: a whole file must not be called truncated (nor too long) for that."""
+    noise = 0.05 * np.random.default_rng(0).standard_normal(10 * 22050)
+    sf.write(tmp_path / "cbr.mp3", (tone(10.0, 22050) + noise).astype(np.float32), 22050,
+             bitrate_mode="CONSTANT", compression_level=0.5)
+    mp3 = (tmp_path / "cbr.mp3").read_bytes()
+    body = mp3[mp3.find(b"\xff\xf3", 4):]  # without its first frame, the Info frame
+    assert not any(tag in body[:4096] for tag in (b"Xing", b"Info", b"VBRI"))
+    art = b"APIC" + struct.pack(">I", 500_000) + b"\0\0" + bytes(500_000)  # a 500-kB "cover image"
+    size = len(art)
+    synchsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    (tmp_path / "art.mp3").write_bytes(b"ID3\x03\x00\x00" + synchsafe + art + body)
+    assert sf.info(tmp_path / "art.mp3").duration > 50  # libsndfile's guess
+    assert abs(read_audio(tmp_path / "art.mp3", 12000, max_seconds=30).shape[1] / 12000 - 10.0) < 0.2
+
+
 def test_caps_and_content_checks(tmp_path):
     sf.write(tmp_path / "tone.wav", tone(3.0, 8000), 8000)
     assert skip_reason(tmp_path / "tone.wav", max_seconds=2.0).startswith("too long")

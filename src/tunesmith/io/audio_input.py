@@ -11,7 +11,8 @@ ingest report: the suffix ("not audio"), the file type and size ("not a regular 
 too large"), the header ("unreadable": libsndfile refuses it; "bad header": an impossible rate or
 channel count; "too long": the header claims more than `max_seconds`), then decoding block by block
 ("corrupt": a decoder error or non-finite samples; "truncated": far fewer frames than the header
-claims; "too long" again if the header under-claimed) and the content ("silent": peak below
+claims, which for MP3 counts only with a Xing/Info/VBRI frame, the others' count being libsndfile's
+guess from the file size; "too long" again if the header under-claimed) and the content ("silent": peak below
 `SILENT_DBFS`). Nothing is decoded before the caps are checked, and decoding stops at the cap, so a
 file whose header claims days of audio costs nothing. Memory is bounded by the output: each block is
 mixed to the target channel count and resampled in a stream as it is read.
@@ -104,6 +105,7 @@ def _check_size(n_bytes: int, max_bytes: int) -> None:
 
 def _decode(handle, sample_rate: int, channels: int, max_seconds: float) -> np.ndarray:
     """Open, check the header, decode block by block into the target layout, check the content."""
+    length_tag = _mp3_length_tag(handle)
     try:
         sound = sf.SoundFile(handle)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
@@ -112,6 +114,8 @@ def _decode(handle, sample_rate: int, channels: int, max_seconds: float) -> np.n
         rate, n_channels, claimed = sound.samplerate, sound.channels, sound.frames
         if not (MIN_RATE <= rate <= MAX_RATE and 1 <= n_channels <= MAX_CHANNELS):
             raise SkipFile(f"bad header: {rate} Hz, {n_channels} channels")
+        if sound.format == "MP3" and not length_tag:
+            claimed = 0  # libsndfile guessed it from the file size (ID3 tags, album art included)
         cap = int(max_seconds * rate)
         if 0 < claimed < 2**62 and claimed > cap:  # libsndfile says 2**63 - 1 when it cannot tell
             raise SkipFile(f"too long: {claimed / rate:.0f} s (cap {max_seconds:.0f} s)")
@@ -122,6 +126,21 @@ def _decode(handle, sample_rate: int, channels: int, max_seconds: float) -> np.n
     if n_read == 0:
         raise SkipFile("empty: no audio frames")
     return _finish(samples)
+
+
+def _mp3_length_tag(handle) -> bool:
+    """True when the file's first MPEG frame (after an ID3v2 tag) is a Xing, Info or VBRI frame,
+    which states the stream's length; without one libsndfile's frame count of an MP3 is a guess
+    from the file size. Reads a few KB and puts the handle back at its start."""
+    head = handle.read(10)
+    offset = 0
+    if len(head) == 10 and head[:3] == b"ID3":
+        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+        offset = 10 + size + (10 if head[5] & 0x10 else 0)  # a footer follows when flag bit 4 is set
+    handle.seek(offset)
+    first = handle.read(4096)
+    handle.seek(0)
+    return any(tag in first for tag in (b"Xing", b"Info", b"VBRI"))
 
 
 def _check_container(extra_info: str) -> None:
