@@ -17,6 +17,10 @@ guess from the file size; "too long" again if the header under-claimed) and the 
 file whose header claims days of audio costs nothing. Memory is bounded by the output: each block is
 mixed to the target channel count and resampled in a stream as it is read.
 
+Known limit (libsndfile's): a variable-bitrate MP3 without a Xing or VBRI frame (rare: LAME, iTunes
+and Fraunhofer encoders write one) is read only as far as libsndfile's length guess from its first
+frame's bitrate.
+
 `chunks(samples, sample_rate, seconds, hop_seconds)` cuts (channels, n) samples into equal chunks,
 leaving out silent ones (the seed's 10-s chunks, without the silence it trained on).
 """
