@@ -93,6 +93,7 @@ def live(
     temperature: float = typer.Option(None, "--temperature", help="Sampling temperature (> 0)."),
     top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely choices."),
     top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling mass."),
+    min_p: float = typer.Option(None, "--min-p", help="Keep tokens at least this share (0..1) of the likeliest one."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="Random seed of the first answer."),
     speculate: bool = typer.Option(True, "--speculate/--no-speculate",
                                    help="Start the model before the pause ends (cancelled if you play on)."),
@@ -106,5 +107,5 @@ def live(
         raise UserError("give a checkpoint (tunesmith live lstm-bach) or --list-ports")
     config = LiveConfig(wait_beats=wait_beats, bpm=bpm, channel=channel - 1, speculate=speculate)
     options = AnswerOptions(bars=bars, primer_bars=primer_bars, temperature=temperature, top_k=top_k, top_p=top_p,
-                            seed=seed)
+                            min_p=min_p, seed=seed)
     live_command(checkpoint, in_port, out_port, list_ports, config, options, say=typer.echo)

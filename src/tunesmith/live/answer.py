@@ -38,6 +38,7 @@ class AnswerOptions:
     temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
+    min_p: float | None = None
     seed: int = 0  # the first answer's seed; each answer adds one
 
 
@@ -71,7 +72,8 @@ class Answerer:
 
         o = self.options
         return GenerateRequest(n=1, bars=o.bars, primer=primer, primer_bars=o.primer_bars, seed=seed,
-                               sampling=SamplingConfig(temperature=o.temperature, top_k=o.top_k, top_p=o.top_p))
+                               sampling=SamplingConfig(temperature=o.temperature, top_k=o.top_k, top_p=o.top_p,
+                                                       min_p=o.min_p))
 
 
 @contextlib.contextmanager

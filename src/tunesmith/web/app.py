@@ -42,6 +42,7 @@ class GenerateBody(BaseModel):
     temperature: float | None = Field(None, gt=0, le=10)
     top_k: int | None = Field(None, ge=1, le=10_000)
     top_p: float | None = Field(None, gt=0, le=1)
+    min_p: float | None = Field(None, gt=0, lt=1, description="keep tokens at least this share of the likeliest")
     chords: str | None = Field(None, max_length=400, description='chord names, e.g. "C G Am F"')
     primer_id: str | None = Field(None, max_length=64, description="an id from POST /api/primers")
     primer_bars: int = Field(4, ge=1, le=16)
@@ -184,6 +185,7 @@ def _request(body: GenerateBody, catalog: Catalog, primers: Primers):
     request = GenerateRequest(
         n=body.n, bars=body.bars, seed=body.seed, chords=chords, audio="wav" if body.audio else None, plot=True,
         primer=primers.path(body.primer_id) if body.primer_id else None, primer_bars=body.primer_bars,
-        sampling=SamplingConfig(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p))
+        sampling=SamplingConfig(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
+                                min_p=body.min_p))
     check_options(catalog.load(body.checkpoint).model, request.options())
     return request
