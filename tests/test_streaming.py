@@ -1,5 +1,6 @@
-"""Streaming token windows over an ingest dataset: the same items, in the same order, as the in-memory
-path, read lazily; a run trains to the same losses; what streaming cannot serve is one sentence."""
+"""Streaming windows over an ingest dataset: the same items, in the same order, as the in-memory path
+(tokens, piano-roll frames, multitrack frames with time on axis 1), read lazily; a run trains to the same
+losses; what streaming cannot serve is one sentence."""
 
 from __future__ import annotations
 
@@ -9,38 +10,51 @@ import torch
 from conftest import REALMIDI
 from tunesmith.core.errors import UserError
 from tunesmith.data.build import prepare_data
-from tunesmith.data.streaming import StreamingTokenWindows
+from tunesmith.data.streaming import StreamingWindows
 from tunesmith.io.ingest import ingest_folder
 from tunesmith.resources import shipped_recipe
 from tunesmith.training.config import load_config
 from tunesmith.training.loop import train
 
 MELODIES = REALMIDI / "sara_munafo_gan_nndl"
+SONGS = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    out = tmp_path_factory.mktemp("streaming") / "melodies"
-    ingest_folder(MELODIES, out, workers=0)
-    return out
+def ingested(tmp_path_factory):
+    root = tmp_path_factory.mktemp("streaming")
+    for name, folder in (("melodies", MELODIES), ("songs", SONGS)):
+        ingest_folder(folder, root / name, workers=0)
+    return root
 
 
-def _config(dataset, *overrides: str):
-    return load_config(shipped_recipe("debug/lstm"), [f"data.source={dataset}", "data.transpose=1", *overrides])
+@pytest.fixture(scope="module")
+def dataset(ingested):
+    return ingested / "melodies"
 
 
-def test_streamed_items_equal_the_in_memory_ones(dataset):
-    memory = prepare_data(_config(dataset).data, "tokens")
-    streamed = prepare_data(_config(dataset, "data.streaming=true").data, "tokens")
-    assert isinstance(streamed.train, StreamingTokenWindows)
+def _config(dataset, *overrides: str, recipe: str = "debug/lstm"):
+    return load_config(shipped_recipe(recipe), [f"data.source={dataset}", "data.transpose=1", *overrides])
+
+
+@pytest.mark.parametrize(("recipe", "folder", "kind"), [("debug/lstm", "melodies", "tokens"),
+                                                        ("debug/conv-vae", "melodies", "frames"),
+                                                        ("debug/band", "songs", "frames")])
+def test_streamed_items_equal_the_in_memory_ones(ingested, recipe, folder, kind):
+    memory = prepare_data(_config(ingested / folder, recipe=recipe).data, kind)
+    streamed = prepare_data(_config(ingested / folder, "data.streaming=true", recipe=recipe).data, kind)
+    assert isinstance(streamed.train, StreamingWindows)
     assert streamed.representation.to_dict() == memory.representation.to_dict()  # fitted on the same copies
     for split in ("train", "valid"):
         a, b = getattr(memory, split), getattr(streamed, split)
         assert len(a) == len(b) > 0
-        assert all(torch.equal(a[i]["tokens"], b[i]["tokens"]) for i in range(len(a)))
+        sample = range(0, len(a), max(1, len(a) // 60))  # a long song is read and encoded for each item
+        assert all(a[i].keys() == b[i].keys() and all(torch.equal(a[i][k], b[i][k]) for k in a[i])
+                   for i in sample)
     assert streamed.provenance["pieces"] == memory.provenance["pieces"]
     assert streamed.provenance["train_ids_sha256"] == memory.provenance["train_ids_sha256"]
-    assert streamed.train.rows.nbytes + streamed.train.windows.nbytes < 50 * len(memory.train)  # bytes, not pieces
+    resident = sum(getattr(streamed.train, k).nbytes for k in ("rows", "shift_counts", "starts", "bounds"))
+    assert resident < 40 * len(memory.train)  # bytes per window, not its encoding
 
 
 def test_a_streaming_run_with_workers_trains_as_the_in_memory_run(dataset, tmp_path, one_thread):
@@ -53,5 +67,5 @@ def test_a_streaming_run_with_workers_trains_as_the_in_memory_run(dataset, tmp_p
 def test_streaming_needs_an_ingest_dataset_and_a_token_model(dataset):
     with pytest.raises(UserError, match="data.streaming reads an ingest dataset folder"):
         prepare_data(load_config(shipped_recipe("debug/lstm"), ["data.streaming=true"]).data, "tokens")
-    with pytest.raises(UserError, match="data.streaming serves token models, not 'frames'"):
-        prepare_data(_config(dataset, "data.streaming=true").data, "frames")
+    with pytest.raises(UserError, match="data.streaming serves token and frame models, not 'bars'"):
+        prepare_data(_config(dataset, "data.streaming=true").data, "bars")

@@ -38,10 +38,7 @@ class TokenWindows(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         piece, offset = self.index[item]
-        chunk = self.pieces[piece][offset : offset + self.window]
-        if len(chunk) < self.window:
-            chunk = np.concatenate([chunk, np.full(self.window - len(chunk), self.pad, np.int64)])
-        return {"tokens": torch.from_numpy(chunk)}
+        return token_window(self.pieces[piece], offset, self.window, self.pad)
 
     def n_tokens(self) -> int:
         """Real (non-padding) tokens over all pieces, each counted once."""
@@ -69,10 +66,24 @@ class FrameWindows(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         piece, offset = self.index[item]
-        chunk = np.asarray(self.pieces[piece][offset : offset + self.window], dtype=np.float32)
-        mask = np.ones(self.window, dtype=bool)
-        if len(chunk) < self.window:
-            mask[len(chunk) :] = False
-            pad = np.zeros((self.window - len(chunk), *chunk.shape[1:]), np.float32)
-            chunk = np.concatenate([chunk, pad])
-        return {"frames": torch.from_numpy(chunk), "mask": torch.from_numpy(mask)}
+        return frame_window(self.pieces[piece], offset, self.window)
+
+
+def token_window(tokens: np.ndarray, offset: int, window: int, pad: int) -> dict[str, torch.Tensor]:
+    """{"tokens": int64 (window,)}: tokens[offset : offset + window], right-padded with `pad`."""
+    chunk = tokens[offset : offset + window]
+    if len(chunk) < window:
+        chunk = np.concatenate([chunk, np.full(window - len(chunk), pad, np.int64)])
+    return {"tokens": torch.from_numpy(chunk)}
+
+
+def frame_window(frames: np.ndarray, offset: int, window: int) -> dict[str, torch.Tensor]:
+    """{"frames": float32 (window, ...), "mask": bool (window,)} from time-first `frames`; zero padding
+    past the piece's end is False in the mask."""
+    chunk = np.asarray(frames[offset : offset + window], dtype=np.float32)
+    mask = np.ones(window, dtype=bool)
+    if len(chunk) < window:
+        mask[len(chunk) :] = False
+        pad = np.zeros((window - len(chunk), *chunk.shape[1:]), np.float32)
+        chunk = np.concatenate([chunk, pad])
+    return {"frames": torch.from_numpy(chunk), "mask": torch.from_numpy(mask)}

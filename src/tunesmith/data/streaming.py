@@ -1,10 +1,10 @@
-"""Streaming token windows over an ingest dataset (`data.streaming: true`): nothing decoded is kept.
+"""Streaming windows over an ingest dataset (`data.streaming: true`): nothing decoded is kept.
 
 The in-memory path (`build.prepare_data`) decodes every piece, keeps every transposed copy and every
 encoding resident: memory grows with the collection. Here a training item is an address, (piece,
 transposition, window), and `__getitem__` reads that one piece from the memory-mapped shards
-(`io.cache`), transposes it, encodes it and cuts the window. What stays resident per piece is three
-small integers (its row in the dataset, its number of windows and of transpositions): 24 bytes, against
+(`io.cache`), transposes it, encodes it and cuts the window. What stays resident is the piece's row
+in the dataset and its number of transpositions (16 bytes) and each window's start (4 bytes), against
 the kilobytes of its encodings. Memory maps are dropped every `RELEASE_EVERY` items, so the pages read
 do not pile up in the resident set of the trainer or its DataLoader workers.
 
@@ -12,8 +12,8 @@ Preparation makes two streaming passes over the training pieces: one fits the re
 vocabulary, on every transposed copy, as the in-memory path does; a representation that learns nothing
 never consumes it) and one encodes each piece once to count its windows and fingerprint the data. The
 order of items is the sampler's (a pure function of seed, epoch and rank), and an item is a pure
-function of its index, so resume stays exact. Token representations only: frame windows leave out
-silent windows, which needs every window's content up front.
+function of its index, so resume stays exact. Data kinds "tokens" and "frames" (whose windows in
+which nothing sounds are left out, as in memory: the index pass keeps the starts of the others).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.core.score import pitch_range, transpose
 from tunesmith.data.augment import to_common_key
 from tunesmith.data.config import DataConfig
-from tunesmith.data.datasets import window_offsets
+from tunesmith.data.datasets import frame_window, token_window, window_offsets
 from tunesmith.data.sources import describe_source
 from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
 from tunesmith.io.cache import DatasetCache, open_dataset
@@ -84,25 +84,31 @@ def release_maps(cache: DatasetCache) -> None:
         shard._arrays = None  # noqa: SLF001
 
 
-class StreamingTokenWindows(Dataset):
-    """Items: {"tokens": int64 (window + 1,)}, as `datasets.TokenWindows` cuts them, from pieces read
-    and encoded when an item is asked for. `rows[p]`: the dataset row of piece p; `windows[p]`: its
-    windows (counted on the untransposed encoding); `shift_counts[p]`: its transpositions."""
+class StreamingWindows(Dataset):
+    """Items as `datasets.TokenWindows` ({"tokens"}) or `datasets.FrameWindows` ({"frames", "mask"}) cut
+    them, from pieces read and encoded when an item is asked for. Piece p is dataset row `rows[p]` with
+    `shift_counts[p]` transpositions; its windows start at `starts[bounds[p] : bounds[p + 1]]` (found on
+    the untransposed encoding); items run piece by piece, transposition by transposition, window by
+    window, the in-memory order."""
 
-    def __init__(self, reader: PieceReader, representation: Representation, rows: np.ndarray,
-                 windows: np.ndarray, shift_counts: np.ndarray, window: int, stride: int, max_shift: int):
-        self.reader, self.representation = reader, representation
-        self.rows, self.windows, self.shift_counts = rows, windows, shift_counts
-        self.window, self.stride, self.max_shift = window + 1, stride, max_shift
-        self.bounds = np.concatenate([[0], np.cumsum(windows.astype(np.int64) * shift_counts)])
+    def __init__(self, reader: PieceReader, representation: Representation, kind: str, index: dict[str, Any],
+                 window: int, max_shift: int, time_axis: int = 0):
+        self.reader, self.representation, self.kind = reader, representation, kind
+        self.rows, self.shift_counts, self.starts = index["rows"], index["shifts"], index["starts"]
+        self.bounds = index["bounds"]
+        self.window = window + 1 if kind == "tokens" else window
+        self.max_shift, self.time_axis = max_shift, time_axis
+        per_piece = np.diff(self.bounds) * self.shift_counts
+        self.item_bounds = np.concatenate([[0], np.cumsum(per_piece)])
 
     def __len__(self) -> int:
-        return int(self.bounds[-1])
+        return int(self.item_bounds[-1])
 
     def address(self, item: int) -> tuple[int, int, int]:
         """(piece, transposition index, window index) of item `item`."""
-        piece = int(np.searchsorted(self.bounds, item, side="right")) - 1
-        shift, k = divmod(item - int(self.bounds[piece]), int(self.windows[piece]))
+        piece = int(np.searchsorted(self.item_bounds, item, side="right")) - 1
+        windows = int(self.bounds[piece + 1] - self.bounds[piece])
+        shift, k = divmod(item - int(self.item_bounds[piece]), windows)
         return piece, shift, k
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
@@ -111,31 +117,34 @@ class StreamingTokenWindows(Dataset):
         piece, shift_index, k = self.address(item)
         score = self.reader.score(int(self.rows[piece]))
         shift = shifts_of(score, self.max_shift)[shift_index]
-        tokens = encode_tokens(self.representation, transpose(score, shift) if shift else score)
-        offsets = window_offsets(len(tokens), self.window, self.stride)
-        start = offsets[min(k, len(offsets) - 1)]  # a transposed copy may encode a little shorter
-        chunk = tokens[start : start + self.window]
-        if len(chunk) < self.window:
-            chunk = np.concatenate([chunk, np.full(self.window - len(chunk), self.representation.pad_id, np.int64)])
-        return {"tokens": torch.from_numpy(chunk)}
+        array = encode_piece(self.representation, self.kind, transpose(score, shift) if shift else score,
+                             self.time_axis)
+        # a transposed copy may encode a little shorter: its last window then ends where it ends
+        start = min(int(self.starts[self.bounds[piece] + k]), max(0, len(array) - self.window))
+        if self.kind == "tokens":
+            return token_window(array, start, self.window, self.representation.pad_id)
+        return frame_window(array, start, self.window)
 
 
-def encode_tokens(representation: Representation, score: Score) -> np.ndarray:
-    """[bos] + the piece's tokens + [eos], int64."""
-    body = np.asarray(representation.encode(score))
-    return np.concatenate([[representation.bos_id], body, [representation.eos_id]]).astype(np.int64)
+def encode_piece(representation: Representation, kind: str, score: Score, time_axis: int = 0) -> np.ndarray:
+    """Tokens: [bos] + the piece's tokens + [eos], int64; frames: the encoding with time first."""
+    encoded = np.asarray(representation.encode(score))
+    if kind == "frames":
+        return np.moveaxis(encoded, time_axis, 0)
+    return np.concatenate([[representation.bos_id], encoded, [representation.eos_id]]).astype(np.int64)
 
 
 def prepare_streaming(cfg: DataConfig, data_kind: str, representation: Representation | None = None):
     """`build.prepare_data` for `data.streaming: true`: the same splits (by piece id), representation
     and provenance keys, with datasets that read pieces when asked."""
-    from tunesmith.data.build import PreparedData, skip_summary
+    from tunesmith.data.build import PreparedData, skip_summary, time_axis
 
     if describe_source(cfg.source) != "dataset":
         raise UserError(f"data.streaming reads an ingest dataset folder (tunesmith ingest), but {cfg.source} "
                         "is not one; ingest it first or set data.streaming: false")
-    if data_kind != "tokens":
-        raise UserError(f"data.streaming serves token models, not {data_kind!r} models; set data.streaming: false")
+    if data_kind not in ("tokens", "frames"):
+        raise UserError(f"data.streaming serves token and frame models, not {data_kind!r} models; set "
+                        "data.streaming: false")
     reader = PieceReader(Path(cfg.source), cfg.normalize_key)
     cache = reader._cache = open_dataset(reader.folder)  # checks every shard's checksum once; one index
     ids = cache.piece_ids[: cfg.limit]
@@ -146,19 +155,21 @@ def prepare_streaming(cfg: DataConfig, data_kind: str, representation: Represent
     if representation is None:
         representation = get_representation(cfg.representation, **cfg.representation_config)
         representation.fit(_transposed(reader, [row_of[p] for p in groups["train"]], cfg.transpose))
-    if not representation.is_tokens:
+    if data_kind == "tokens" and not representation.is_tokens:
         raise UserError(f"this model needs a token representation, not {representation.name!r}")
+    axis = time_axis(representation)
     stride = cfg.stride or max(1, cfg.window // 2)
     datasets, provenance, skipped = {}, {}, Counter()
     for split, max_shift in (("train", cfg.transpose), ("valid", 0)):
-        index = _index(reader, representation, [row_of[p] for p in groups[split]], cfg.window, stride, max_shift)
+        rows = [row_of[p] for p in groups[split]]
+        index = _index(reader, representation, data_kind, rows, (cfg.window, stride, axis), max_shift)
         skipped += index.pop("skipped")
         if not len(index["rows"]):
             raise UserError(f"{cfg.source}: no piece could be encoded as {cfg.representation!r} for {split}")
-        datasets[split] = StreamingTokenWindows(reader, representation, index["rows"], index["windows"],
-                                                index["shifts"], cfg.window, stride, max_shift)
+        datasets[split] = StreamingWindows(reader, representation, data_kind, index, cfg.window, max_shift, axis)
         provenance[f"{split}_data_blake2b"] = index["digest"]
-        provenance.setdefault("tokens_per_quarter", index["tokens_per_quarter"])
+        if representation.is_tokens:
+            provenance.setdefault("tokens_per_quarter", index["tokens_per_quarter"])
     if skipped:
         log.warning("%d piece(s) could not be encoded as %s and were left out (%s)", sum(skipped.values()),
                     representation.name, skip_summary(skipped))
@@ -181,28 +192,35 @@ def _transposed(reader: PieceReader, rows: list[int], max_shift: int) -> Iterato
             yield transpose(score, shift) if shift else score
 
 
-def _index(reader: PieceReader, representation: Representation, rows: list[int], window: int, stride: int,
-           max_shift: int) -> dict[str, Any]:
-    """One pass: each piece encoded once, for its window count, its transpositions and a fingerprint
-    (BLAKE2b over the untransposed encodings and the shift counts)."""
-    kept, windows, shifts, skipped = [], [], [], Counter()
+def _index(reader: PieceReader, representation: Representation, kind: str, rows: list[int],
+           cut: tuple[int, int, int], max_shift: int) -> dict[str, Any]:
+    """One pass: each piece encoded once, for its window starts (frames: those in which something
+    sounds), its transpositions and a fingerprint (BLAKE2b over the untransposed encodings and the
+    shift counts). `cut`: (window, stride, time axis)."""
+    window, stride, axis = cut
+    kept, shifts, starts, bounds, skipped = [], [], [], [0], Counter()
     digest, tokens, quarters = hashlib.blake2b(digest_size=8), 0, 0.0
     for row in rows:
         score = reader.score(row)
         try:
-            encoded = encode_tokens(representation, score)
+            array = encode_piece(representation, kind, score, axis)
         except SkipFile as reason:
             skipped[str(reason).split(" at tick")[0]] += 1
             continue
-        if len(encoded) <= 2:  # nothing but bos and eos
+        if kind == "tokens":
+            offsets = window_offsets(len(array), window + 1, stride) if len(array) > 2 else []
+        else:
+            offsets = [o for o in window_offsets(len(array), window, stride) if array[o : o + window].any()]
+        if not len(array) or not offsets:  # nothing sounds, or nothing but bos and eos
             continue
         count = len(shifts_of(score, max_shift))
         kept.append(row)
-        windows.append(len(window_offsets(len(encoded), window + 1, stride)))
         shifts.append(count)
-        digest.update(f"{encoded.dtype.str}{encoded.shape}x{count};".encode())
-        digest.update(encoded.tobytes())
-        tokens, quarters = tokens + len(encoded) - 2, quarters + score.end() / score.ticks_per_quarter
-    return {"rows": np.array(kept, np.int64), "windows": np.array(windows, np.int64),
-            "shifts": np.array(shifts, np.int64), "skipped": skipped, "digest": digest.hexdigest(),
-            "tokens_per_quarter": tokens / max(quarters, 1.0)}
+        starts.extend(offsets)
+        bounds.append(len(starts))
+        digest.update(f"{array.dtype.str}{array.shape}x{count};".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+        tokens, quarters = tokens + len(array) - 2, quarters + score.end() / score.ticks_per_quarter
+    return {"rows": np.array(kept, np.int64), "shifts": np.array(shifts, np.int64),
+            "starts": np.array(starts, np.int32), "bounds": np.array(bounds, np.int64), "skipped": skipped,
+            "digest": digest.hexdigest(), "tokens_per_quarter": tokens / max(quarters, 1.0)}
