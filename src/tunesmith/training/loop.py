@@ -108,6 +108,7 @@ class Run:
     total_steps: int
     lr_ratios: dict[str, list[float]]  # each parameter group's rate relative to optim.lr
     waited: float = 0.0  # seconds spent waiting for batches this epoch
+    in_step: bool = False  # ranks seen holding the same weights after this process's first step
 
 
 def train(config: RunConfig, run_dir: Path, resume: bool = False, allow_data_change: bool = False) -> Path:
@@ -268,6 +269,9 @@ def _step(run: Run, parts: list[tuple[dict[str, torch.Tensor], float]]) -> dict[
     else:  # an objective without accumulation (`_set_engine` allows it for one part only)
         metrics = objective.train_step(parts[0][0], position.step)
     position.step, position.batch = position.step + 1, position.batch + len(parts)
+    if run.cluster.active and not run.in_step:  # an objective that bypasses DDP fails now, not at a checkpoint
+        distributed.check_in_step(run.model, position.step, run.cluster)
+        run.in_step = True
     return {**metrics, "lr": lr}
 
 
