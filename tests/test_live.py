@@ -275,3 +275,14 @@ def test_real_ports_carry_the_answer_in_time(midi_system):
     # released at 0.45 s, one beat (0.25 s) of silence, next beat of the grid: 0.75 s; then a beat apart
     assert ons[0][0] == pytest.approx(0.75, abs=0.1) and ons[1][0] - ons[0][0] == pytest.approx(0.25, abs=0.05)
     assert sum(m.type == "control_change" and m.control == 123 for _, m in heard) == 16  # all notes off
+
+
+def test_a_pitch_struck_again_while_it_sounds_is_released_first():
+    def overlapping(phrase, cancelled=None):  # 72 for two beats, struck again after one: as models write
+        return [AnswerNote(72, 100, 0.0, 2.0), AnswerNote(72, 90, 1.0, 2.0), AnswerNote(64, 80, 1.0, 0.5)]
+
+    session, out = run(overlapping, melody([60, 62], 0.5), until=10.0, bpm=120, wait_beats=2)
+    events = [(t, m.type, m.note) for t, m in out.sent if m.type in ("note_on", "note_off") and m.note == 72]
+    start = session.answers[0].pause_end
+    assert [(kind, round(t - start, 2)) for t, kind, _ in events] == [
+        ("note_on", 0.0), ("note_off", 0.5), ("note_on", 0.5), ("note_off", 1.5)]  # 0.5 s per beat

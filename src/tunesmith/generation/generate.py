@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from tunesmith.generation.audio_output import generate_audio_command, is_audio_c
 from tunesmith.generation.streams import stream_for
 from tunesmith.models.base import SamplePlan, check_options
 from tunesmith.models.checkpoint import LoadedModel, load_model
-from tunesmith.models.distributions import SamplingConfig
+from tunesmith.models.distributions import SamplingConfig, is_default
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def generate_batches(loaded: LoadedModel, request: GenerateRequest,
                      primer: Score | None = None) -> Iterator[list[Score]]:
     """The `request.n` pieces, a batch at a time (each holds the primer context, then the new music);
     `primer`: `request.primer` already read by `read_primer` (it is read here otherwise)."""
-    model = loaded.model
+    model, request = loaded.model, with_checkpoint_defaults(loaded, request)
     check_options(model, request.options())
     if request.steps is not None and model.generation == "one-shot":
         raise UserError(f"a {model.name} model writes whole bars; use --bars instead of --steps")
@@ -88,6 +88,14 @@ def generate_batches(loaded: LoadedModel, request: GenerateRequest,
         pieces = stream.generate(count, request, generator) if stream is not None \
             else _one_shot(loaded, request, primer, count, generator)
         yield [with_meter(p, primer) if primer is not None else p for p in pieces]
+
+
+def with_checkpoint_defaults(loaded: LoadedModel, request: GenerateRequest) -> GenerateRequest:
+    """The request with the checkpoint's sampling defaults (`LoadedModel.sampling_defaults`) when the user
+    asked for no sampling option; any option the user gives replaces them all."""
+    if not loaded.sampling_defaults or not is_default(request.sampling):
+        return request
+    return replace(request, sampling=SamplingConfig(**loaded.sampling_defaults))
 
 
 def check_ending(model, request: GenerateRequest) -> None:
@@ -143,6 +151,7 @@ def generate_command(checkpoint: str, out: Path, request: GenerateRequest, stem:
     out.mkdir(parents=True, exist_ok=True)
     if out.is_dir():
         sweep_temp_files(out)  # what a killed earlier run left half-written
+    request = with_checkpoint_defaults(loaded, request)  # the sidecar records the sampling actually used
     record, written, width = provenance(loaded, request), [], max(2, len(str(request.n)))
     record["options"].pop("decoding", None)  # constrained decoding: its report is filled as pieces are made
     record["decoding"] = request.decoding  # tokens sampled, and how many the grammar forbids, per piece

@@ -97,7 +97,7 @@ class LiveSession:
         self.recorder, self.tempo = Recorder(), Tempo(self.config.bpm)
         self.pending: _Pending | None = None
         self.scheduled: list[tuple] = []  # heap of (time, off-first, order, message)
-        self.sounding: set[int] = set()
+        self.sounding: dict[int, int] = {}  # pitch -> scheduled notes of it that have started, not ended
         self.answers: list[AnswerRecord] = []
         self._order = itertools.count()
         self._recent: list[float] = [self.expected_s]  # generation times of the last answers
@@ -206,17 +206,25 @@ class LiveSession:
     # ---- output ------------------------------------------------------------------------------------
 
     def flush(self, now: float) -> None:
-        """Send every scheduled message that is due."""
+        """Send every scheduled message that is due. A pitch struck again while it sounds (two overlapping
+        notes of one pitch) is released first and struck anew; only the last of its notes' offs is sent,
+        so no earlier off cuts the new note short and every note_on has exactly one note_off."""
         while self.scheduled and self.scheduled[0][0] <= now:
             message = heapq.heappop(self.scheduled)[-1]
+            count = self.sounding.get(message.note, 0)
             if message.type == "note_on":
                 if self.answers and self.answers[-1].first_note_out is None:
                     self.answers[-1].first_note_out = self.clock()
-                self.sounding.add(message.note)
-            elif message.note not in self.sounding:
-                continue
+                if count:
+                    self.outport.send(_message("note_off", channel=message.channel, note=message.note, velocity=0))
+                self.sounding[message.note] = count + 1
+            elif count == 0:
+                continue  # stopped by stop_answer already
             else:
-                self.sounding.discard(message.note)
+                self.sounding[message.note] = count - 1
+                if count > 1:
+                    continue  # an earlier, overlapped note's off: the key was released when struck again
+                del self.sounding[message.note]
             self.outport.send(message)
 
     def stop_answer(self, now: float) -> None:

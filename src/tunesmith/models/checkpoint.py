@@ -38,6 +38,7 @@ from tunesmith.resources import checkpoint_dirs
 FORMAT = "tunesmith-checkpoint/1"
 SUFFIX = ".ckpt"
 REQUIRED_KEYS = ("model", "representation", "weights")
+SAMPLING_DEFAULT_KEYS = ("temperature", "top_k", "top_p", "min_p")
 
 
 @dataclass
@@ -53,6 +54,13 @@ class LoadedModel:
     def name(self) -> str:
         return self.checkpoint["model"]["name"]
 
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """Sampling options chosen for this checkpoint (`generation_defaults`, e.g. a temperature picked on
+        its corpus: see the checkpoint's .md); used when a user asks for none. {} when it has none."""
+        defaults = self.checkpoint.get("generation_defaults") or {}
+        return {k: v for k, v in defaults.items() if k in SAMPLING_DEFAULT_KEYS}
+
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Write `payload` to `path` atomically (temp file, fsync, rename), with the usual permissions."""
@@ -61,6 +69,25 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, **payload}, buffer)
     write_atomic(path, buffer.getvalue())
+
+
+def set_generation_defaults(path: Path | str, **sampling: float | int | None) -> None:
+    """Store sampling defaults in a checkpoint file (atomically); None removes a key. Refuses options the
+    family does not honour, and values `SamplingConfig` refuses."""
+    from tunesmith.models.base import check_options
+    from tunesmith.models.distributions import SamplingConfig, check_temperature
+
+    unknown = sorted(set(sampling) - set(SAMPLING_DEFAULT_KEYS))
+    if unknown:
+        raise UserError(f"{unknown[0]!r} is not a sampling option; known: {', '.join(SAMPLING_DEFAULT_KEYS)}")
+    loaded = load_model(path)
+    defaults = {k: v for k, v in {**loaded.sampling_defaults, **sampling}.items() if v is not None}
+    check_temperature(defaults.get("temperature"))
+    SamplingConfig(**defaults)
+    check_options(loaded.model, defaults)
+    payload = load_checkpoint(loaded.path)
+    payload.pop("format", None)
+    save_checkpoint({**payload, "generation_defaults": defaults}, loaded.path)
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
