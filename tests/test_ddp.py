@@ -100,3 +100,29 @@ def test_two_processes_match_one_with_the_doubled_batch_and_resume_exactly_after
     assert a["step"] == b["step"] == final_step
     assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
     assert (full / "metrics.csv").read_text() == (killed / "metrics.csv").read_text()
+
+
+def _diverged_rank(rank: int, store: str, out: str) -> None:
+    """A rank of a 2-process gloo group whose weights differ from the other's (as they would if an
+    objective ran its forward passes around DDP): `check_in_step` must refuse to go on."""
+    import torch.distributed as dist
+
+    from tunesmith.training.distributed import Cluster, check_in_step
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        model = torch.nn.Linear(3, 2)
+        torch.nn.init.constant_(model.weight, 1.0 + rank)
+        try:
+            check_in_step(model, 1, Cluster(rank, 2, rank, 2))
+            Path(f"{out}.{rank}").write_text("passed")
+        except RuntimeError as error:
+            Path(f"{out}.{rank}").write_text(str(error))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_with_different_weights_are_stopped(tmp_path):
+    torch.multiprocessing.spawn(_diverged_rank, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2)
+    for rank in range(2):
+        assert "weights differ at step 1" in (tmp_path / f"out.{rank}").read_text()
