@@ -7,6 +7,7 @@ Bad input raises `UserError`; `main` prints it as one sentence on stderr and exi
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -126,7 +127,8 @@ def train(
     from tunesmith.training.loop import train_command
 
     run_dir = train_command(config, set_, out, resume, allow_data_change)
-    typer.echo(f"run folder: {run_dir} (checkpoints/best.ckpt, metrics.csv, learning_curves.png)")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0, not one per process
+        typer.echo(f"run folder: {run_dir} (checkpoints/best.ckpt, metrics.csv, learning_curves.png)")
 
 
 # Caps that keep a typo from running for hours; --no-limits lifts them.
