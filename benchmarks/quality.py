@@ -1,8 +1,8 @@
 """Music quality of the shipped models, measured like against like (issue 11), side by side with the
 real-vs-real ceiling and the random-notes floor of the same reference.
 
-For each checkpoint: generate N pieces of B bars (default 32 x 16, seed 0, the family's default
-sampling unless --temperature / --top-p are given), reduce the reference corpus to what the model's
+For each checkpoint: generate N pieces of B bars (default 32 x 16, seed 0, the checkpoint's own sampling
+defaults, else the family's, unless --temperature / --top-p are given), reduce the reference corpus to what the model's
 representation holds (`evaluation.provenance.reference_in_model_terms`) and cut every reference piece
 to the same B bars, then report mean overlapping area (OA) over the features that separate real from
 random on this reference (a feature whose random-vs-real OA is within 0.05 of real-vs-real says nothing
@@ -30,7 +30,7 @@ from tunesmith.generation.outputs import provenance
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
 
-SHIPPED = ("lstm-bach", "jsb-best", "midinet")
+SHIPPED = ("lstm-bach", "transformer-bach", "jsb-best", "midinet")
 READ_FACTOR = 10  # read up to this many times --limit pieces, to find --limit pieces that are long enough
 FALLBACK = "bach"  # when a checkpoint's training source is not on this machine (jsb-best: a JSB file)
 
@@ -101,7 +101,9 @@ def main() -> None:
     text = table(rows)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = f"n={args.n}, bars={args.bars}, seed={args.seed}, temperature={args.temperature}, top_p={args.top_p}"
+    sampling = "each checkpoint's own sampling defaults" if args.temperature is None and args.top_p is None \
+        else f"temperature={args.temperature}, top_p={args.top_p}"
+    settings = f"n={args.n}, bars={args.bars}, seed={args.seed}, {sampling}"
     title = "# Music quality of the shipped models"
     (args.out / "quality.md").write_text(f"{title}\n\n`python benchmarks/quality.py` ({settings})\n\n{text}")
     (args.out / "quality.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
