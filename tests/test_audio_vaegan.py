@@ -283,3 +283,15 @@ def test_wrong_primers_and_options_are_one_sentence(audio_folder, tmp_path, monk
                         (["--top-k", "3"], "does not support --top-k")):
         code, _, err = run_cli(monkeypatch, capsys, "generate", ckpt, "--out", str(tmp_path / "x"), *args)
         assert code == 2 and match in err, err
+
+
+def test_the_shipped_checkpoint_refuses_the_score_path_and_short_primers(tmp_path, monkeypatch, capsys):
+    from tunesmith.generation.generate import GenerateRequest, generate_scores
+    from tunesmith.models.checkpoint import load_model
+
+    with pytest.raises(UserError, match="writes audio, not scores"):
+        generate_scores(load_model("audio-vaegan-bach"), GenerateRequest(n=1))
+    primer = str(next(FIXTURES.glob("*brahms*.ogg")))
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "audio-vaegan-bach", "--out", str(tmp_path), "--n", "1",
+                           "--primer", primer)
+    assert code == 2 and "lasts 6.0 s" in err  # the shipped model continues 10-s chunks

@@ -74,6 +74,8 @@ def generate_batches(loaded: LoadedModel, request: GenerateRequest,
     """The `request.n` pieces, a batch at a time (each holds the primer context, then the new music);
     `primer`: `request.primer` already read by `read_primer` (it is read here otherwise)."""
     model, request = loaded.model, with_checkpoint_defaults(loaded, request)
+    if model.data_kind == "audio":  # audio-vaegan: writes audio, through generate_command only
+        raise UserError(f"the {model.name} family writes audio, not scores: use tunesmith generate")  # audio-vaegan
     check_options(model, request.options())
     if request.steps is not None and model.generation == "one-shot":
         raise UserError(f"a {model.name} model writes whole bars; use --bars instead of --steps")
