@@ -6,17 +6,9 @@ import pytest
 import torch
 from symusic import Score
 
-from tunesmith.cli import main
+from cli_run import run_cli
 from tunesmith.core.score import bar_starts
 from tunesmith.generation.endings import EndingWatch, extra_bars
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["tunesmith", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_watch_keeps_the_likeliest_end_after_the_minimum_length():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from symusic import Score
 
-from tunesmith.cli import main
+from cli_run import run_cli
 from tunesmith.core.score import bar_starts, last_bars
 from tunesmith.evaluation.provenance import read_sidecar, reference_in_model_terms
 from tunesmith.evaluation.runs import load_set
@@ -18,14 +18,6 @@ from tunesmith.models.checkpoint import file_hash, resolve_checkpoint
 
 BACH40 = Path(__file__).parent / "fixtures" / "bach40"
 PRIMER = BACH40 / "chorale_04_5.mid"
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["tunesmith", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def bars_of(path: Path) -> int:

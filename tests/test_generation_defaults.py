@@ -9,17 +9,9 @@ import shutil
 
 import pytest
 
-from tunesmith.cli import main
+from cli_run import run_cli
 from tunesmith.core.errors import UserError
 from tunesmith.models.checkpoint import load_model, resolve_checkpoint, set_generation_defaults
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["tunesmith", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.fixture()

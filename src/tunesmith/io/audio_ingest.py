@@ -70,31 +70,6 @@ class AudioSettings:
         return {k: v for k, v in asdict(self).items() if k not in ("decode_seconds", "decode_memory_bytes")}
 
 
-def walk_audio(root: bytes) -> tuple[list[Entry], list[tuple[bytes, str]]]:
-    """Every entry under `root` with an audio name, sorted by path bytes, plus the folders that
-    could not be listed with the reason. Symlinks are reported as entries, never followed."""
-    entries, failed, stack = [], [], [b""]
-    while stack:
-        rel_dir = stack.pop()
-        try:
-            with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as listing:
-                items = list(listing)
-        except OSError as error:
-            failed.append((rel_dir, f"cannot list folder: {error.strerror or type(error).__name__}"))
-            continue
-        for item in items:
-            rel = os.path.join(rel_dir, item.name) if rel_dir else item.name
-            if item.is_dir(follow_symlinks=False):
-                stack.append(rel)
-            elif is_audio_name(item.name):
-                try:
-                    info = item.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # vanished since the listing
-                entries.append(Entry(rel, info.st_mode, info.st_size, info.st_mtime_ns))
-    return sorted(entries, key=lambda e: e.rel), failed
-
-
 def decode_chunks(data: bytes, settings: AudioSettings) -> np.ndarray:
     """The file's chunks as int16 (k, channels, samples); SkipFile when it has none."""
     samples = read_audio_bytes(data, settings.sample_rate, settings.channels, settings.max_seconds,
@@ -203,7 +178,7 @@ def ingest_audio_folder(src: Path, out: Path, settings: AudioSettings = AudioSet
     writer = AudioDatasetWriter(out, str(src), settings.stored(), shard_chunks=shard_chunks, repair=repair)
     run = _Run(src, writer, settings, cap_workers(workers))
     try:
-        entries, unlisted = walk_audio(run.root)
+        entries, unlisted = ingest.walk_files(run.root, wanted=is_audio_name)
         run.records = [None] * len(entries)
         with ingest._progress(len(entries)) as run.bar:
             try:

@@ -16,6 +16,7 @@ import stat
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +43,11 @@ class Entry:
     mtime_ns: int
 
 
-def walk_midi(root: bytes) -> tuple[list[Entry], list[tuple[bytes, str]]]:
-    """Every entry under `root` whose name has a MIDI suffix, sorted by path bytes, plus the folders
-    that could not be listed with the reason. Symlinks are reported as entries, never followed."""
+def walk_files(root: bytes,
+               wanted: Callable[[bytes], bool] = is_midi_name) -> tuple[list[Entry], list[tuple[bytes, str]]]:
+    """Every entry under `root` whose name `wanted` accepts (MIDI suffixes by default), sorted by path
+    bytes, plus the folders that could not be listed with the reason. Symlinks are reported as entries,
+    never followed."""
     entries, failed, stack = [], [], [b""]
     while stack:
         rel_dir = stack.pop()
@@ -58,7 +61,7 @@ def walk_midi(root: bytes) -> tuple[list[Entry], list[tuple[bytes, str]]]:
             rel = os.path.join(rel_dir, item.name) if rel_dir else item.name
             if item.is_dir(follow_symlinks=False):
                 stack.append(rel)
-            elif is_midi_name(item.name):
+            elif wanted(item.name):
                 try:
                     info = item.stat(follow_symlinks=False)
                 except OSError:
@@ -210,7 +213,7 @@ def ingest_folder(src: Path, out: Path, workers: int = 0, limits: Limits = Limit
     started = time.perf_counter()
     writer = DatasetWriter(out, str(src), limits.as_dict(), shard_files=shard_files, repair=repair)
     try:
-        entries, unlisted = walk_midi(os.fsencode(src))
+        entries, unlisted = walk_files(os.fsencode(src))
         run = _Run(src, out, n_workers, limits, writer)
         run.records = [None] * len(entries)
         with _progress(len(entries)) as run.bar:
