@@ -114,15 +114,19 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=40)
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=None, help="latent noise scale (default: the model's)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
     loaded = load_model(args.checkpoint)
     model, rep = loaded.model, band_representation(loaded.model)
+    if args.temperature is not None:
+        model.config.temperature = args.temperature
     real = held_out(loaded, args.data, args.pieces)
     rolls = [rep.encode(s) for s in real]
     result = {"checkpoint": str(loaded.path), "data": args.data, "valid_pieces": len(real),
+              "temperature": model.config.temperature,
               "latents": latent_figures(model, rolls)}
     generated, reference = continuations(model, real, 4, 16, args.seed)
     result["presence_recall"] = presence_recall(generated, reference, skip_bars=4)
@@ -146,7 +150,8 @@ def report(r: dict) -> str:
     """The markdown page of the figures."""
     lat, pr, prior = r["latents"], r["presence_recall"], r["prior"]
     lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
-             f"{r['data']}`: {r['valid_pieces']} held-out pieces, {lat['pairs']} window pairs, "
+             f"{r['data']}` (latent temperature {r['temperature']}): {r['valid_pieces']} held-out pieces, "
+             f"{lat['pairs']} window pairs, "
              f"{r['continuations']} continuations, {prior['n_generated']} prior samples ({r['seconds']:.0f} s).\n",
              "## Latent predictors and autoencoder (validation)\n",
              "| instrument | predictor MSE | seed MSE | copy-last MSE | target variance | MSE / variance | "

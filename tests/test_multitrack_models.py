@@ -163,3 +163,11 @@ def test_a_band_samples_whole_bars_with_and_without_feedback(band_run):
         model.config.feedback = feedback
         rolls = model.sample(SamplePlan(2, 3), torch.Generator().manual_seed(0))
         assert [r.shape for r in rolls] == [(5, 48, 128)] * 2 and rolls[0].dtype == np.uint8
+
+
+def test_the_shipped_band_5_plays_a_band(tmp_path):
+    (path,) = [p for p in generate_command("band-5", tmp_path, GenerateRequest(n=1, bars=4, seed=0))]
+    score = read_midi(path)
+    assert score.end() == 16 * score.ticks_per_quarter
+    playing = [t for t in score.tracks if len(t.notes)]
+    assert len(playing) >= 3 and any(t.is_drum for t in playing)
