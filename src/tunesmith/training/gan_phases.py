@@ -10,7 +10,8 @@ schedule): batches [0, P_g) pretrain G on its own loss, [P_g, P_g + P_d) pretrai
 optimizer ("discriminator_pretrain"), then updates cycle through `d_steps` D updates and `g_steps` G
 updates, each the sum of `accumulation` consecutive batches' gradients (losses divided by it). A resumed
 run restarts an accumulation that the checkpoint cut in two. On CUDA with `amp`, losses run under
-bfloat16 autocast (no loss scaling needed: bfloat16 has float32's range).
+bfloat16 autocast (no loss scaling needed: bfloat16 has float32's range). One process only: under
+torchrun it stops with one sentence.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from tunesmith.core.errors import UserError
 
 
 class PhasedAdversarialObjective:
@@ -66,6 +69,10 @@ class PhasedAdversarialObjective:
     def train_parts(self, parts: list[tuple[dict[str, Tensor], float]], step: int) -> dict[str, float]:
         """One batch counter step: `parts` are micro-batches whose weights sum to 1 (the loop's own
         accumulation); their weighted losses add to the update the schedule assigns to `step`."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:  # its updates skip DDP's gradient all-reduce
+            raise UserError("the adversarial-phased objective (audio-vaegan) trains on one process; run it "
+                            "without torchrun")
         which, starts, ends = self.phase(step)
         is_g = which in ("g", "pretrain_g")
         name = "generator" if is_g else "discriminator_pretrain" if which == "pretrain_d" else "discriminator"
