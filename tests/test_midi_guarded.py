@@ -235,7 +235,8 @@ def test_a_failed_batch_is_retried_file_by_file(big, tmp_path):
         results = {}
         while pool.busy:
             results.update((key, (ok, payload)) for key, ok, payload in pool.poll(None))
-    assert results["slow"] == (False, "parse timed out after 0.25 s")
+    ok, reason = results["slow"]  # which guard stops the 50 MB track first depends on the machine's speed
+    assert not ok and (reason == "parse timed out after 0.25 s" or "cap" in reason), reason
     assert results["a"][0] and results["b"][0] and results["a"][1].note_num() == 5
 
 
