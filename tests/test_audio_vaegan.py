@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from tunesmith.cli import main
+from cli_run import run_cli
 from tunesmith.core.errors import UserError
 from tunesmith.data.audio import prepare_audio_data
 from tunesmith.data.config import DataConfig
@@ -177,14 +177,6 @@ def test_continuation_learns_a_pair_and_validation_is_deterministic(one_thread):
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audio"  # two 6-s real excerpts (licences in README.md)
 RECIPE = Path(__file__).parents[1] / "src" / "tunesmith" / "recipes" / "debug" / "audio-vaegan.yaml"
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["tunesmith", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.fixture
