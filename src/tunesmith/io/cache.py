@@ -32,6 +32,7 @@ import json
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,17 +229,25 @@ def open_dataset(path: str | os.PathLike, verify: bool | None = None) -> Dataset
 
 
 class _Shard:
-    """One shard: its JSON index and its arrays, memory-mapped on first use."""
+    """One shard: its JSON index and its arrays, memory-mapped on first use. `compact()` drops the parts
+    of the index a reader no longer needs once the dataset's piece list is built (the file records and
+    per-piece dicts: ~1.4 KB per piece as Python objects), keeping the layout and the track names."""
 
     def __init__(self, folder: Path, name: str):
         self.bin_path = folder / f"{name}.bin"
         self.index = json.loads((folder / f"{name}.json").read_text())
+        self.layout = self.index["layout"]
+        self.track_names: list[tuple[str, ...]] = []
         self._arrays: dict[str, np.ndarray] | None = None
+
+    def compact(self) -> None:
+        self.track_names = [tuple(sys.intern(n) for n in p["track_names"]) for p in self.index["pieces"]]
+        self.index = None
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
-            layout = self.index["layout"]
+            layout = self.layout
             raw = np.memmap(self.bin_path, np.uint8, mode="r") if layout else np.zeros(0, np.uint8)
             self._arrays = {name: raw[off : off + n * np.dtype(dt).itemsize].view(dt)
                             for name, (dt, n, off) in layout.items()}
@@ -275,6 +284,11 @@ class DatasetCache:
             self._shards = [_Shard(self.path / "shards", s["name"]) for s in manifest["shards"]]
         except OSError as error:  # the files changed since they were checked
             raise UserError(f"cannot read dataset {self.path}: {error.strerror or error}") from None
+        self._index_pieces()
+
+    def _index_pieces(self) -> None:
+        """The live pieces in path order, as arrays: ids (sha256 hex as 64 bytes), (shard, row) and
+        paths; then each shard's JSON index is compacted, so memory per piece stays ~150 bytes."""
         latest = {rec["path"]: rec["sha256"] for shard in self._shards for rec in shard.index["files"]}
         live = {sha for sha in latest.values() if sha}
         entries = {}
@@ -282,23 +296,28 @@ class DatasetCache:
             for j, piece in enumerate(shard.index["pieces"]):
                 if piece["id"] in live and piece["id"] not in entries:
                     entries[piece["id"]] = (piece["path"], s, j)
-        self._entries = sorted(entries.items(), key=lambda item: item[1][0])
+        ordered = sorted(entries.items(), key=lambda item: item[1][0])
+        self._ids = np.array([pid for pid, _ in ordered], dtype="S64")
+        self._where = np.array([(s, j) for _, (_, s, j) in ordered], dtype=np.int32).reshape(-1, 2)
+        self._paths = [path for _, (path, _, _) in ordered]
+        for shard in self._shards:
+            shard.compact()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._ids)
 
     @property
     def piece_ids(self) -> list[str]:
         """sha256 (hex) of each piece's file, in piece order."""
-        return [pid for pid, _ in self._entries]
+        return [pid.decode("ascii") for pid in self._ids.tolist()]
 
     @property
     def paths(self) -> list[str]:
         """Source path of each piece, relative to the ingested folder (undecodable bytes as \\xNN)."""
-        return [os.fsencode(path).decode("utf-8", "backslashreplace") for _, (path, _, _) in self._entries]
+        return [os.fsencode(path).decode("utf-8", "backslashreplace") for path in self._paths]
 
     def _locate(self, i: int) -> tuple[_Shard, int]:
-        _, (_, s, j) = self._entries[i]
+        s, j = self._where[i].tolist()
         return self._shards[s], j
 
     def _slice(self, shard: _Shard, j: int, kind: str) -> slice:
@@ -344,7 +363,7 @@ class DatasetCache:
 
     def _tracks(self, shard: _Shard, j: int) -> Iterator[Track]:
         arrays, tracks = shard.arrays, self._slice(shard, j, "tracks")
-        names = shard.index["pieces"][j]["track_names"]
+        names = shard.track_names[j]
         counts = arrays["track_notes"][tracks]
         bounds = int(arrays["piece_notes"][j]) + np.concatenate([[0], np.cumsum(counts)])
         for k, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
@@ -357,8 +376,8 @@ class DatasetCache:
 
     def iter_scores(self) -> Iterator[tuple[str, Score]]:
         """Yield `(piece_id, Score)` for every piece, in piece order."""
-        for i in range(len(self)):
-            yield self._entries[i][0], self.score(i)
+        for i, piece_id in enumerate(self.piece_ids):
+            yield piece_id, self.score(i)
 
     def __repr__(self) -> str:
         return f"DatasetCache({str(self.path)!r}, pieces={len(self)})"
