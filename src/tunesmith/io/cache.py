@@ -229,20 +229,21 @@ def open_dataset(path: str | os.PathLike, verify: bool | None = None) -> Dataset
 
 
 class _Shard:
-    """One shard: its JSON index and its arrays, memory-mapped on first use. `compact()` drops the parts
-    of the index a reader no longer needs once the dataset's piece list is built (the file records and
-    per-piece dicts: ~1.4 KB per piece as Python objects), keeping the layout and the track names."""
+    """One shard: its layout, track names and arrays (memory-mapped on first use). Of its JSON index only
+    that is kept, plus, until the reader has built its piece list (then `forget_records`), each file's
+    (path, sha256) and each piece's (id, path): the whole index as Python dicts is ~1.4 KB per piece."""
 
     def __init__(self, folder: Path, name: str):
         self.bin_path = folder / f"{name}.bin"
-        self.index = json.loads((folder / f"{name}.json").read_text())
-        self.layout = self.index["layout"]
-        self.track_names: list[tuple[str, ...]] = []
+        index = json.loads((folder / f"{name}.json").read_text())
+        self.layout = index["layout"]
+        self.track_names = [tuple(sys.intern(n) for n in p["track_names"]) for p in index["pieces"]]
+        self.files: list[tuple[str, str | None]] | None = [(r["path"], r["sha256"]) for r in index["files"]]
+        self.pieces: list[tuple[str, str]] | None = [(p["id"], p["path"]) for p in index["pieces"]]
         self._arrays: dict[str, np.ndarray] | None = None
 
-    def compact(self) -> None:
-        self.track_names = [tuple(sys.intern(n) for n in p["track_names"]) for p in self.index["pieces"]]
-        self.index = None
+    def forget_records(self) -> None:
+        self.files = self.pieces = None
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -288,20 +289,21 @@ class DatasetCache:
 
     def _index_pieces(self) -> None:
         """The live pieces in path order, as arrays: ids (sha256 hex as 64 bytes), (shard, row) and
-        paths; then each shard's JSON index is compacted, so memory per piece stays ~150 bytes."""
-        latest = {rec["path"]: rec["sha256"] for shard in self._shards for rec in shard.index["files"]}
+        paths; then the shards forget their records, so memory per piece stays ~250 bytes."""
+        latest = {path: sha for shard in self._shards for path, sha in shard.files}
         live = {sha for sha in latest.values() if sha}
+        del latest
         entries = {}
         for s, shard in enumerate(self._shards):
-            for j, piece in enumerate(shard.index["pieces"]):
-                if piece["id"] in live and piece["id"] not in entries:
-                    entries[piece["id"]] = (piece["path"], s, j)
+            for j, (piece_id, path) in enumerate(shard.pieces):
+                if piece_id in live and piece_id not in entries:
+                    entries[piece_id] = (path, s, j)
         ordered = sorted(entries.items(), key=lambda item: item[1][0])
         self._ids = np.array([pid for pid, _ in ordered], dtype="S64")
         self._where = np.array([(s, j) for _, (_, s, j) in ordered], dtype=np.int32).reshape(-1, 2)
         self._paths = [path for _, (path, _, _) in ordered]
         for shard in self._shards:
-            shard.compact()
+            shard.forget_records()
 
     def __len__(self) -> int:
         return len(self._ids)
