@@ -179,15 +179,7 @@ def ingest_audio_folder(src: Path, out: Path, settings: AudioSettings = AudioSet
     run = _Run(src, writer, settings, cap_workers(workers))
     try:
         entries, unlisted = ingest.walk_files(run.root, wanted=is_audio_name)
-        run.records = [None] * len(entries)
-        with ingest._progress(len(entries)) as run.bar:
-            try:
-                for idx, entry in enumerate(entries):
-                    run.triage(idx, entry)
-                run.drain()
-            finally:
-                run.close()
-        writer.commit()
+        ingest.run_all(run, entries)
     finally:
         writer.release()
     report = _report(run.records, unlisted)

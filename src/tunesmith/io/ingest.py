@@ -215,21 +215,27 @@ def ingest_folder(src: Path, out: Path, workers: int = 0, limits: Limits = Limit
     try:
         entries, unlisted = walk_files(os.fsencode(src))
         run = _Run(src, out, n_workers, limits, writer)
-        run.records = [None] * len(entries)
-        with _progress(len(entries)) as run.bar:
-            try:
-                for idx, entry in enumerate(entries):
-                    run.triage(idx, entry)
-                run.drain()
-            finally:
-                run.close()
-        writer.commit()
+        run_all(run, entries)
     finally:
         writer.release()
     report = _report(run.records, unlisted)
     _write_report(out, report)
     return {**report, "parsed": run.parsed, "reused": run.reused, "repaired": writer.repaired,
             "seconds": round(time.perf_counter() - started, 3)}
+
+
+def run_all(run, entries: list[Entry]) -> None:
+    """Triage every entry through `run` (a `_Run`: MIDI or audio ingest), wait for its workers, close
+    them whatever happens, and commit what the writer still buffers."""
+    run.records = [None] * len(entries)
+    with _progress(len(entries)) as run.bar:
+        try:
+            for idx, entry in enumerate(entries):
+                run.triage(idx, entry)
+            run.drain()
+        finally:
+            run.close()
+    run.writer.commit()
 
 
 def _progress(total: int):

@@ -85,8 +85,7 @@ def set_generation_defaults(path: Path | str, **sampling: float | int | None) ->
     check_temperature(defaults.get("temperature"))
     SamplingConfig(**defaults)
     check_options(loaded.model, defaults)
-    payload = load_checkpoint(loaded.path)
-    payload.pop("format", None)
+    payload = {k: v for k, v in loaded.checkpoint.items() if k != "format"}  # save_checkpoint writes it
     save_checkpoint({**payload, "generation_defaults": defaults}, loaded.path)
 
 
