@@ -27,7 +27,7 @@ import numpy as np
 from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import write_atomic
 from tunesmith.io.cache import SHARD_NAME, checksum_bytes, damage_error, shard_damage
-from tunesmith.io.cache_writer import _lock_folder, _sweep_temp_files, _write_arrays
+from tunesmith.io.cache_writer import DatasetWriter, _lock_folder, _sweep_temp_files, _write_arrays
 
 FORMAT, VERSION = "tunesmith-audio-dataset", 1
 PCM_SCALE = 32767.0  # int16 full scale
@@ -52,9 +52,11 @@ def read_audio_manifest(out: Path) -> dict | None:
     return manifest
 
 
-class AudioDatasetWriter:
+class AudioDatasetWriter(DatasetWriter):
     """Append-only writer: buffers file records and chunks, commits shards. `files` (path -> latest
-    record) and `by_sha` (sha256 -> first record with that content) describe everything committed."""
+    record) and `by_sha` (sha256 -> first record with that content) describe everything committed.
+    Locking, damage checks, orphan removal and commits are the MIDI writer's; the manifest (with the
+    audio settings, fixed per dataset), the buffer and the shard layout are this one's."""
 
     def __init__(self, out: Path, source: str, settings: dict, shard_chunks: int = 256,
                  shard_files: int = 512, repair: bool = False):
@@ -65,15 +67,7 @@ class AudioDatasetWriter:
         self._records, self._pieces, self._chunks = [], [], []
         self.repaired: list[str] = []
         self.limits_changed = False  # settings are fixed per dataset (another setting is a UserError)
-        self._lock = None
-        try:
-            self._open(source, settings, repair)
-        except OSError as error:
-            self.release()
-            raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
-        except BaseException:
-            self.release()
-            raise
+        self._open_locked(source, settings, repair)
 
     def _open(self, source: str, settings: dict, repair: bool) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -95,21 +89,10 @@ class AudioDatasetWriter:
         self.folder.mkdir(exist_ok=True)
         self.manifest = manifest or {"format": FORMAT, "version": VERSION, "source": source,
                                      "settings": settings, "shards": []}
-        damaged = {s["name"]: why for s in self.manifest["shards"] if (why := shard_damage(self.folder, s, True))}
-        if damaged and not repair:
-            raise damage_error(self.out, self.manifest, damaged)
-        self.manifest["shards"] = [s for s in self.manifest["shards"] if s["name"] not in damaged]
-        self.repaired = list(damaged)
+        self.repaired = self._drop_damaged(repair)
         self.commit_manifest()
-        for shard in self.manifest["shards"]:
-            for record in json.loads((self.folder / f"{shard['name']}.json").read_text())["files"]:
-                self.files[record["path"]] = record
-                if record["sha256"]:
-                    self.by_sha.setdefault(record["sha256"], record)
-        committed = {s["name"] for s in self.manifest["shards"]}
-        for path in self.folder.iterdir():  # orphans of an interrupted commit or a dropped shard
-            if path.is_file() and (path.name.split(".")[0] not in committed or path.name.startswith(".")):
-                path.unlink(missing_ok=True)
+        self._load_committed()
+        self._remove_orphans()
 
     def add(self, record: dict, chunks: np.ndarray | None = None) -> None:
         """Buffer a file's record, with its int16 chunks (k, channels, samples) when its status is 'ok'."""
@@ -123,18 +106,6 @@ class AudioDatasetWriter:
     @property
     def full(self) -> bool:
         return len(self._records) >= self.shard_files or sum(len(c) for c in self._chunks) >= self.shard_chunks
-
-    def commit_manifest(self) -> None:
-        write_atomic(self.out / "manifest.json", json.dumps(self.manifest, indent=1).encode())
-
-    def commit(self) -> None:
-        """Write what is buffered as the next shard (nothing when the buffer is empty)."""
-        if not self._records:
-            return
-        try:
-            self._commit()
-        except OSError as error:  # a full disk, the folder removed or made read-only under us
-            raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
 
     def _commit(self) -> None:
         name = f"{1 + max((int(s['name']) for s in self.manifest['shards']), default=-1):06d}"
@@ -153,14 +124,6 @@ class AudioDatasetWriter:
         for record in self._records:
             self.files[record["path"]] = record
         self._records, self._pieces, self._chunks = [], [], []
-
-    def release(self) -> None:
-        """Let other writers in, dropping what is buffered."""
-        if self._lock is not None:
-            import os
-
-            os.close(self._lock)
-            self._lock = None
 
 
 class AudioDataset:

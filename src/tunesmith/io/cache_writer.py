@@ -100,9 +100,14 @@ class DatasetWriter:
         self.by_sha: dict[str, dict] = {}
         self._records: list[dict] = []
         self._pieces: list[tuple[dict, dict]] = []
-        self._notes, self._lock = 0, None
+        self._notes = 0
+        self._open_locked(source, limits, repair)
+
+    def _open_locked(self, *args) -> None:
+        """`_open(*args)`, releasing the folder lock on any failure (an OSError as one sentence)."""
+        self._lock = None
         try:
-            self._open(source, limits, repair)
+            self._open(*args)
         except OSError as error:
             self.release()
             raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
