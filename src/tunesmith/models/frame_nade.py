@@ -202,11 +202,13 @@ class FrameNADE(MusicModel):
 
 class FrameStepper(nn.Module):
     """The LSTM-NADE's incremental view: fed the frame before (batch, keys) {0, 1} in key order (a zero
-    frame first), it returns the NADE biases (a, b) of the next frame in the model's internal order."""
+    frame first), it returns the NADE biases (a, b) of the next frame in the model's internal order.
+    With `shift` s (|s| <= transpose) it reads every frame rolled up by s semitones, with the code s: the
+    biases are then those of the rolled next frame (the test-time transposition of `lstm-nade-mix`)."""
 
-    def __init__(self, model: FrameNADE) -> None:
+    def __init__(self, model: FrameNADE, shift: int = 0) -> None:
         super().__init__()
-        self.model, self.core = model.eval(), RecurrentStepper(model.rnn)
+        self.model, self.core, self.shift = model.eval(), RecurrentStepper(model.rnn), shift
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu", generator=None) -> list:
         return self.core.initial_state(batch, device)
@@ -214,8 +216,8 @@ class FrameStepper(nn.Module):
     @torch.no_grad()
     def forward(self, previous: Tensor, state: list) -> tuple[tuple[Tensor, Tensor], list]:
         m = self.model
-        previous = m._ordered(previous.float())
-        code = m._shift_code(torch.zeros(len(previous), dtype=torch.long, device=previous.device))
+        previous = m._ordered(torch.roll(previous.float(), self.shift, -1))
+        code = m._shift_code(torch.full((len(previous),), self.shift, dtype=torch.long, device=previous.device))
         out, state = self.core(torch.cat([previous, code], -1), state)
         return (m.to_a(out), m.to_b(out) + m.skip(previous)), state
 
