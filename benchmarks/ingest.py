@@ -1,21 +1,25 @@
-"""Ingest speed: `tunesmith ingest` with one parser worker vs raw symusic, pretty_midi and music21.
+"""Ingest speed: `tunesmith ingest` with one and two parser workers vs raw symusic in one and two processes.
 
     .venv/bin/python benchmarks/ingest.py [--repeat 20] [--runs 3] [--music21-files 8] [--music21-seconds 10]
-                                          [--quick]   (only symusic raw vs ingest)
+                                          [--quick]   (only symusic raw vs ingest, one and two processes)
 
 The corpus is tests/fixtures/realmidi (without the corrupt file and exact duplicates), copied
 `--repeat` times; each copy gets 4 bytes after its last track (every parser here ignores them) so
 that deduplication does not skip the work. Every parser reads the same files; notes/s counts the
 notes symusic finds in each file, for all parsers alike. Timings are the best of `--runs` passes,
-interleaved, because this machine is shared: the load average is printed with the results. The CPU
-time per file is printed too: where CPU is scarce (a busy shared machine) wall time follows the total
-CPU of the parent and the worker; with a core free for each, it follows the worker's alone.
+interleaved, because this machine may be shared: the load average before and after is printed with
+the results, and two-process figures only mean something when two cores are idle (load average well
+under 1 on 2 cores). The CPU time per file is printed too: where CPU is scarce, wall time follows the
+total CPU of the parent and the workers; with a core free for each, it follows the busiest process.
+Results go to benchmarks/results/ingest.txt.
 
 Rows:
-  tunesmith ingest (warm)  `ingest_folder(..., workers=1)` into a fresh dataset folder, with the
+  symusic (raw)            `Score.from_file(path, format="midi")` per file, nothing else, one process
+  symusic (raw, 2 procs)   the same, the files split between two started processes
+  tunesmith ingest 1 worker `ingest_folder(..., workers=1)` into a fresh dataset folder, with the
                            parser process already started (as in any run after the first file)
+  tunesmith ingest 2 workers the same with `workers=2`
   tunesmith ingest (CLI)   the `tunesmith ingest --workers 1` command, interpreter start included
-  symusic (raw)            `Score.from_file(path, format="midi")` per file, nothing else
   pretty_midi              `PrettyMIDI(path)` on the distinct files
   music21                  `converter.parse(path)` on files spread over the set, within a time budget
 """
@@ -34,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "realmidi"
+RESULTS = ROOT / "benchmarks" / "results" / "ingest.txt"
 
 
 def build_corpus(folder: Path, repeat: int) -> tuple[list[Path], list[Path]]:
@@ -76,23 +81,42 @@ def time_symusic(files: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
-def time_ingest(corpus: Path, out: Path) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (this process + the parser worker) and the worker's CPU seconds."""
+def _parse_half(paths: list[str]) -> float:
+    """In a pool process: parse `paths` with symusic; its CPU seconds."""
+    from symusic import Score
+
+    cpu = cpu_seconds()
+    for path in paths:
+        Score.from_file(path, format="midi")
+    return cpu_seconds() - cpu
+
+
+def time_symusic_two(pool, files: list[Path]) -> tuple[float, float]:
+    """Raw symusic with the files split between the two started processes of `pool`: (wall s, CPU s)."""
+    halves = [[str(f) for f in files[0::2]], [str(f) for f in files[1::2]]]
+    wall = time.perf_counter()
+    cpu = sum(pool.map(_parse_half, halves))
+    return time.perf_counter() - wall, cpu
+
+
+def time_ingest(corpus: Path, out: Path, n_workers: int) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (this process + the parser workers) and the workers' CPU seconds."""
     import psutil
 
     from tunesmith.io import workers
     from tunesmith.io.ingest import ingest_folder
     from tunesmith.io.midi import Limits
 
-    pool = workers.borrow_pool(1, Limits())
-    worker = psutil.Process(pool._workers[0].process.pid)
+    pool = workers.borrow_pool(n_workers, Limits())
+    procs = [psutil.Process(w.process.pid) for w in pool._workers]
     workers.return_pool(pool)
-    parent, child = cpu_seconds(), sum(worker.cpu_times()[:2])
+    parent, child = cpu_seconds(), sum(sum(p.cpu_times()[:2]) for p in procs)
     wall = time.perf_counter()
-    report = ingest_folder(corpus, out, workers=1)
+    report = ingest_folder(corpus, out, workers=n_workers)
     wall = time.perf_counter() - wall
     assert report["summary"]["skipped"] == 0 and report["summary"]["duplicate"] == 0, report["summary"]
-    child = sum(worker.cpu_times()[:2]) - child
+    assert all(p.is_running() for p in procs), "a parser worker was replaced during the timed run"
+    child = sum(sum(p.cpu_times()[:2]) for p in procs) - child
     return wall, cpu_seconds() - parent + child, child
 
 
@@ -129,11 +153,11 @@ def time_music21(files: list[Path], budget_s: float) -> tuple[list[Path], float]
     return done, time.perf_counter() - wall
 
 
-def row(name: str, n_files: int, n_notes: int, seconds: float, cpu: float | None = None) -> dict:
+def row(name: str, n_files: int, n_notes: int, seconds: float, cpu: float | None = None) -> tuple[dict, str]:
     cpu_text = f"{cpu / n_files * 1e3:11.3f}" if cpu is not None else f"{'-':>11}"
     rates = f"{n_files / seconds:>11.0f}{n_notes / seconds:>13.0f}"
-    print(f"{name:<26}{n_files:>7}{seconds:>9.3f}{rates} {cpu_text}")
-    return {"files_s": n_files / seconds, "notes_s": n_notes / seconds}
+    line = f"{name:<28}{n_files:>7}{seconds:>9.3f}{rates} {cpu_text}"
+    return {"files_s": n_files / seconds, "notes_s": n_notes / seconds}, line
 
 
 def main() -> None:
@@ -142,38 +166,68 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="passes per parser; the best counts (default 3)")
     parser.add_argument("--music21-files", type=int, default=8, help="files music21 may parse (default 8)")
     parser.add_argument("--music21-seconds", type=float, default=10, help="music21 time budget (default 10)")
-    parser.add_argument("--quick", action="store_true", help="only symusic raw vs ingest (warm)")
+    parser.add_argument("--quick", action="store_true", help="only symusic raw vs ingest (one and two processes)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="tunesmith-bench-") as tmp:
-        run(Path(tmp), args)
+        lines = run(Path(tmp), args)
+    command = "python benchmarks/ingest.py " + " ".join(sys.argv[1:])
+    RESULTS.write_text(f"$ {command.strip()}\n" + "\n".join(lines) + "\n")
 
 
-def run(tmp: Path, args: argparse.Namespace) -> None:
+def run(tmp: Path, args: argparse.Namespace) -> list[str]:
+    """Measure every row, print the table and the ratios; the printed lines."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from tunesmith.io.ingest import ingest_folder
 
     files, originals = build_corpus(tmp / "corpus", args.repeat)
     notes = count_notes(files)
-    ingest_folder(tmp / "corpus", tmp / "warm-up", workers=1)  # starts the parser process once
-    best_raw, best_ingest = (1e9, 0.0), (1e9, 0.0, 0.0)
-    for k in range(args.runs):  # interleaved, so both see the same load
-        best_raw = min(best_raw, time_symusic(files))
-        best_ingest = min(best_ingest, time_ingest(tmp / "corpus", tmp / f"out-{k}"))
-        shutil.rmtree(tmp / f"out-{k}")
-    rows = {"symusic (raw)": (len(files), notes, *best_raw),
-            "tunesmith ingest (warm)": (len(files), notes, *best_ingest[:2])}
+    load_before = os.getloadavg()
+    for n in (1, 2):
+        ingest_folder(tmp / "corpus", tmp / f"warm-up-{n}", workers=n)  # starts the parser processes once
+    raw, raw2, ingest = (1e9, 0.0), (1e9, 0.0), {1: (1e9, 0.0, 0.0), 2: (1e9, 0.0, 0.0)}
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_parse_half, [[str(files[0])]] * 2))  # both processes started, symusic imported
+        for k in range(args.runs):  # interleaved, so all see the same load
+            raw = min(raw, time_symusic(files))
+            raw2 = min(raw2, time_symusic_two(pool, files))
+            for n in (1, 2):
+                ingest[n] = min(ingest[n], time_ingest(tmp / "corpus", tmp / f"out-{n}-{k}", n))
+                shutil.rmtree(tmp / f"out-{n}-{k}")
+    rows = {"symusic (raw)": (len(files), notes, *raw), "symusic (raw, 2 procs)": (len(files), notes, *raw2),
+            "tunesmith ingest 1 worker": (len(files), notes, *ingest[1][:2]),
+            "tunesmith ingest 2 workers": (len(files), notes, *ingest[2][:2])}
     if not args.quick:
         rows |= slow_rows(tmp, args, files, originals, notes)
-    print(f"corpus: {len(files)} files ({len(originals)} distinct x {args.repeat}), {notes} notes; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'parser':<26}{'files':>7}{'seconds':>9}{'files/s':>11}{'notes/s':>13} {'cpu ms/file':>11}")
-    rates = {name: row(name, *values) for name, values in rows.items()}
-    print()
-    print_ratios(rates)
-    worker_ms, raw_ms = best_ingest[2] / len(files) * 1e3, best_raw[1] / len(files) * 1e3
-    print(f"CPU per file: symusic {raw_ms:.3f} ms; ingest worker {worker_ms:.3f} ms + parent "
-          f"{best_ingest[1] / len(files) * 1e3 - worker_ms:.3f} ms. With a core free for each process the "
-          f"worker alone sets the pace: about {raw_ms / worker_ms:.2f} x symusic raw.")
+    load = ", ".join(f"{a:.2f}" for a in load_before) + " before; " + ", ".join(f"{a:.2f}" for a in os.getloadavg())
+    lines = [f"corpus: {len(files)} files ({len(originals)} distinct x {args.repeat}), {notes} notes",
+             f"load average (1, 5, 15 min) {load} after, on {os.cpu_count()} cores "
+             f"(two-process rows need two idle cores: load well under 1)",
+             f"{'parser':<28}{'files':>7}{'seconds':>9}{'files/s':>11}{'notes/s':>13} {'cpu ms/file':>11}"]
+    rates = {}
+    for name, values in rows.items():
+        rates[name], line = row(name, *values)
+        lines.append(line)
+    lines += ["", *ratio_lines(rates), *cpu_lines(len(files), raw, ingest)]
+    print("\n".join(lines))
+    return lines
+
+
+def cpu_lines(n_files: int, raw: tuple, ingest: dict) -> list[str]:
+    """CPU per file of symusic and of ingest's parent and workers (ms), and what it predicts."""
+    raw_ms = raw[1] / n_files * 1e3
+    out = []
+    for n, (_, total, workers_cpu) in ingest.items():
+        worker_ms, parent_ms = workers_cpu / n_files * 1e3, (total - workers_cpu) / n_files * 1e3
+        out.append(f"CPU per file, {n} worker(s): workers {worker_ms:.3f} ms + parent {parent_ms:.3f} ms "
+                   f"(symusic alone {raw_ms:.3f} ms)")
+    worker_ms = ingest[1][2] / n_files * 1e3
+    parent_ms = (ingest[1][1] - ingest[1][2]) / n_files * 1e3
+    out.append(f"With a core free for each process the busiest one sets the pace: one worker about "
+               f"{raw_ms / max(worker_ms, parent_ms):.2f} x symusic raw; two workers on two cores (three "
+               f"processes) about {2 * raw_ms / (worker_ms + parent_ms):.2f} x")
+    return out
 
 
 def slow_rows(tmp: Path, args: argparse.Namespace, files: list[Path], originals: list[Path],
@@ -190,18 +244,21 @@ def slow_rows(tmp: Path, args: argparse.Namespace, files: list[Path], originals:
             "music21": (len(subset), count_notes(subset), m21)}
 
 
-def print_ratios(rates: dict[str, dict]) -> None:
-    raw = rates["symusic (raw)"]
-    for name in ("tunesmith ingest (warm)", "tunesmith ingest (CLI)"):
-        if name not in rates:
-            continue
-        ours, label = rates[name], name.removeprefix("tunesmith ")
-        print(f"{label} / symusic raw : {ours['files_s'] / raw['files_s']:5.2f} x files/s   (target >= 0.5)")
-        if "pretty_midi" in rates:
-            pretty, m21 = rates["pretty_midi"], rates["music21"]
-            print(f"{label} / pretty_midi : {ours['files_s'] / pretty['files_s']:5.1f} x files/s, "
-                  f"{ours['notes_s'] / pretty['notes_s']:5.1f} x notes/s   (target >= 30)")
-            print(f"{label} / music21     : {ours['notes_s'] / m21['notes_s']:5.0f} x notes/s")
+def ratio_lines(rates: dict[str, dict]) -> list[str]:
+    """The targets side by side: files/s of ingest over raw symusic, one and two processes."""
+    raw, raw2 = rates["symusic (raw)"]["files_s"], rates["symusic (raw, 2 procs)"]["files_s"]
+    one, two = rates["tunesmith ingest 1 worker"]["files_s"], rates["tunesmith ingest 2 workers"]["files_s"]
+    lines = [f"{'':<22}{'/ symusic 1 proc':>18}{'/ symusic 2 procs':>19}",
+             f"{'ingest, 1 worker':<22}{one / raw:>17.2f}x{one / raw2:>18.2f}x   (target >= 0.5 x symusic 1 proc)",
+             f"{'ingest, 2 workers':<22}{two / raw:>17.2f}x{two / raw2:>18.2f}x   (two workers / one worker: "
+             f"{two / one:.2f} x, target >= 1.7 on two idle cores; symusic 2 procs / 1 proc: {raw2 / raw:.2f} x)"]
+    if "tunesmith ingest (CLI)" in rates:
+        cli, one_notes = rates["tunesmith ingest (CLI)"], rates["tunesmith ingest 1 worker"]["notes_s"]
+        pretty, m21 = rates["pretty_midi"], rates["music21"]
+        lines += [f"ingest (CLI, 1 worker) / symusic raw : {cli['files_s'] / raw:5.2f} x files/s",
+                  f"ingest 1 worker / pretty_midi : {one / pretty['files_s']:5.1f} x files/s (target >= 30)",
+                  f"ingest 1 worker / music21     : {one_notes / m21['notes_s']:5.0f} x notes/s"]
+    return lines
 
 
 if __name__ == "__main__":

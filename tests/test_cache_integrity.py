@@ -81,7 +81,32 @@ def test_manifest_records_size_and_checksum_of_every_shard_file(dataset):
     for shard in manifest["shards"]:
         for kind in ("bin", "json"):
             path = out / "shards" / f"{shard['name']}.{kind}"
-            assert shard[kind] == {"size": path.stat().st_size, "blake2b": file_checksum(path)}
+            assert shard[kind] == {"size": path.stat().st_size, "xxh3_128": file_checksum(path)}
+
+
+def blake2b_manifest(out: Path) -> None:
+    """Rewrite the manifest of `out` as a writer before xxh3 left it: blake2b-128 of every shard file."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    for shard in manifest["shards"]:
+        for kind in ("bin", "json"):
+            path = out / "shards" / f"{shard['name']}.{kind}"
+            shard[kind] = {"size": path.stat().st_size, "blake2b": file_checksum(path, algorithm="blake2b")}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_shards_checksummed_with_blake2b_still_open_verify_and_resume(dataset):
+    src, out = dataset
+    blake2b_manifest(out)
+    assert len(open_dataset(out)) == len(SOURCES)
+    flip_bits(shard_files(out, "bin")[1])
+    cache._VERIFIED.clear()
+    assert one_sentence_error(out).startswith(f"dataset {out} is damaged: shards/000001.bin does not match")
+    report = ingest_folder(src, out, workers=1, repair=True)  # the damaged shard is re-parsed: xxh3 then
+    assert report["parsed"] == 2 and report["summary"]["ok"] == len(SOURCES)
+    shards = json.loads((out / "manifest.json").read_text())["shards"]
+    assert [sorted(s["bin"]) for s in shards] == [["blake2b", "size"]] * 2 + [["size", "xxh3_128"]]
+    cache._VERIFIED.clear()
+    assert len(open_dataset(out, verify=True)) == len(SOURCES)
 
 
 def test_flipped_bits_in_any_shard_are_detected_with_the_fix(dataset):
@@ -117,7 +142,7 @@ def test_hashes_once_per_process_unless_asked(dataset, monkeypatch):
     _, out = dataset
     calls = []
     real = cache.file_checksum
-    monkeypatch.setattr(cache, "file_checksum", lambda path: calls.append(path.name) or real(path))
+    monkeypatch.setattr(cache, "file_checksum", lambda path, **kw: calls.append(path.name) or real(path, **kw))
     open_dataset(out)
     assert sorted(calls) == sorted(p.name for p in [*shard_files(out, "bin"), *shard_files(out, "json")])
     calls.clear()
@@ -157,7 +182,7 @@ def test_truncated_empty_or_missing_shard_files_are_one_sentence_even_without_ha
     (lambda m: m.write_bytes(m.read_bytes()[:100]), "manifest.json is not valid JSON (truncated or damaged)"),
     (lambda m: m.write_text("[1, 2]"), "manifest.json is not a tunesmith dataset manifest"),
     (lambda m: m.write_text(m.read_text().replace('"version": 2', '"version": 1')), "another tunesmith version"),
-    (lambda m: m.write_text(m.read_text().replace('"blake2b"', '"md5"')), "damaged shard list"),
+    (lambda m: m.write_text(m.read_text().replace('"xxh3_128"', '"md5"')), "damaged shard list"),
     (lambda m: m.unlink(), "manifest.json is missing"),
 ])
 def test_damaged_or_missing_manifests_are_one_sentence_and_repair_rebuilds(dataset, damage, expected):

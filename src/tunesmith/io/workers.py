@@ -62,16 +62,20 @@ def cap_workers(n_workers: int) -> int:
 def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limits):
     """Do one task in this process, on `data` or else the file at `path`.
 
-    kind 'score' -> the fully checked Score; kind 'table' -> `cache_writer.pack_score` of it, checked
-    only by `checks.check_size`: the receiver runs `checks.check_piece` on the unpacked arrays.
+    kind 'score' -> the fully checked Score; kind 'table' -> `cache_writer.pack_score` of it, with
+    every check of `checks.check_piece` run here on the packed arrays, so the receiver (ingest's
+    parent, which with two or more workers is the serial part) only stores it.
     """
     if data is None:
         data = read_named_file(path, limits)
     if kind == "score":
         return parse_bytes(data, limits)
-    from tunesmith.io.cache_writer import pack_score
+    from tunesmith.io.cache_writer import pack_score, unpack_piece
+    from tunesmith.io.checks import check_piece
 
-    return pack_score(parse_bytes(data, limits, checked=False))
+    packed = pack_score(parse_bytes(data, limits, checked=False))
+    check_piece(unpack_piece(packed), limits)
+    return packed
 
 
 def worker_main() -> None:
