@@ -18,8 +18,17 @@ from cli_run import run_cli
 from tunesmith.core.errors import UserError
 from tunesmith.data.audio import prepare_audio_data
 from tunesmith.data.config import DataConfig
+from tunesmith.evaluation.audio_metrics import chunk_features
 from tunesmith.models import make_config, model_class
-from tunesmith.models.audio_vaegan_layers import MinibatchDiscrimination, key_statistics
+from tunesmith.models.audio_vaegan_layers import (
+    MinibatchDiscrimination,
+    all_statistics,
+    key_statistics,
+    music_statistics,
+    n_statistics,
+    statistics_gap,
+    statistics_vector,
+)
 from tunesmith.training.config import OptimConfig
 from tunesmith.training.gan_phases import PhasedAdversarialObjective
 
@@ -32,9 +41,12 @@ def build(**overrides):
     return cls(make_config(NAME, {**cls.debug_config(), **overrides}, cls.debug_dims()))
 
 
-@pytest.mark.parametrize("mode", ["noise", "continuation", "both"])
-def test_every_parameter_gets_a_gradient(mode, one_thread):
-    model = build(mode=mode, noise_share=0.5)
+EXTENDED = {"extended_statistics": True, "stat_match": "sorted", "key_profile": True}
+
+
+@pytest.mark.parametrize(("mode", "options"), [("noise", {}), ("continuation", {}), ("both", {}), ("both", EXTENDED)])
+def test_every_parameter_gets_a_gradient(mode, options, one_thread):
+    model = build(mode=mode, noise_share=0.5, **options)
     batch = model.example_batch(4)
     (model.generator_loss(batch)["loss"] + model.discriminator_loss(batch)["loss"]).backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
@@ -104,6 +116,37 @@ def test_key_statistics_golden_values():
     assert stats["key_corr"][0, 0] == pytest.approx(1.0, abs=1e-4)  # neighbouring keys move together
     assert stats["channel_corr"][0, 0] == pytest.approx(1.0, abs=1e-4)
     assert stats["time_corr"][1, 0] == pytest.approx(-1 / 6, abs=1e-4)  # 1 alternating row of 6 (-1), constant rows 0
+
+
+def test_music_statistics_count_the_onsets_the_metrics_count():
+    rng = np.random.default_rng(0)
+    x = np.full((1, 5, 100), 0.2, np.float32)  # quiet keys, then sharp note starts (0.2 -> 0.7) in two keys
+    for key, starts in ((1, (10, 40, 70)), (3, (25, 60))):
+        for start in starts:
+            x[0, key, start : start + 12] = 0.7
+    noisy = np.clip(x + rng.normal(0, 0.01, x.shape), 0, 1).astype(np.float32)  # jitter far below a rise
+    stats = music_statistics(torch.from_numpy(noisy)[None])
+    assert chunk_features(noisy, frame_seconds=1.0)["onset_rate"] * 100 == pytest.approx(5.0)  # the metric: 5
+    assert stats["onset_rate"][0, 0].item() * 98 == pytest.approx(5.0, abs=0.1)  # per frame of 98 with a start
+    assert stats["rise"].shape == (1, 5) and stats["rise"][0, 0] < 1e-3 < stats["rise"][0, 1]
+    flat, peaked = torch.full((1, 1, 5, 4), 0.5), torch.zeros(1, 1, 5, 4)
+    peaked[..., 2, :] = 0.5
+    assert music_statistics(flat)["flatness"].item() == pytest.approx(1.0, abs=1e-3)
+    assert music_statistics(peaked)["flatness"].item() < 0.05
+    both = all_statistics(flat, 0.3, True)
+    assert statistics_vector(both).shape == (1, n_statistics(5, True))
+    assert statistics_vector(key_statistics(flat, 0.3)).shape == (1, n_statistics(5, False))
+
+
+def test_sorted_statistics_match_the_spread_not_only_the_mean():
+    real = {"s": torch.tensor([[0.0], [1.0], [0.0], [1.0]])}
+    alike = {"s": torch.full((4, 1), 0.5)}  # same mean, no spread: a generator whose chunks all sound alike
+    assert statistics_gap(alike, real, "mean").item() == pytest.approx(0.0)
+    assert statistics_gap(alike, real, "sorted").item() == pytest.approx(0.5)
+    shuffled = {"s": torch.tensor([[1.0], [0.0], [1.0], [0.0]])}
+    assert statistics_gap(shuffled, real, "sorted").item() == pytest.approx(0.0)  # a distribution, not a pairing
+    fewer = {"s": torch.tensor([[0.0], [1.0]])}
+    assert statistics_gap(fewer, real, "sorted").item() == pytest.approx(0.0)
 
 
 def test_minibatch_discrimination_marks_a_collapsed_batch():

@@ -6,8 +6,9 @@ T frames; 500 frames of 20 ms = the seed's 10 s).
 
 Generator: input (B, C*K, T) -> conv encoder -> per step (mu, logvar) of width D at T/4 steps ->
 reparameterise (eps times the sampling temperature) -> Transformer encoder (sinusoidal positions) ->
-conv-transpose decoder with skips -> sigmoid -> (B, C, K, T), times an optional learnable Gaussian
-envelope over time. Its input is white noise (mode "noise", the seed), the context chunk (mode
+conv-transpose decoder with skips (+ with `key_profile` a per-chunk bias per key from the mean latent:
+which keys the chunk uses, as a chorale stays in its key) -> sigmoid -> (B, C, K, T), times an optional
+learnable Gaussian envelope over time. Its input is white noise (mode "noise", the seed), the context chunk (mode
 "continuation": the next 10 s), or either per item (mode "both": a `noise_share` of each batch gets
 noise, so one checkpoint generates both ways). Discriminator: residual spectral-normed Conv1d blocks
 over the chunk (with the context chunk stacked on its channels when continuing; zeros stand for
@@ -16,7 +17,10 @@ over the chunk (with the context chunk stacked on its channels when continuing; 
 Losses (weights in the config; the trainer is `training/gan_phases.py`):
 - G: rec_weight x SmoothL1(G(input), target) + adv_weight x BCE(D(G), 1) + kl_weight x KL per chunk
   (summed over latent steps and widths, as the seed) + stat_weight x sum over the key statistics
-  (`audio_vaegan_layers.key_statistics`) of |batch mean on fakes - batch mean on real targets|. With
+  (`audio_vaegan_layers.key_statistics`; with `extended_statistics` also onset rate, per-key attack and
+  flatness, `music_statistics`) of the gap between fakes and real targets (`statistics_gap`):
+  `stat_match` "mean" compares batch means (a generator whose chunks all sound alike, each at the average,
+  pays nothing), "sorted" compares the distributions over the batch (1-D Wasserstein). With
   noise input the target is an unpaired real chunk (the seed's reconstruction), which pulls towards
   the mean chunk, so its weight is `noise_reconstruction` x rec_weight (default 0: noise items learn from
   D and the statistics alone; the seed's 1 makes them blur towards the mean chunk).
@@ -47,18 +51,20 @@ from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
 from tunesmith.models.audio_vaegan_layers import (
-    STAT_NAMES,
     Decoder,
     Discriminator,
     Encoder,
     Envelope,
-    key_statistics,
+    all_statistics,
+    n_statistics,
     sinusoids,
+    statistics_gap,
     statistics_vector,
 )
 from tunesmith.models.base import MAX_DEPTH, MusicModel, check_choice, check_fraction, check_positive
 
 MODES = ("noise", "continuation", "both")
+STAT_MATCHES = ("mean", "sorted")
 
 
 @dataclass
@@ -78,6 +84,9 @@ class AudioVAEGANConfig:
     d_max_width: int = 256
     d_blocks: int = 4  # seed 8
     d_statistics: bool = True  # append the key statistics to D's features
+    extended_statistics: bool = False  # add onset rate, per-key attack and flatness to the statistics
+    stat_match: str = "mean"  # "mean": batch means; "sorted": each statistic's distribution over the batch
+    key_profile: bool = False  # a per-chunk, per-key bias from the latent summary (which keys the chunk uses)
     mbd_kernels: int = 10
     mbd_dim: int = 5
     rec_weight: float = 2.0
@@ -120,7 +129,8 @@ class AudioVAEGAN(MusicModel):
         self.transformer = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)
         self.decoder = Decoder(c.latent_dim, c.width, flat, c.dropout)
         self.envelope = Envelope(c.latent_dim, c.envelope) if c.envelope else None
-        n_stats = (2 * flat + len(STAT_NAMES) - 2) if c.d_statistics else 0
+        self.key_profile = nn.Linear(c.latent_dim, flat) if c.key_profile else None
+        n_stats = n_statistics(flat, c.extended_statistics) if c.d_statistics else 0
         self.discriminator = Discriminator(flat * (1 if c.mode == "noise" else 2), c.d_width, c.d_max_width,
                                            c.d_blocks, n_stats, c.mbd_kernels, c.mbd_dim)
         self.progress = 0.0
@@ -139,6 +149,7 @@ class AudioVAEGAN(MusicModel):
     @classmethod
     def validate_config(cls, config: AudioVAEGANConfig) -> None:
         check_choice(config, "mode", MODES)
+        check_choice(config, "stat_match", STAT_MATCHES)
         check_positive(config, "channels", maximum=2)
         check_positive(config, "n_keys", "width", "latent_dim", "heads", "d_width", "d_max_width", "mbd_kernels",
                        "mbd_dim")
@@ -160,7 +171,8 @@ class AudioVAEGAN(MusicModel):
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         shape = (batch_size, self.config.channels, self.config.n_keys, self.config.chunk_frames)
-        return {"context": torch.rand(shape) ** 4, "target": torch.rand(shape) ** 4}
+        device = next(self.parameters()).device
+        return {"context": torch.rand(shape, device=device) ** 4, "target": torch.rand(shape, device=device) ** 4}
 
     def generator_parameters(self):
         return [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
@@ -181,7 +193,10 @@ class AudioVAEGAN(MusicModel):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + temperature * eps * torch.exp(0.5 * logvar)
         h = self.transformer(z + sinusoids(z.shape[1], z.shape[2], z.device).to(z.dtype))
-        keys = torch.sigmoid(self.decoder(h))
+        logits = self.decoder(h)
+        if self.key_profile is not None:  # (B, C*K, 1): lifts or mutes a key for the whole chunk
+            logits = logits + self.key_profile(h.mean(1)).unsqueeze(-1)
+        keys = torch.sigmoid(logits)
         if self.envelope is not None:
             keys = keys * self.envelope(h.mean(1), t)
         return keys.reshape(b, c, k, t), mu, logvar
@@ -207,12 +222,12 @@ class AudioVAEGAN(MusicModel):
 
     def _critic(self, keys: Tensor, context: Tensor) -> Tensor:
         """D's logits (B,) for keys (B, C, K, T) after `context` (ignored in mode "noise")."""
-        b, c, k, t = keys.shape
-        stats = statistics_vector(key_statistics(keys, self.config.silence_level)) if self.config.d_statistics \
-            else None
-        x = keys.reshape(b, c * k, t)
-        if self.config.mode != "noise":
-            x = torch.cat([context.reshape(b, c * k, t), x], dim=1)
+        c, (b, ch, k, t) = self.config, keys.shape
+        stats = statistics_vector(all_statistics(keys, c.silence_level, c.extended_statistics)) \
+            if c.d_statistics else None
+        x = keys.reshape(b, ch * k, t)
+        if c.mode != "noise":
+            x = torch.cat([context.reshape(b, ch * k, t), x], dim=1)
         return self.discriminator(x, stats)
 
     def _noisy(self, keys: Tensor) -> Tensor:
@@ -235,8 +250,8 @@ class AudioVAEGAN(MusicModel):
         per_item = F.smooth_l1_loss(fake, target, reduction="none").mean(dim=(1, 2, 3))
         rec = (per_item * torch.where(noisy, c.noise_reconstruction, 1.0)).mean()
         kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(dim=(1, 2)).mean()
-        real_stats, fake_stats = key_statistics(target, c.silence_level), key_statistics(fake, c.silence_level)
-        stat = sum((fake_stats[n].mean(0) - real_stats[n].mean(0)).abs().mean() for n in STAT_NAMES)
+        real_stats, fake_stats = (all_statistics(x, c.silence_level, c.extended_statistics) for x in (target, fake))
+        stat = statistics_gap(fake_stats, real_stats, c.stat_match)
         loss = c.rec_weight * rec + c.kl_weight * kl + c.stat_weight * stat
         return {"loss": loss, "reconstruction": rec, "kl": kl, "statistics": stat, "fake": fake, "context": context}
 
@@ -287,7 +302,7 @@ class AudioVAEGAN(MusicModel):
         fake, _, _ = self.generate(inputs, temperature=0.0)
         per_item = F.smooth_l1_loss(fake, target, reduction="none").mean(dim=(1, 2, 3))
         rec = per_item[~noisy].mean() if bool((~noisy).any()) else per_item.mean()
-        real_stats, fake_stats = (key_statistics(x, self.config.silence_level) for x in (target, fake))
+        real_stats, fake_stats = (all_statistics(x, self.config.silence_level, False) for x in (target, fake))
         key_gap = (fake_stats["key_mean"].mean(0) - real_stats["key_mean"].mean(0)).abs().mean()
         silence_gap = (fake_stats["silence"].mean() - real_stats["silence"].mean()).abs()
         real_logits, fake_logits = self._critic(target, context), self._critic(fake, context)
