@@ -5,8 +5,8 @@ encoding resident: memory grows with the collection. Here a training item is an 
 transposition, window), and `__getitem__` reads that one piece from the memory-mapped shards
 (`io.cache`), transposes it, encodes it and cuts the window. What stays resident is the piece's row
 in the dataset and its number of transpositions (16 bytes) and each window's start (4 bytes), against
-the kilobytes of its encodings. Memory maps are dropped every `RELEASE_EVERY` items, so the pages read
-do not pile up in the resident set of the trainer or its DataLoader workers.
+the kilobytes of its encodings. The shards' mapped pages are dropped every `RELEASE_EVERY` pieces read, so
+they do not pile up in the resident set of the trainer or its DataLoader workers.
 
 Preparation makes two streaming passes over the training pieces: one fits the representation (its
 vocabulary, on every transposed copy, as the in-memory path does; a representation that learns nothing
@@ -42,7 +42,7 @@ from tunesmith.representations import get_representation
 from tunesmith.representations.base import Representation
 
 log = logging.getLogger(__name__)
-RELEASE_EVERY = 512  # pieces read between dropping the shards' memory maps
+RELEASE_EVERY = 16  # pieces read between dropping the shards' resident pages (~0.3 MB each)
 
 
 def shifts_of(score: Score, max_shift: int) -> list[int]:
@@ -73,15 +73,9 @@ class PieceReader:
     def score(self, row: int) -> Score:
         self._reads += 1
         if self._reads % RELEASE_EVERY == 0:
-            release_maps(self.cache)
+            self.cache.release_pages()
         score = self.cache.score(row)
         return to_common_key(score) if self.normalize_key else score
-
-
-def release_maps(cache: DatasetCache) -> None:
-    """Unmap every shard (they are mapped again on the next read): resident pages of the files go."""
-    for shard in cache._shards:  # noqa: SLF001 (the cache maps lazily and keeps maps for its life)
-        shard._arrays = None  # noqa: SLF001
 
 
 class StreamingWindows(Dataset):
@@ -180,8 +174,23 @@ def prepare_streaming(cfg: DataConfig, data_kind: str, representation: Represent
         "train_ids_sha256": ids_fingerprint(groups["train"]), "valid_ids_sha256": ids_fingerprint(groups["valid"]),
         "streaming": True,
     })
-    release_maps(cache)
+    cache.release_maps()
+    release_free_heap()
     return PreparedData(representation, datasets["train"], datasets["valid"], provenance)
+
+
+def release_free_heap() -> None:
+    """Hand the C heap's free pages back to the OS (glibc's `malloc_trim`; a no-op elsewhere).
+
+    Preparation builds and drops per-piece lists, dicts and arrays; glibc keeps the freed memory
+    mapped (its large-allocation threshold rises after each big free), so without this the trainer's
+    resident memory stays ~0.3 KB per piece higher than what it holds.
+    """
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)  # the symbols this process has loaded, libc's among them
 
 
 def _transposed(reader: PieceReader, rows: list[int], max_shift: int) -> Iterator[Score]:

@@ -17,24 +17,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 
+def _rank_order(n_items: int, seed: int, epoch: int, rank: int, world: int) -> np.ndarray:
+    """`epoch_order` as an int64 array: 8 bytes per item, where a list of Python ints costs ~40."""
+    generator = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)  # any recipe seed fits
+    order = torch.randperm(n_items, generator=generator).numpy()
+    padded = math.ceil(n_items / world) * world
+    if padded > n_items:  # every rank gets as many items (and batches) as the others
+        order = np.concatenate([order, order[: padded - n_items]])
+    return order[rank::world]
+
+
 def epoch_order(n_items: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[int]:
     """This rank's items of epoch `epoch`, in order: ceil(n_items / world) indices."""
-    generator = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)  # any recipe seed fits
-    order = torch.randperm(n_items, generator=generator).tolist()
-    padded = math.ceil(n_items / world) * world
-    order += order[: padded - n_items]  # every rank gets as many items (and batches) as the others
-    return order[rank::world]
+    return _rank_order(n_items, seed, epoch, rank, world).tolist()
 
 
 def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
                   world: int = 1) -> list[list[int]]:
     """This rank's shuffled batches of item indices; the last batch may be short."""
-    order = epoch_order(n_items, seed, epoch, rank, world)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    order = _rank_order(n_items, seed, epoch, rank, world)
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
 class EpochSampler(Sampler[list[int]]):
@@ -57,8 +64,10 @@ class EpochSampler(Sampler[list[int]]):
         return self.batches_per_epoch() - self.batch
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = epoch_batches(self.n_items, self.batch_size, self.seed, self.epoch, self.rank, self.world)
-        yield from batches[self.batch :]
+        # one batch at a time from the order array: what stays resident does not grow with the collection
+        order = _rank_order(self.n_items, self.seed, self.epoch, self.rank, self.world)
+        for i in range(self.batch * self.batch_size, len(order), self.batch_size):
+            yield order[i : i + self.batch_size].tolist()
 
 
 def make_loader(dataset: Dataset, sampler: EpochSampler, workers: int, pin_memory: bool) -> DataLoader:
@@ -73,5 +82,5 @@ def make_loader(dataset: Dataset, sampler: EpochSampler, workers: int, pin_memor
 def valid_batches(n_items: int, batch_size: int, rank: int = 0, world: int = 1,
                   cap: int | None = None) -> list[list[int]]:
     """This rank's share of the validation batches (in order, unshuffled, at most `cap` in all ranks)."""
-    batches = [list(range(s, min(s + batch_size, n_items))) for s in range(0, n_items, batch_size)]
-    return batches[:cap][rank::world]
+    starts = range(0, n_items, batch_size)[:cap][rank::world]  # only the batches evaluated are built
+    return [list(range(s, min(s + batch_size, n_items))) for s in starts]
