@@ -79,11 +79,11 @@ class NADEMixture(MusicModel):
         self.components = [(k, s) for k in range(config.members) for s in range(-config.shifts, config.shifts + 1)]
 
     @classmethod
-    def from_members(cls, members: list[FrameNADE], shifts: int = 0,
-                     weights: list[float] | None = None) -> NADEMixture:
+    def from_members(cls, members: list[FrameNADE], shifts: int = 0, weights: list[float] | None = None,
+                     share: float = 1.0) -> NADEMixture:
         """The mixture of LSTM-NADEs trained apart (same sizes and transposition range; any key orders),
-        read at test-time shifts -shifts..shifts, with component `weights` (None: uniform): an ensemble
-        assembled after training is the same model as one trained side by side."""
+        read at test-time shifts -shifts..shifts, with component `weights` (None: uniform) and fixed
+        `share`: an ensemble assembled after training is the same model as one trained side by side."""
         configs = [dataclasses.asdict(m.config) for m in members]
         sizes = [{k: v for k, v in c.items() if k not in ("order", "dropout")} for c in configs]
         orders = [c["order"] for c in configs]
@@ -93,8 +93,9 @@ class NADEMixture(MusicModel):
             order = "both"
         else:
             order = orders[0] if len(set(orders)) == 1 else ",".join(orders)
+        weights = None if weights is None else [float(w) for w in weights]
         config = NADEMixtureConfig(**{**configs[0], "order": order, "members": len(members), "shifts": shifts,
-                                      "weights": None if weights is None else [float(w) for w in weights]})
+                                      "weights": weights, "share": share})
         cls.validate_config(config)
         mixture = cls(config)
         for target, source in zip(mixture.members, members, strict=True):
