@@ -12,6 +12,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.generation.sampling import sample_sequence
 from tunesmith.models import build_model, make_config
 from tunesmith.models.distributions import SamplingConfig
+from tunesmith.models.frame_nade import chroma_order
 from tunesmith.models.nade_mixture import NADEMixture, em_weights
 
 TINY = {"keys": 5, "hidden_size": 8, "num_layers": 1, "nade_hidden": 6, "dropout": 0.0, "transpose": 2}
@@ -85,9 +86,9 @@ def test_fixed_share_weights_follow_the_pieces_past_and_stay_a_distribution(shar
         assert not torch.allclose(log_q[:, -1], static.frame_log_likelihood(pieces)[:, -1], atol=1e-3)
 
 
-@pytest.mark.parametrize("share", [1.0, 0.3])
-def test_sampler_draws_the_shifted_mixtures_frames_with_its_probabilities(share):
-    model = _mixture(members=2, shifts=2, weights=[1, 2, 3, 0, 1, 0.5, 2, 1, 1, 4], share=share)
+@pytest.mark.parametrize("share, order", [(1.0, "both"), (0.3, "both"), (1.0, "chroma,down")])
+def test_sampler_draws_the_shifted_mixtures_frames_with_its_probabilities(share, order):
+    model = _mixture(members=2, order=order, shifts=2, weights=[1, 2, 3, 0, 1, 0.5, 2, 1, 1, 4], share=share)
     mixed = _last_frame_probabilities(model)
     prefix = torch.cat([torch.zeros(1, 5), HISTORY]).expand(6000, -1, -1)  # the zero start frame, then the past
     drawn = sample_sequence(model, prefix, 1, SamplingConfig(), torch.Generator().manual_seed(0))[:, 0]
@@ -112,6 +113,7 @@ def test_from_members_keeps_orders_shifts_and_weights():
     ({"weights": [0.0, 0.0]}, "weights"),
     ({"order": "up,down,up"}, "each of the 2 members"),
     ({"order": "up,sideways"}, "each of the 2 members"),
+    ({"order": "sideways"}, "order must be one of both, up, down, chroma"),
 ])
 def test_bad_mixture_configs_are_one_sentence(overrides, message):
     with pytest.raises(UserError, match=message):
@@ -125,3 +127,14 @@ def test_em_recovers_the_weights_that_generated_the_frames():
     outcome = torch.multinomial(p[source], 1, generator=generator).squeeze(1)
     weights = em_weights(p[:, outcome].log())
     assert weights[1] == pytest.approx(0.3, abs=0.03) and sum(weights) == pytest.approx(1.0)
+
+
+def test_chroma_order_puts_the_keys_by_pitch_class_and_is_a_distribution():
+    order = chroma_order(88)
+    assert order[:8].tolist() == [3, 15, 27, 39, 51, 63, 75, 87]  # C1 .. C8 (key 0 is A0)
+    assert sorted(order.tolist()) == list(range(88))
+    nade = build_model("lstm-nade", make_config("lstm-nade", {**TINY, "keys": 88, "order": "chroma"}, {}))
+    x = torch.rand(3, 88)
+    assert torch.equal(nade._unordered(nade._ordered(x)), x) and torch.equal(nade._ordered(x)[:, 0], x[:, 3])
+    model = _mixture(members=2, order="chroma,up", shifts=1)
+    assert float(_last_frame_probabilities(model).sum()) == pytest.approx(1.0, abs=1e-5)

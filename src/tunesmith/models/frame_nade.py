@@ -36,12 +36,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from tunesmith.core.constants import PIANO_KEYS
+from tunesmith.core.constants import PIANO_KEYS, PIANO_LOW
 from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, sample_bernoulli
 from tunesmith.models.layers import RecurrentStepper
 
 FRAME_OPTIONS = frozenset({"temperature", "primer"})
+KEY_ORDERS = ("up", "down", "chroma")
 
 
 @dataclass
@@ -51,7 +52,7 @@ class FrameNADEConfig:
     num_layers: int = 2
     dropout: float = 0.3  # between LSTM layers and on the LSTM output
     nade_hidden: int = 150  # NADE hidden units (per key position)
-    order: str = "up"  # key order inside a frame: up (bass first) or down (soprano first)
+    order: str = "up"  # key order inside a frame: up (bass first), down (soprano first), chroma (by pitch class)
     transpose: int = 0  # train on windows shifted by up to +-transpose semitones, the shift an input
 
 
@@ -80,6 +81,9 @@ class FrameNADE(MusicModel):
         self.skip = nn.Linear(k, k, bias=False)  # frame t-1 -> b_t
         self.w = nn.Parameter(torch.randn(k, n) * 0.05)  # visible j -> hidden, for keys after j
         self.v = nn.Parameter(torch.randn(k, n) * 0.05)  # hidden -> logit of key i
+        # order 'chroma': the keys by pitch class (all Cs low to high, then all C#s, ...), so that a frame's
+        # harmony is decided before its voicing; a function of the config, so not stored in checkpoints
+        self.register_buffer("chroma", chroma_order(k), persistent=False)
 
     @classmethod
     def debug_config(cls) -> dict:
@@ -91,7 +95,7 @@ class FrameNADE(MusicModel):
         check_positive(config, "num_layers", maximum=MAX_DEPTH)
         check_positive(config, "transpose", minimum=0)
         check_fraction(config, "dropout")
-        check_choice(config, "order", ("up", "down"))
+        check_choice(config, "order", KEY_ORDERS)
 
     def example_batch(self, batch_size: int = 2, length: int = 12) -> dict[str, Tensor]:
         frames = (torch.rand(batch_size, length, self.config.keys, 2) < 0.05).float()
@@ -102,8 +106,16 @@ class FrameNADE(MusicModel):
     # ---- likelihood -------------------------------------------------------------------------------
 
     def _ordered(self, x: Tensor) -> Tensor:
-        """Keys in the model's internal order (a flip of the last axis for order='down')."""
+        """Keys (..., keys) in the model's internal order (a flip of the last axis for order='down')."""
+        if self.config.order == "chroma":
+            return x[..., self.chroma.to(x.device)]
         return x.flip(-1) if self.config.order == "down" else x
+
+    def _unordered(self, x: Tensor) -> Tensor:
+        """Keys (..., keys) from the internal order back to low to high (the inverse of `_ordered`)."""
+        if self.config.order == "chroma":
+            return x[..., torch.argsort(self.chroma).to(x.device)]
+        return self._ordered(x)  # a flip is its own inverse
 
     def _n_shifts(self) -> int:
         return 2 * self.config.transpose + 1 if self.config.transpose else 0
@@ -197,7 +209,7 @@ class FrameNADE(MusicModel):
             on = sample_bernoulli(b[:, i] + torch.sigmoid(acts) @ self.v[i], sampling, generator)
             acts += on.unsqueeze(-1) * self.w[i]
             keys.append(on)
-        return self._ordered(torch.stack(keys, -1))
+        return self._unordered(torch.stack(keys, -1))
 
 
 class FrameStepper(nn.Module):
@@ -220,6 +232,11 @@ class FrameStepper(nn.Module):
         code = m._shift_code(torch.full((len(previous),), self.shift, dtype=torch.long, device=previous.device))
         out, state = self.core(torch.cat([previous, code], -1), state)
         return (m.to_a(out), m.to_b(out) + m.skip(previous)), state
+
+
+def chroma_order(keys: int) -> Tensor:
+    """Key indices (keys,) sorted by pitch class from C, then low to high (key 0 is MIDI PIANO_LOW)."""
+    return torch.tensor(sorted(range(keys), key=lambda k: ((k + PIANO_LOW) % 12, k)))
 
 
 def real_frames(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

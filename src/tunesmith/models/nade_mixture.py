@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from tunesmith.core.errors import UserError
 from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig
-from tunesmith.models.frame_nade import FRAME_OPTIONS, FrameNADE, FrameNADEConfig, FrameStepper, real_frames
+from tunesmith.models.frame_nade import FRAME_OPTIONS, KEY_ORDERS, FrameNADE, FrameNADEConfig, FrameStepper, real_frames
 
 
 @dataclass
@@ -111,10 +111,10 @@ class NADEMixture(MusicModel):
         FrameNADE.validate_config(dataclasses.replace(config, order="up"))
         check_positive(config, "members", maximum=MAX_DEPTH)
         if not isinstance(config.order, str) or "," not in config.order:
-            check_choice(config, "order", ("both", "up", "down"))
-        elif len(config.order.split(",")) != config.members or not set(config.order.split(",")) <= {"up", "down"}:
-            raise UserError(f"model config order must name up or down for each of the {config.members} members "
-                            f"(e.g. 'up,down'), got {config.order!r}")
+            check_choice(config, "order", ("both", *KEY_ORDERS))
+        elif len(config.order.split(",")) != config.members or not set(config.order.split(",")) <= set(KEY_ORDERS):
+            raise UserError(f"model config order must name {', '.join(KEY_ORDERS)} for each of the "
+                            f"{config.members} members (e.g. 'up,down'), got {config.order!r}")
         check_positive(config, "shifts", minimum=0, maximum=config.transpose)
         check_fraction(config, "share")
         count = config.members * (2 * config.shifts + 1)
