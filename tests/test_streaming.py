@@ -69,3 +69,17 @@ def test_streaming_needs_an_ingest_dataset_and_a_token_model(dataset):
         prepare_data(load_config(shipped_recipe("debug/lstm"), ["data.streaming=true"]).data, "tokens")
     with pytest.raises(UserError, match="data.streaming serves token and frame models, not 'bars'"):
         prepare_data(_config(dataset, "data.streaming=true").data, "bars")
+
+
+@pytest.mark.parametrize("max_shift", [0, 1, 5, 6, 12])
+def test_shift_at_lists_the_transpositions_shifts_of_makes(max_shift):
+    from symusic import Note, Score, Track
+
+    from tunesmith.data.streaming import shift_at, shifts_of
+
+    for low, high in [(0, 0), (0, 127), (127, 127), (3, 120), (60, 72), (1, 126), (10, 125), (5, 5)]:
+        score, track = Score(480), Track("t", 0, False)
+        track.notes.extend([Note(0, 10, low, 64), Note(10, 10, high, 64)])
+        score.tracks.append(track)
+        shifts = shifts_of(score, max_shift)
+        assert [shift_at(min(shifts), k) for k in range(len(shifts))] == shifts, (low, high)

@@ -52,6 +52,16 @@ def shifts_of(score: Score, max_shift: int) -> list[int]:
     return [0] if span is None else [s for s in candidates if span[0] + s >= 0 and span[1] + s <= 127]
 
 
+def shift_at(lowest: int, k: int) -> int:
+    """`shifts_of(score, m)[k]` from the lowest shift of that list alone: the valid shifts are one run
+    of integers around 0, listed 0 first, then the others in rising order. The index pass keeps the
+    lowest shift of each piece (1 byte), so an item needs no pass over the piece's notes to find it."""
+    if k == 0:
+        return 0
+    shift = lowest + k - 1
+    return shift + 1 if shift >= 0 else shift
+
+
 class PieceReader:
     """Scores of an ingest dataset by row, key-normalised when asked, re-opened in each process (the
     memory maps are not shared across a fork's copy-on-write pages) and released every so often."""
@@ -81,15 +91,15 @@ class PieceReader:
 class StreamingWindows(Dataset):
     """Items as `datasets.TokenWindows` ({"tokens"}) or `datasets.FrameWindows` ({"frames", "mask"}) cut
     them, from pieces read and encoded when an item is asked for. Piece p is dataset row `rows[p]` with
-    `shift_counts[p]` transpositions; its windows start at `starts[bounds[p] : bounds[p + 1]]` (found on
-    the untransposed encoding); items run piece by piece, transposition by transposition, window by
-    window, the in-memory order."""
+    `shift_counts[p]` transpositions (the lowest `lowest_shifts[p]`, see `shift_at`); its windows start
+    at `starts[bounds[p] : bounds[p + 1]]` (found on the untransposed encoding); items run piece by
+    piece, transposition by transposition, window by window, the in-memory order."""
 
     def __init__(self, reader: PieceReader, representation: Representation, kind: str, index: dict[str, Any],
                  window: int, max_shift: int, time_axis: int = 0):
         self.reader, self.representation, self.kind = reader, representation, kind
         self.rows, self.shift_counts, self.starts = index["rows"], index["shifts"], index["starts"]
-        self.bounds = index["bounds"]
+        self.bounds, self.lowest_shifts = index["bounds"], index["lowest_shifts"]
         self.window = window + 1 if kind == "tokens" else window
         self.max_shift, self.time_axis = max_shift, time_axis
         per_piece = np.diff(self.bounds) * self.shift_counts
@@ -110,7 +120,7 @@ class StreamingWindows(Dataset):
             raise IndexError(item)
         piece, shift_index, k = self.address(item)
         score = self.reader.score(int(self.rows[piece]))
-        shift = shifts_of(score, self.max_shift)[shift_index]
+        shift = shift_at(int(self.lowest_shifts[piece]), shift_index)
         array = encode_piece(self.representation, self.kind, transpose(score, shift) if shift else score,
                              self.time_axis)
         # a transposed copy may encode a little shorter: its last window then ends where it ends
@@ -207,7 +217,7 @@ def _index(reader: PieceReader, representation: Representation, kind: str, rows:
     sounds), its transpositions and a fingerprint (BLAKE2b over the untransposed encodings and the
     shift counts). `cut`: (window, stride, time axis)."""
     window, stride, axis = cut
-    kept, shifts, starts, bounds, skipped = [], [], [], [0], Counter()
+    kept, shifts, lowest, starts, bounds, skipped = [], [], [], [], [0], Counter()
     digest, tokens, quarters = hashlib.blake2b(digest_size=8), 0, 0.0
     for row in rows:
         score = reader.score(row)
@@ -222,14 +232,17 @@ def _index(reader: PieceReader, representation: Representation, kind: str, rows:
             offsets = [o for o in window_offsets(len(array), window, stride) if array[o : o + window].any()]
         if not len(array) or not offsets:  # nothing sounds, or nothing but bos and eos
             continue
-        count = len(shifts_of(score, max_shift))
+        piece_shifts = shifts_of(score, max_shift)
+        count = len(piece_shifts)
         kept.append(row)
         shifts.append(count)
+        lowest.append(min(piece_shifts))
         starts.extend(offsets)
         bounds.append(len(starts))
         digest.update(f"{array.dtype.str}{array.shape}x{count};".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
         tokens, quarters = tokens + len(array) - 2, quarters + score.end() / score.ticks_per_quarter
     return {"rows": np.array(kept, np.int64), "shifts": np.array(shifts, np.int64),
+            "lowest_shifts": np.array(lowest, np.int8),
             "starts": np.array(starts, np.int32), "bounds": np.array(bounds, np.int64), "skipped": skipped,
             "digest": digest.hexdigest(), "tokens_per_quarter": tokens / max(quarters, 1.0)}
