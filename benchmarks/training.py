@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -127,18 +128,34 @@ def loader_report(dataset_dir: Path | None, steps: int) -> None:
     if dataset_dir is not None:
         sources[f"{dataset_dir.name}, streamed"] = DataConfig(source=str(dataset_dir), representation="grid",
                                                               window=64, streaming=True, transpose=2)
+    load = os.getloadavg()
     lines = ["# DataLoader: share of step time waiting for data", "",
              f"`python benchmarks/training.py --loader{' --dataset ' + str(dataset_dir) if dataset_dir else ''}`"
              f" (1 x 64 LSTM, batch 32, {steps} steps, torch {torch.__version__})", "",
-             "| data | workers | waiting | ms / step |", "|---|---:|---:|---:|"]
+             "| data | workers | waiting | ms / step | ms / item, one process |", "|---|---:|---:|---:|---:|"]
     for name, config in sources.items():
         data = prepare_data(config, "tokens")
+        item_ms = item_cost_ms(data.train)
         for workers in (0, 2):
             share, ms = data_wait(data, workers, steps)
-            lines.append(f"| {name} | {workers} | {share:.1%} | {ms:.1f} |")
+            lines.append(f"| {name} | {workers} | {share:.1%} | {ms:.1f} | {item_ms:.3f} |")
             print(lines[-1], flush=True)
+    lines += ["", f"load average (1, 5, 15 min) {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} before, "
+              f"{', '.join(f'{a:.2f}' for a in os.getloadavg())} after, on {os.cpu_count()} cores: on a shared "
+              "machine the workers get less than a core each and the waiting share rises."]
+    print(lines[-1])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
+
+
+def item_cost_ms(dataset, n_items: int = 200) -> float:
+    """Mean ms to build one training item in this process (read, transpose, encode, cut), over items
+    spread through the dataset."""
+    items = range(0, len(dataset), max(1, len(dataset) // n_items))
+    start = time.perf_counter()
+    for i in items:
+        dataset[i]
+    return 1e3 * (time.perf_counter() - start) / len(items)
 
 
 if __name__ == "__main__":
