@@ -89,7 +89,9 @@ def benchmark_jsb(checkpoint: str | Path, data: Path, split: str, out: Path | No
         raise UserError(f"{data} has no {split!r} split (it holds {', '.join(rolls)})")
     model, payload = load_scorable(checkpoint)
     grid = check_grid(payload, Path(data))
-    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    # a family's own thread count first: recurrent steps are small, and on a busy 2-core box two fighting
+    # threads scored the 39-component jsb-best in 5 min where one thread took 44 s
+    torch.set_num_threads(getattr(model, "cpu_threads", None) or max(1, min(4, torch.get_num_threads())))
     started = time.perf_counter()
     score = jsb_nll(model, rolls[split])
     result = {
