@@ -138,3 +138,20 @@ def test_chroma_order_puts_the_keys_by_pitch_class_and_is_a_distribution():
     assert torch.equal(nade._unordered(nade._ordered(x)), x) and torch.equal(nade._ordered(x)[:, 0], x[:, 3])
     model = _mixture(members=2, order="chroma,up", shifts=1)
     assert float(_last_frame_probabilities(model).sum()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_fixed_share_mixture_reads_only_the_past_of_its_own_piece():
+    model = _mixture(members=2, order="up,chroma", shifts=1, share=0.3)
+    generator = torch.Generator().manual_seed(1)
+    pieces = (torch.rand(2, 9, 5, generator=generator) < 0.4).float()
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 6:] = False  # the second piece is 6 frames long, padded
+    changed = pieces.clone()
+    changed[0, 5:] = 1 - changed[0, 5:]  # a different future for piece 0
+    changed[1, 6:] = 1.0  # and different padding for piece 1
+    with torch.no_grad():
+        before, after = model.frame_log_likelihood(pieces, mask), model.frame_log_likelihood(changed, mask)
+        alone = model.frame_log_likelihood(pieces[1:, :6])
+    assert torch.allclose(before[0, :5], after[0, :5], atol=1e-6) and not torch.allclose(before[0, 5:], after[0, 5:])
+    assert torch.allclose(before[1], after[1], atol=1e-6) and (before[1, 6:] == 0).all()
+    assert torch.allclose(before[1, :6], alone[0], atol=1e-6)
