@@ -133,6 +133,8 @@ def test_music_statistics_count_the_onsets_the_metrics_count():
     peaked[..., 2, :] = 0.5
     assert music_statistics(flat)["flatness"].item() == pytest.approx(1.0, abs=1e-3)
     assert music_statistics(peaked)["flatness"].item() < 0.05
+    fade = music_statistics(torch.linspace(0, 1, 40).expand(1, 1, 5, 40))["loudness"][0]
+    assert fade.shape == (10,) and torch.all(fade.diff() > 0) and fade[0] == pytest.approx(1.5 / 39, abs=1e-4)
     both = all_statistics(flat, 0.3, True)
     assert statistics_vector(both).shape == (1, n_statistics(5, True))
     assert statistics_vector(key_statistics(flat, 0.3)).shape == (1, n_statistics(5, False))

@@ -190,7 +190,9 @@ class AudioVAEGAN(MusicModel):
         """Inputs (B, C, K, T) (keys or noise) -> (keys (B, C, K, T) in [0, 1], mu, logvar (B, T/4, D))."""
         b, c, k, t = inputs.shape
         mu, logvar = self.encoder(inputs.reshape(b, c * k, t))
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        # drawn where the generator lives (a CPU generator samples the same eps for a model on any device)
+        eps = torch.randn(mu.shape, generator=generator, device=generator.device if generator else mu.device,
+                          dtype=torch.float32).to(mu.device, mu.dtype)
         z = mu + temperature * eps * torch.exp(0.5 * logvar)
         h = self.transformer(z + sinusoids(z.shape[1], z.shape[2], z.device).to(z.dtype))
         logits = self.decoder(h)
@@ -329,5 +331,5 @@ class AudioVAEGAN(MusicModel):
             if c.mode == "noise":
                 raise UserError("this audio-vaegan model generates from noise only; leave out --primer")
             inputs = torch.from_numpy(np.asarray(context, dtype=np.float32)).to(device).expand(shape)
-        keys, _, _ = self.generate(inputs, temperature, generator if device.type == "cpu" else None)
+        keys, _, _ = self.generate(inputs, temperature, generator)
         return keys.float().cpu().numpy()

@@ -18,7 +18,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from tunesmith.evaluation.audio_metrics import ACTIVE_LEVEL, ONSET_RISE
 
 STAT_NAMES = ("key_mean", "key_std", "silence", "key_corr", "time_corr", "channel_corr")
-EXTRA_NAMES = ("onset_rate", "rise", "flatness")  # `music_statistics`, config `extended_statistics`
+EXTRA_NAMES = ("onset_rate", "rise", "flatness", "loudness")  # `music_statistics` (`extended_statistics`)
+SEGMENTS = 10  # loudness is measured per tenth of a chunk
 
 
 class Encoder(nn.Module):
@@ -170,7 +171,9 @@ def music_statistics(x: Tensor) -> dict[str, Tensor]:
     rise (B, C*K): each key's mean frame-to-frame rise beyond ONSET_RISE / 2, in units of ONSET_RISE (how
     often and how sharply its notes attack; the jitter of a noisy texture stays below it);
     flatness (B, 1): spectral flatness over the keys of a frame (geometric / arithmetic mean), mean over
-    frames (1 for noise, low for a few clear notes)."""
+    frames (1 for noise, low for a few clear notes); loudness (B, SEGMENTS): the mean key value of each
+    tenth of the chunk (a 10-s window cut anywhere in a piece is about as loud at its end as at its start;
+    D pools over time, so without this a generator that fades in or out goes unnoticed)."""
     b, c, k, t = x.shape
     diff = x[..., 1:] - x[..., :-1]
     rising = torch.sigmoid((diff - ONSET_RISE) / SOFTNESS) * torch.sigmoid((x[..., 1:] - ACTIVE_LEVEL) / SOFTNESS)
@@ -179,7 +182,8 @@ def music_statistics(x: Tensor) -> dict[str, Tensor]:
     mono = x.mean(1).clamp(min=0.0)  # (B, K, T); D sees keys plus instance noise, which can dip below 0
     flatness = (torch.exp(torch.log(mono + 1e-3).mean(1)) / (mono.mean(1) + 1e-3)).mean(-1, keepdim=True)
     rise = F.relu(diff - ONSET_RISE / 2).mean(-1) / ONSET_RISE  # steep rises only, not frame-to-frame jitter
-    return {"onset_rate": onset_rate, "rise": rise.reshape(b, c * k), "flatness": flatness}
+    loudness = F.adaptive_avg_pool1d(x.mean(dim=(1, 2))[:, None], SEGMENTS)[:, 0]
+    return {"onset_rate": onset_rate, "rise": rise.reshape(b, c * k), "flatness": flatness, "loudness": loudness}
 
 
 def all_statistics(x: Tensor, silence_level: float, extended: bool) -> dict[str, Tensor]:
@@ -189,8 +193,8 @@ def all_statistics(x: Tensor, silence_level: float, extended: bool) -> dict[str,
 
 
 def n_statistics(flat: int, extended: bool) -> int:
-    """Width S of `statistics_vector` for C*K = `flat` key rows: 2 C K + 4 (+ C K + 2 when extended)."""
-    return 2 * flat + len(STAT_NAMES) - 2 + ((flat + len(EXTRA_NAMES) - 1) if extended else 0)
+    """Width S of `statistics_vector` for C*K = `flat` key rows: 2 C K + 4 (+ C K + 2 + SEGMENTS when extended)."""
+    return 2 * flat + len(STAT_NAMES) - 2 + ((flat + 2 + SEGMENTS) if extended else 0)
 
 
 def statistics_vector(stats: dict[str, Tensor]) -> Tensor:
