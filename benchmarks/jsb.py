@@ -46,6 +46,7 @@ ENTRIES = [  # (label, recipe); the run folder is RUNS/<recipe stem>
     ("2 LSTM-NADEs trained side by side, dropout 0.4", "lstm-nade-mix-jsb"),
     ("LSTM-NADE, soprano first, seed 1", "lstm-nade-down-s1-jsb"),
     ("LSTM-NADE, bass first, seed 1", "lstm-nade-up-s1-jsb"),
+    ("LSTM-NADE, keys by pitch class (90 epochs, lr x0.975 per epoch)", "lstm-nade-chroma-jsb"),
 ]
 # members of checkpoints/jsb-best.ckpt, in mixture order
 SHIPPED = ("lstm-nade-jsb", "lstm-nade-down-jsb", "lstm-nade-down-s1-jsb", "lstm-nade-up-s1-jsb")
