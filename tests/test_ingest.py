@@ -239,14 +239,15 @@ def test_bad_entries_in_a_folder_are_reported_and_the_run_goes_on(tmp_path):
     assert open_dataset(tmp_path / "out").paths == ["caf\\xe9 \\xff.mid", "good.mid"]
 
 
-def test_ingest_gives_every_malformed_file_the_verdict_read_midi_gives(tmp_path):
+@pytest.mark.parametrize("n_workers", [1, 2])  # one worker: the parent runs the piece checks
+def test_ingest_gives_every_malformed_file_the_verdict_read_midi_gives(tmp_path, n_workers):
     crowd = b"".join(vlq(0) + bytes([0x90 | i % 16, 30 + i % 60, 80]) for i in range(1500))
     crowd += b"".join(vlq(480 if i == 0 else 0) + bytes([0x80 | i % 16, 30 + i % 60, 0]) for i in range(1500))
     files = {f"{name}.mid": data for name, (data, _) in MALFORMED.items()}
     files |= {"crowded.mid": midi(track(crowd)), "good.mid": simple_song()}
     for name, data in files.items():
         write_song(tmp_path / "src", name, data)
-    report = ingest_folder(tmp_path / "src", tmp_path / "out", workers=2)
+    report = ingest_folder(tmp_path / "src", tmp_path / "out", workers=n_workers)
     for entry in report["files"]:
         try:
             expected = ("ok", None, read_midi(tmp_path / "src" / entry["path"]).note_num())

@@ -24,6 +24,7 @@ from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.io.atomic import write_atomic
 from tunesmith.io.cache import folder_state, read_manifest
 from tunesmith.io.cache_writer import DatasetWriter, unpack_piece
+from tunesmith.io.checks import check_piece
 from tunesmith.io.midi import Limits, display_name, file_kind, is_midi_name, read_file_bytes
 from tunesmith.io.workers import borrow_pool, cap_workers, return_pool
 
@@ -154,10 +155,13 @@ class _Run:
         self.submit(idx, entry, sha, data)
 
     def submit(self, idx: int, entry: Entry, sha: str, data: bytes) -> None:
+        """Hand `data` to a parser. Workers run the piece checks (`checks.check_piece`), so that with two
+        or more the parent, the serial part, only stores pieces; with one, the parent runs them: the
+        worker's CPU time then sets the pace, and the parent, waiting on it, has time to spare."""
         if self.pool is None:
             self.pool = borrow_pool(self.n_workers, self.limits)
         self.pending[idx] = (entry, sha)
-        self.pool.submit(idx, "table", data=data)
+        self.pool.submit(idx, "table-unchecked" if self.n_workers == 1 else "table", data=data)
         self.parsed += 1
         self.collect(0.0)
         while self._ahead():
@@ -171,8 +175,14 @@ class _Run:
     def collect(self, timeout: float | None) -> None:
         for idx, ok, payload in self.pool.poll(timeout):
             entry, sha = self.pending.pop(idx)
-            if ok:  # the worker ran every check on the piece
+            if ok:
                 arrays = unpack_piece(payload)
+                try:
+                    if self.n_workers == 1:  # see `submit`
+                        check_piece(arrays, self.limits)
+                except SkipFile as reason:
+                    ok, payload = False, str(reason)
+            if ok:
                 self.decide(idx, self.record(entry, sha, "ok", n_notes=len(arrays["pitch"])), arrays)
             else:
                 self.decide(idx, self.record(entry, sha, "skipped", payload))

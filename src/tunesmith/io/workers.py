@@ -63,8 +63,8 @@ def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limit
     """Do one task in this process, on `data` or else the file at `path`.
 
     kind 'score' -> the fully checked Score; kind 'table' -> `cache_writer.pack_score` of it, with
-    every check of `checks.check_piece` run here on the packed arrays, so the receiver (ingest's
-    parent, which with two or more workers is the serial part) only stores it.
+    every check of `checks.check_piece` run here on the packed arrays; kind 'table-unchecked' -> the
+    same, checked only by `checks.check_size`: the receiver runs `check_piece` (see `ingest.py`).
     """
     if data is None:
         data = read_named_file(path, limits)
@@ -74,7 +74,8 @@ def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limit
     from tunesmith.io.checks import check_piece
 
     packed = pack_score(parse_bytes(data, limits, checked=False))
-    check_piece(unpack_piece(packed), limits)
+    if kind == "table":
+        check_piece(unpack_piece(packed), limits)
     return packed
 
 
