@@ -93,9 +93,10 @@ def test_band_data_are_pairs_of_consecutive_windows_from_an_lpd_folder(tmp_path)
 
 @pytest.fixture(scope="module")
 def band_run(tmp_path_factory) -> Path:
-    """The debug band recipe, trained from the CLI's entry point (seconds)."""
+    """The debug band recipe, trained from the CLI's entry point (seconds). Its 12 steps leave the decoder's
+    probabilities flat, so it decodes by Bernoulli draws: every group gets notes for the layout checks."""
     run = tmp_path_factory.mktemp("band") / "run"
-    config = load_config(shipped_recipe("debug/band"), [f"data.source={MULTITRACK}"])
+    config = load_config(shipped_recipe("debug/band"), [f"data.source={MULTITRACK}", "model.config.decoding=sample"])
     return train(config, run)
 
 
@@ -171,3 +172,69 @@ def test_the_shipped_band_5_plays_a_band(tmp_path):
     assert score.end() == 16 * score.ticks_per_quarter
     playing = [t for t in score.tracks if len(t.notes)]
     assert len(playing) >= 3 and any(t.is_drum for t in playing)
+
+
+def test_decoding_tables_come_from_the_data_and_the_threshold_rule_gives_back_its_lines():
+    """After one batch of a real song the velocity table holds the song's mean onset velocity per pitch, the
+    thresholds give back as many units as the song has, and decoding its own planes returns its notes."""
+    from tunesmith.models.band_decoding import DecodingStats
+
+    rep = band_representation(build_model("band", make_config("band", {}, {})))
+    roll = rep.encode(read_midi(MULTITRACK / "Funkytown.mid"))[:, :128]
+    frames = _frames(roll)
+    planes = roll_planes(frames)  # (1, 5, 2, 128, 128)
+    stats = DecodingStats(window=128)
+    noise = torch.rand(planes.shape, generator=torch.Generator().manual_seed(0))
+    probs = torch.where(planes > 0, 0.7, 0.2) + 0.01 * noise
+    stats.update(probs, planes, torch.ones(1, 128, dtype=torch.bool), frames)
+    played = (planes[0, :, 1].sum((1, 2)) > 0).numpy()
+    assert ((stats.thresholds[played] > 0.2) & (stats.thresholds[played] < 0.72)).all()
+    group, pitch = np.argwhere(planes[0, :, 0].sum(1).numpy() > 0)[0]
+    onset_velocities = roll[group][planes[0, group, 0, :, pitch].numpy() > 0, pitch]
+    assert stats.velocity[group, pitch].item() == pytest.approx(onset_velocities.mean(), rel=1e-4)
+    onset, sound = stats.decode(torch.logit(probs), "threshold", None)
+    assert torch.equal(sound[0], planes[0, :, 1] > 0)
+    rebuilt = velocity_rolls(onset.numpy(), sound.numpy(), stats.velocities(128).numpy())[0]
+    again = roll_planes(_frames(rebuilt))[0]
+    assert torch.equal(again[:, 1], planes[0, :, 1]) and (again[:, 0] >= planes[0, :, 0]).all()
+    assert len(np.unique(rebuilt[rebuilt > 0])) > 5  # velocities vary, by instrument, pitch and step
+
+
+def test_velocity_rolls_play_the_table_and_keep_back_to_back_notes_apart():
+    onset = np.zeros((1, 5, 4, 128), bool)
+    onset[0, 0, [0, 2], 60] = True
+    sustain = np.zeros_like(onset)
+    sustain[0, 0, :4, 60] = True
+    table = np.full((5, 4, 128), 70.0)
+    roll = velocity_rolls(onset, sustain, table)[0]
+    assert roll[0, :, 60].tolist() == [70, 70, 71, 71]  # the second note is nudged, so it is its own note
+
+
+def test_a_second_band_run_retrains_the_predictors_on_a_frozen_autoencoder(band_run, tmp_path):
+    overrides = [f"data.source={MULTITRACK}", f"model.config.codec_from={band_run}", "model.config.train_codec=false",
+                 "model.config.ae_steps=0", "trainer.max_steps=4"]
+    run = train(load_config(shipped_recipe("debug/band"), overrides), tmp_path / "second")
+    first, second = load_model(band_run).model, load_model(run).model
+    for name, weight in first.codec.state_dict().items():
+        assert torch.equal(weight, second.codec.state_dict()[name]), name
+    assert not torch.equal(first.predictors.piano.linear.weight, second.predictors.piano.linear.weight)
+    assert second.notes.batches.item() > 0 and (second.notes.thresholds != 0.5).any()
+    assert second.notes.count_batches.item() > 0 and (second.notes.count_scale != 1).any()
+    bad = [f"data.source={MULTITRACK}", f"model.config.codec_from={tmp_path / 'nowhere.ckpt'}"]
+    with pytest.raises(UserError):
+        train(load_config(shipped_recipe("debug/band"), bad), tmp_path / "third")
+
+
+def test_the_expected_rule_keeps_as_many_units_as_the_probabilities_sum_to_in_each_window():
+    from tunesmith.models.band_decoding import expected_units
+
+    probs = torch.zeros(1, 5, 2, 16, 128)
+    probs[0, 2, 1, :8, 40] = 0.5  # bass sounds for 4 units' worth in window 1, spread over 8 steps
+    probs[0, 2, 1, 2, 40] = 0.9  # one step surer than the rest
+    probs[0, 0, 0, 9, 60] = 0.4  # one onset below 1/2 in window 2: rounds to none
+    scale = torch.ones(5, 2)
+    chosen = expected_units(probs, 8, scale)
+    assert chosen[0, 2, 1, :8, 40].sum() == round(0.5 * 7 + 0.9) and chosen[0, 2, 1, 2, 40]
+    assert chosen.sum() == chosen[0, 2, 1, :8, 40].sum()
+    scale[0, 0] = 2.0  # the count calibration doubles piano's onsets: 0.8 rounds to one
+    assert expected_units(probs, 8, scale)[0, 0, 0, 9, 60]

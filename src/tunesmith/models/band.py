@@ -13,6 +13,10 @@ count (a buffer: saved, so a resumed run keeps its stage): for the first `ae_ste
 only the autoencoder learns; after that the predictors and the start distribution learn too, on the
 autoencoder's latents with the gradient stopped (the autoencoder keeps refining its reconstruction).
 Validation always scores every term, so `best.ckpt` is never a checkpoint with untrained predictors.
+A second run can retrain the predictors on a finished run's autoencoder, frozen (`codec_from`, with
+`train_codec: false`; recipe `band-5-predictors.yaml`): the joint run's predictors chase latents that move
+while the autoencoder learns, and ended no better than predicting the mean (MSE / variance 1.05 for piano),
+where a ridge regression on the frozen latents reaches 0.77.
 
 Batch (data kind "frames", `multitrack` representation, data.window = 2 x window, data.stride =
 window): {"frames": (B, 2 x window, 5, 128) velocities, "mask": (B, 2 x window)}: consecutive windows
@@ -21,13 +25,16 @@ penalty, `window_ae.py`) + predictor NLL (nats per dimension) + start NLL (nats 
 
 Generation (one-shot, `sample`; `generation/band.py` writes the five tracks): a start window (from the
 start distribution, or the last window of a multitrack primer), then the predictors step window by
-window, sampling their Gaussians (`--temperature`, default `temperature` = 0.5, scales their std: at 1
-the noise piles up and windows grow denser along a piece), and every window is decoded: onsets are
-Bernoulli draws at the model's odds, a note lasts while its sustain probability is above 1/2. With
-`feedback` the next step starts from the encoding of the window just written instead of the latent
+window, sampling their Gaussians (`--temperature`, default `temperature` = 1, scales their std: below 1
+the chain settles towards the blurred mean window and thins out; at 1 it grows a little denser along a
+piece, 1.2 x over 16 windows for band-5), and every window is decoded by the rule of
+`band_decoding.py` (`decoding`: "expected", per window and instrument the most probable units, as many as
+the calibrated probabilities sum to; "threshold", per-instrument thresholds calibrated on the training
+data; "sample", Bernoulli onsets at the model's odds, the first band-5's rule, which scatters notes). Velocities
+come from per-instrument, per-pitch and per-step tables measured on the training data (`band_decoding`).
+With `feedback` the next step starts from the encoding of the window just written instead of the latent
 drawn; measured mid-training it made the melodic groups fade to silence within 6 windows, so it is off.
-Velocity is not modelled: notes get velocity 90 (91 for every other note on a pitch, so that back-to-back
-notes stay apart in the velocity roll); drums are hits of one step.
+Drums are hits of one step.
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ import torch
 from torch import Tensor, nn
 
 from tunesmith.core.errors import UserError
-from tunesmith.models.base import MusicModel, SamplePlan, check_fraction, check_positive
+from tunesmith.models.band_decoding import VELOCITY, DecodingStats
+from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
 from tunesmith.models.latent_predictor import LOGVAR_RANGE, LatentPredictors
 from tunesmith.models.window_ae import (
     DRUMS,
@@ -53,8 +61,6 @@ from tunesmith.models.window_ae import (
     roll_planes,
     window_planes,
 )
-
-VELOCITY = 90
 
 
 @dataclass
@@ -69,9 +75,12 @@ class BandConfig:
     dropout: float = 0.1
     input_noise: float = 0.1  # std of the noise on predictor inputs in training
     ae_steps: int = 1000  # stage one: optimizer steps of the autoencoder alone
+    codec_from: str = ""  # a band checkpoint (file, run folder, shipped name) whose autoencoder starts this run
+    train_codec: bool = True  # false: the autoencoder stays as loaded (predictors and start learn alone)
     start_components: int = 32  # mixture components of the start distribution
     feedback: bool = False  # generation: step on the encoding of each written window (see `chain`)
-    temperature: float = 0.5  # generation: default scale of the predicted std (--temperature overrides)
+    decoding: str = "expected"  # generation: "expected", "threshold" or "sample" (band_decoding.py)
+    temperature: float = 1.0  # generation: default scale of the predicted std (--temperature overrides)
     steps_per_quarter: int = 4
 
 
@@ -118,7 +127,9 @@ class BandModel(MusicModel):
         self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
         self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout)
         self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components)
+        self.notes = DecodingStats(c.window)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self.codec.requires_grad_(c.train_codec)
 
     # ---- registry and tests ---------------------------------------------------------------------
 
@@ -133,6 +144,7 @@ class BandModel(MusicModel):
         check_positive(config, "hidden", "layers", "start_components")
         check_positive(config, "ae_steps", "input_noise", "temperature", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
+        check_choice(config, "decoding", ("expected", "threshold", "sample"))
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         return example_frames(batch_size, 2 * self.config.window)
@@ -143,18 +155,48 @@ class BandModel(MusicModel):
         """Stage one: reconstruction of window t; stage two (and always in eval): + predictor NLL of
         window t+1 + start NLL. Logs as in `window_ae.py` and `latent_predictor.py`, plus "start_nll"."""
         c, train = self.config, self.training and torch.is_grad_enabled()
+        if train and c.codec_from and int(self.step) == 0:
+            self.load_codec(c.codec_from)
         planes, mask = window_planes(batch, c.window)
-        loss, z_t, logs = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2, train)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and c.train_codec):
+            loss, z_t, logs, logits = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2,
+                                                           train)
         if train:
             self.step += 1
+            self.notes.update(torch.sigmoid(logits.detach()), planes, mask, batch["frames"][:, : c.window])
         if train and int(self.step) <= c.ae_steps:
             return {"loss": loss, **logs}
         next_planes, next_mask = window_planes(batch, c.window, offset=c.window)
         with torch.no_grad():
             z_next = self.codec.encode_groups(next_planes)
         pred, pred_logs = self.predictors.loss(z_t, z_next, next_mask.all(1), c.input_noise, train)
+        if train:
+            self.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1))
         start = self.start.nll(z_t.detach())
         return {"loss": loss + pred + start, **logs, **pred_logs, "start_nll": start.detach()}
+
+    @torch.no_grad()
+    def calibrate_counts(self, z_t: Tensor, z_next: Tensor, next_planes: Tensor, valid: Tensor) -> None:
+        """`DecodingStats.update_counts` on the decoded predicted means of window t+1 (teacher forced)."""
+        was_training = self.training
+        self.eval()
+        mean = torch.cat([self.predictors.piano_next(z_t)[0][:, None], self.predictors.others_next(z_t, z_next)[0]], 1)
+        self.notes.update_counts(torch.sigmoid(self.codec.decode_groups(mean)), next_planes, valid)
+        self.train(was_training)
+
+    def load_codec(self, source: str) -> None:
+        """Copy the autoencoder weights of the band checkpoint `source` into this model (the first training
+        step of a run with `codec_from`; a resumed run has them in its own checkpoint)."""
+        from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint
+
+        payload = load_checkpoint(resolve_checkpoint(source))
+        weights = {k[len("codec."):]: v.float() for k, v in payload.get("weights", {}).items()
+                   if k.startswith("codec.")}
+        try:
+            self.codec.load_state_dict(weights)
+        except RuntimeError as error:
+            raise UserError(f"model config codec_from: {source} holds no autoencoder of this config "
+                            f"({str(error).splitlines()[0]})") from None
 
     # ---- generation -----------------------------------------------------------------------------
 
@@ -186,7 +228,7 @@ class BandModel(MusicModel):
         for k in range(n_windows):
             if k or start is not None:
                 band = self.predictors.step(band, temperature, generator)
-            onset, sustain = self.decode_latents(band[:, None], 1.0, generator)  # the model's onset odds
+            onset, sustain = self.decode_latents(band[:, None], generator)
             onsets.append(onset)
             sustains.append(sustain)
             if self.config.feedback:
@@ -195,19 +237,12 @@ class BandModel(MusicModel):
         return torch.cat(onsets, 2), torch.cat(sustains, 2)
 
     @torch.no_grad()
-    def decode_latents(self, z: Tensor, temperature: float, generator: torch.Generator | None
-                       ) -> tuple[Tensor, Tensor]:
-        """Latents (n, k, 5, D) -> (onset, sustain) bool (n, 5, k x window, 128): onsets drawn at
-        `temperature` (0: logit > 0), sustain where its probability is above 1/2."""
+    def decode_latents(self, z: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """Latents (n, k, 5, D) -> (onset, sustain) bool (n, 5, k x window, 128) by the `decoding` rule."""
         n, k = z.shape[:2]
         logits = self.eval().codec.decode_groups(z.flatten(0, 1))  # (n k, 5, 2, W, 128)
         logits = logits.reshape(n, k, *logits.shape[1:]).permute(0, 2, 3, 1, 4, 5).flatten(3, 4)
-        if temperature > 0:
-            p = torch.sigmoid(logits[:, :, 0] / temperature)
-            onset = torch.rand(p.shape, generator=generator) < p
-        else:
-            onset = logits[:, :, 0] > 0
-        return onset, logits[:, :, 1] > 0
+        return self.notes.decode(logits, self.config.decoding, generator)
 
     @torch.no_grad()
     def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
@@ -220,7 +255,8 @@ class BandModel(MusicModel):
         n_windows = math.ceil(new_steps / self.config.window)
         start = self.encode_window(context) if context.shape[1] else None
         onset, sustain = self.chain(start, plan.n, n_windows, temperature, generator)
-        rolls = velocity_rolls(onset.numpy(), sustain.numpy())[:, :, :new_steps]
+        velocities = self.notes.velocities(onset.shape[2]).numpy()
+        rolls = velocity_rolls(onset.numpy(), sustain.numpy(), velocities)[:, :, :new_steps]
         return [np.concatenate([context, roll], axis=1) for roll in rolls]
 
 
@@ -237,19 +273,26 @@ def primer_roll(context: np.ndarray | None, bar: int) -> np.ndarray:
     return out
 
 
-def velocity_rolls(onset: np.ndarray, sustain: np.ndarray) -> np.ndarray:
+def velocity_rolls(onset: np.ndarray, sustain: np.ndarray, velocities: np.ndarray | None = None) -> np.ndarray:
     """(n, 5, T, 128) onset and sustain bools -> uint8 velocity rolls: a note starts at an onset and
-    lasts while sustain holds (drums: one step); successive notes of a pitch alternate VELOCITY and
-    VELOCITY + 1, so the representation's rule (a note ends where the velocity changes) keeps them
-    apart."""
+    lasts while sustain holds (drums: one step), at `velocities` (5, T, 128) of its onset step (default
+    VELOCITY everywhere). A note that starts right where the same pitch sounded at the same velocity is
+    moved one velocity step, so the representation's rule (a note ends where the velocity changes) keeps
+    the two apart."""
     n, groups, steps, pitches = onset.shape
+    if velocities is None:
+        velocities = np.full((groups, steps, pitches), VELOCITY, np.float32)
+    table = np.clip(np.rint(velocities), 1, 127).astype(np.int16)
     roll = np.zeros(onset.shape, np.uint8)
     active = np.zeros((n, groups, pitches), bool)
-    count = np.zeros((n, groups, pitches), np.int64)
+    held = np.zeros((n, groups, pitches), np.int16)  # velocity of the sounding note, 0 where silent
     melodic = np.arange(groups) != DRUMS
     for t in range(steps):
         on = onset[:, :, t]
+        fresh = np.broadcast_to(table[:, t], on.shape)
+        clash = on & active & (fresh == held)
+        fresh = np.where(clash, np.where(fresh < 127, fresh + 1, fresh - 1), fresh)
         active = on | (sustain[:, :, t] & active & ~on & melodic[None, :, None])
-        count += on
-        roll[:, :, t] = np.where(active, VELOCITY + count % 2, 0)
+        held = np.where(on, fresh, np.where(active, held, 0))
+        roll[:, :, t] = held
     return roll

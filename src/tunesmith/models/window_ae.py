@@ -132,9 +132,10 @@ class WindowCodec(nn.Module):
 
 
 def reconstruction_terms(codec: WindowCodec, planes: Tensor, mask: Tensor, noise: float, l2: float,
-                         training: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+                         training: bool) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor]:
     """One window per item: planes (B, 5, 2, W, 128), mask (B, W) -> (loss per instrument-window, z (B,
-    5, D), logs). In training z is noised before decoding; padding steps are not scored."""
+    5, D), logs, logits (B, 5, 2, W, 128)). In training z is noised before decoding; padding steps are not
+    scored."""
     z = codec.encode_groups(planes)
     noisy = z + noise * torch.randn_like(z) if training else z
     logits = codec.decode_groups(noisy)
@@ -143,8 +144,9 @@ def reconstruction_terms(codec: WindowCodec, planes: Tensor, mask: Tensor, noise
     n = planes.shape[0] * N_GROUPS
     recon = bce / n
     loss = recon + l2 * z.pow(2).sum() / n
-    return loss, z, {"recon": recon.detach(), "f1": _f1(logits.detach() > 0, planes > 0, units > 0),
-                     **latent_spread(z.detach(), planes)}
+    logs = {"recon": recon.detach(), "f1": _f1(logits.detach() > 0, planes > 0, units > 0),
+            **latent_spread(z.detach(), planes)}
+    return loss, z, logs, logits
 
 
 def _f1(guess: Tensor, real: Tensor, units: Tensor) -> Tensor:
@@ -196,7 +198,7 @@ class WindowAE(MusicModel):
         """BCE + latent penalty per instrument-window of each item's first `window` steps."""
         planes, mask = window_planes(batch, self.config.window)
         train = self.training and torch.is_grad_enabled()
-        loss, _, logs = reconstruction_terms(self.codec, planes, mask, self.config.latent_noise,
+        loss, _, logs, _ = reconstruction_terms(self.codec, planes, mask, self.config.latent_noise,
                                              self.config.latent_l2, train)
         return {"loss": loss, **logs}
 

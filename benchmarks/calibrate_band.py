@@ -1,0 +1,76 @@
+"""Fill a band checkpoint's count calibration (`band_decoding.DecodingStats.count_scale`) from its training
+pieces, for a checkpoint trained before the training loop measured it (band-5's predictor run).
+
+The same update the training loop runs on every batch of stage two (`BandModel.calibrate_counts`), over
+`--batches` batches of consecutive window pairs of the checkpoint's train split; nothing else changes.
+
+Usage: python benchmarks/calibrate_band.py CKPT --data DIR --out NEW.ckpt [--batches 400]
+       [--generation temperature=T decoding=RULE]
+(--generation: the checkpoint's generation defaults, `temperature` and `decoding`; fp32 weights: ship
+with `training.checkpoint.export_for_inference(NEW, DST, half=True)`.)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from tunesmith.data.datasets import FrameWindows
+from tunesmith.data.sources import load_scores
+from tunesmith.data.splits import split_ids
+from tunesmith.generation.band import band_representation
+from tunesmith.models import build_model, make_config
+from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from tunesmith.models.window_ae import window_planes
+
+NEW = ("notes.count_scale", "notes.count_batches")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--batches", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--generation", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    payload = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    model = build_model("band", make_config("band", payload["model"]["config"], {}))
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
+    missing = model.load_state_dict(weights, strict=False).missing_keys
+    if set(missing) - set(NEW):
+        raise SystemExit(f"not a band checkpoint of this version: missing {sorted(set(missing) - set(NEW))}")
+    prov = payload.get("provenance", {})
+    pairs = load_scores(args.data)
+    train_ids = set(split_ids([p for p, _ in pairs], prov.get("valid_fraction", 0.05),
+                              prov.get("test_fraction", 0.0))["train"])
+    rep, w = band_representation(model), model.config.window
+    windows = FrameWindows([rep.encode(s) for p, s in pairs if p in train_ids], 2 * w, w, time_axis=1)
+    order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        for b in range(min(args.batches, len(order) // args.batch_size)):
+            items = [windows[int(i)] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
+            batch = {k: torch.stack([x[k] for x in items]) for k in ("frames", "mask")}
+            planes, _ = window_planes(batch, w)
+            next_planes, next_mask = window_planes(batch, w, offset=w)
+            z_t, z_next = model.codec.encode_groups(planes), model.codec.encode_groups(next_planes)
+            model.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1))
+    print("count_scale (onset, sustain) per group:", model.notes.count_scale.tolist())
+    payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
+    payload["weights"] = model.state_dict()
+    for item in args.generation:
+        key, _, value = item.partition("=")
+        if key not in ("temperature", "decoding"):
+            raise SystemExit(f"--generation sets temperature or decoding, not {key!r}")
+        payload["model"]["config"][key] = float(value) if key == "temperature" else value
+    make_config("band", payload["model"]["config"], {})  # still a valid config
+    save_checkpoint(payload, args.out)
+
+
+if __name__ == "__main__":
+    main()
