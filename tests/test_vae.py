@@ -228,3 +228,32 @@ def test_conv_vae_reads_and_writes_multitrack_rolls():
     assert score.note_num() > 0 and {t.program for t in score.tracks if not t.is_drum} <= {0, 24, 32, 48}
     with pytest.raises(UserError, match="window"):
         model.loss({"frames": torch.zeros(2, 8, 5, 128), "mask": torch.ones(2, 8, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.9, 1.0])
+def test_window_latents_stay_standard_normal_and_correlate_as_configured(rho):
+    cfg = make_config("lstm-vae", {"window": 12, "embed_dim": 8, "encoder_hidden": 8, "latent_dim": 4,
+                                   "decoder_hidden": 16, "window_correlation": rho},
+                      {"vocab_size": GRID.vocab_size, "pad_id": GRID.pad_id})
+    model, generator = build_model("lstm-vae", cfg), torch.Generator().manual_seed(0)
+    chain = [model.next_window_latent(None, 20_000, generator)]
+    for _ in range(5):
+        chain.append(model.next_window_latent(chain[-1], 20_000, generator))
+    last = chain[-1]
+    assert abs(last.std().item() - 1) < 0.02 and abs(last.mean().item()) < 0.02  # still the prior
+    correlation = torch.corrcoef(torch.stack([chain[-2].flatten(), last.flatten()]))[0, 1].item()
+    assert abs(correlation - rho) < 0.02
+
+
+def test_one_latent_per_piece_decodes_every_window_from_the_same_code():
+    cfg = make_config("lstm-vae", {"window": 12, "embed_dim": 8, "encoder_hidden": 8, "latent_dim": 4,
+                                   "decoder_hidden": 16, "window_correlation": 1.0},
+                      {"vocab_size": GRID.vocab_size, "pad_id": GRID.pad_id})
+    model = build_model("lstm-vae", cfg)
+    seen = []
+    decode = model.decode_latents
+    model.decode_latents = lambda z, *args: seen.append(z.clone()) or decode(z, *args)
+    model.sample(SamplePlan(n=2, bars=3), torch.Generator().manual_seed(1))
+    assert len(seen) == 4 and all(torch.equal(z, seen[0]) for z in seen)
+    with pytest.raises(UserError, match="window_correlation"):
+        make_config("lstm-vae", {"window_correlation": 1.5}, {"vocab_size": GRID.vocab_size, "pad_id": 0})

@@ -19,7 +19,7 @@ schedule, and its KL ended at 0.015 nats: a collapsed latent that the decoder ig
 
 Generation is one-shot (`sample`): z ~ N(0, I) per piece (per window of `window` tokens for longer
 pieces, each window continuing from the last token of the one before: the windowed model that
-`log_likelihood` scores), then the decoder runs token by token with its own recurrent state (no
+`log_likelihood` scores; consecutive windows' latents correlated by `window_correlation`), then the decoder runs token by token with its own recurrent state (no
 re-feeding), drawing through `sample_categorical` (temperature, top-k, top-p; default: the model's
 distribution). <pad>/<bos>/<eos> are never drawn. It draws `plan.bars * tokens_per_bar` tokens (grid:
 16 per 4/4 bar at 4 steps per quarter); the caller cuts at the bar line.
@@ -70,6 +70,10 @@ class LSTMVAEConfig:
     free_bits: float = 0.0  # nats per latent dimension below which the KL is not pushed down
     tokens_per_bar: int = 16  # tokens drawn per requested bar (grid: 4 x steps_per_quarter)
     elbo_samples: int = 8  # posterior draws per window when scoring (seeded: repeatable)
+    # prior sampling of pieces longer than a window: consecutive windows' latents follow
+    # z_k+1 = rho z_k + sqrt(1 - rho^2) eps, so every z is still N(0, I) but neighbours stay close in key
+    # and style (0: independent windows, which wander between keys; 1: one latent for the whole piece)
+    window_correlation: float = 0.0
 
 
 class LSTMVAE(MusicModel):
@@ -114,7 +118,7 @@ class LSTMVAE(MusicModel):
         check_positive(config, "vocab_size", "window", "embed_dim", "encoder_hidden", "latent_dim",
                        "decoder_hidden", "decoder_layers", "tokens_per_bar", "elbo_samples")
         check_positive(config, "kl_warmup_steps", "free_bits", minimum=0)
-        check_fraction(config, "dropout", "word_dropout")
+        check_fraction(config, "dropout", "word_dropout", "window_correlation")
         check_choice(config, "cell", ("gru", "lstm"))
         for key in ("pad_id", "bos_id", "eos_id"):
             if not 0 <= getattr(config, key) < config.vocab_size:
@@ -252,13 +256,21 @@ class LSTMVAE(MusicModel):
         """`plan.n` pieces of `plan.bars * tokens_per_bar` tokens (n_tokens,) int64: z ~ N(0, I) for each
         window of `window` tokens, each window continuing from the last token of the one before (the
         windowed model `log_likelihood` scores)."""
-        n_tokens, pieces, start = plan.bars * self.config.tokens_per_bar, [], None
+        n_tokens, pieces, start, z = plan.bars * self.config.tokens_per_bar, [], None, None
         for begin in range(0, n_tokens, self.config.window):
-            z = torch.randn(plan.n, self.config.latent_dim, generator=generator)
+            z = self.next_window_latent(z, plan.n, generator)
             count = min(self.config.window, n_tokens - begin)
             pieces.append(np.stack(self.decode_latents(z, count, plan.sampling, generator, start)))
             start = torch.from_numpy(pieces[-1][:, -1])
         return list(np.concatenate(pieces, axis=1)) if pieces else [np.zeros(0, np.int64)] * plan.n
+
+
+    def next_window_latent(self, z: Tensor | None, n: int, generator: torch.Generator) -> Tensor:
+        """The prior latent (n, D) of the next window given the previous one (None for the first):
+        N(0, I) marginally, correlated `window_correlation` with `z`."""
+        eps = torch.randn(n, self.config.latent_dim, generator=generator)
+        rho = self.config.window_correlation
+        return eps if z is None else rho * z + (1 - rho**2) ** 0.5 * eps
 
 
 class LatentStepper(nn.Module):
