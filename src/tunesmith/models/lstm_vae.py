@@ -19,7 +19,8 @@ schedule, and its KL ended at 0.015 nats: a collapsed latent that the decoder ig
 
 Generation is one-shot (`sample`): z ~ N(0, I) per piece (per window of `window` tokens for longer
 pieces, each window continuing from the last token of the one before: the windowed model that
-`log_likelihood` scores; consecutive windows' latents correlated by `window_correlation`), then the decoder runs token by token with its own recurrent state (no
+`log_likelihood` scores; consecutive windows' latents correlated by `window_correlation`), then the
+decoder runs token by token with its own recurrent state (no
 re-feeding), drawing through `sample_categorical` (temperature, top-k, top-p; default: the model's
 distribution). <pad>/<bos>/<eos> are never drawn. It draws `plan.bars * tokens_per_bar` tokens (grid:
 16 per 4/4 bar at 4 steps per quarter); the caller cuts at the bar line.
