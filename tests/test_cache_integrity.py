@@ -19,8 +19,9 @@ from conftest import REALMIDI
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import scores_have_same_notes
 from tunesmith.data.sources import describe_source, load_scores
-from tunesmith.io import cache, workers
-from tunesmith.io.cache import file_checksum, folder_state, open_dataset
+from tunesmith.io import cache_checksums, workers
+from tunesmith.io.cache import folder_state, open_dataset
+from tunesmith.io.cache_checksums import file_checksum
 from tunesmith.io.ingest import check_arguments, ingest_folder, summary_line
 from tunesmith.io.midi import read_midi
 
@@ -30,9 +31,9 @@ SOURCES = sorted((REALMIDI / "tonejs_midi_tests").glob("*.mid"))[:6]
 @pytest.fixture(autouse=True)
 def new_process():
     """Each test opens datasets as a fresh process would: nothing hashed yet."""
-    cache._VERIFIED.clear()
+    cache_checksums._VERIFIED.clear()
     yield
-    cache._VERIFIED.clear()
+    cache_checksums._VERIFIED.clear()
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +102,13 @@ def test_shards_checksummed_with_blake2b_still_open_verify_and_resume(dataset):
     blake2b_manifest(out)
     assert len(open_dataset(out)) == len(SOURCES)
     flip_bits(shard_files(out, "bin")[1])
-    cache._VERIFIED.clear()
+    cache_checksums._VERIFIED.clear()
     assert one_sentence_error(out).startswith(f"dataset {out} is damaged: shards/000001.bin does not match")
     report = ingest_folder(src, out, workers=1, repair=True)  # the damaged shard is re-parsed: xxh3 then
     assert report["parsed"] == 2 and report["summary"]["ok"] == len(SOURCES)
     shards = json.loads((out / "manifest.json").read_text())["shards"]
     assert [sorted(s["bin"]) for s in shards] == [["blake2b", "size"]] * 2 + [["size", "xxh3_128"]]
-    cache._VERIFIED.clear()
+    cache_checksums._VERIFIED.clear()
     assert len(open_dataset(out, verify=True)) == len(SOURCES)
 
 
@@ -132,19 +133,20 @@ def test_each_damaged_shard_is_named(dataset):
     for path in [*shard_files(out, "bin"), *shard_files(out, "json")]:
         original = path.read_bytes()
         flip_bits(path)
-        cache._VERIFIED.clear()
+        cache_checksums._VERIFIED.clear()
         detected += f"shards/{path.name}" in one_sentence_error(out)
         path.write_bytes(original)
     assert detected == 6
-    cache._VERIFIED.clear()
+    cache_checksums._VERIFIED.clear()
     assert len(open_dataset(out)) == len(SOURCES)
 
 
 def test_hashes_once_per_process_unless_asked(dataset, monkeypatch):
     _, out = dataset
     calls = []
-    real = cache.file_checksum
-    monkeypatch.setattr(cache, "file_checksum", lambda path, **kw: calls.append(path.name) or real(path, **kw))
+    real = cache_checksums.file_checksum
+    monkeypatch.setattr(cache_checksums, "file_checksum",
+                        lambda path, **kw: calls.append(path.name) or real(path, **kw))
     open_dataset(out)
     assert sorted(calls) == sorted(p.name for p in [*shard_files(out, "bin"), *shard_files(out, "json")])
     calls.clear()
@@ -210,7 +212,7 @@ def test_repair_rebuilds_only_the_damaged_shards(dataset):
     assert (report["parsed"], report["reused"]) == (4, 2)  # the four files of shards 1 and 2
     names = sorted(p.name for p in (out / "shards").iterdir())
     assert names == ["000000.bin", "000000.json", "000001.bin", "000001.json"]  # old 1 and 2 swept
-    cache._VERIFIED.clear()
+    cache_checksums._VERIFIED.clear()
     repaired = open_dataset(out)
     assert sorted(repaired.piece_ids) == sorted(before)
     for pid, score in repaired.iter_scores():

@@ -26,7 +26,8 @@ import numpy as np
 
 from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import write_atomic
-from tunesmith.io.cache import SHARD_NAME, checksum_bytes, damage_error, shard_damage
+from tunesmith.io.cache import SHARD_NAME, damage_error
+from tunesmith.io.cache_checksums import checksum_bytes, shard_damage
 from tunesmith.io.cache_writer import DatasetWriter, _lock_folder, _sweep_temp_files, _write_arrays
 
 FORMAT, VERSION = "tunesmith-audio-dataset", 1

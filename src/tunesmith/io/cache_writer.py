@@ -21,19 +21,17 @@ from tunesmith.core.errors import UserError
 from tunesmith.io.atomic import write_atomic
 from tunesmith.io.cache import (
     ALIGN,
-    CHECKSUM,
     FORMAT,
     GROUPS,
     PIECE_DTYPES,
     TEMP_NAME,
     VERSION,
-    checksum_bytes,
     damage_error,
     damaged_shards,
     folder_state,
     load_manifest,
-    new_checksum,
 )
+from tunesmith.io.cache_checksums import CHECKSUM, checksum_bytes, new_checksum
 
 log = logging.getLogger(__name__)
 
