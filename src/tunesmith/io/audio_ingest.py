@@ -85,10 +85,10 @@ def decode_chunks(data: bytes, settings: AudioSettings) -> np.ndarray:
 def _child(conn, data: bytes, settings: AudioSettings) -> None:
     """Decoder process: cap memory, silence the decoders' own warnings (mpg123 prints some on
     stderr; the skip reason says what matters), decode, send ("ok", chunks) or ("skip", reason)."""
-    from tunesmith.io.workers import _limit_address_space
+    from tunesmith.io.worker_child import limit_address_space
 
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    _limit_address_space(settings.decode_memory_bytes)
+    limit_address_space(settings.decode_memory_bytes)
     try:
         conn.send(("ok", decode_chunks(data, settings)))
     except SkipFile as reason:

@@ -4,7 +4,7 @@
 count and ticks per quarter. `check_piece` runs on the score's piece arrays (`cache_writer.
 piece_arrays`, bounded by the note cap): tick range, tempo map, meters, length in seconds, note
 durations, notes per tick. Both run in the guarded worker: `read_midi` through `check_score`,
-ingest on the arrays the worker packs (`workers.handle_task`), so that ingest's parent only stores
+ingest on the arrays the worker packs (`worker_child.handle_task`), so that ingest's parent only stores
 them; with a single worker the parent runs `check_piece` itself (`ingest._Run.submit` says why).
 """
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tunesmith.core.errors import SkipFile
-from tunesmith.io.midi import Limits, parse_bytes, read_named_file
+from tunesmith.io.midi import Limits
 
 log = logging.getLogger(__name__)
 
@@ -57,85 +57,6 @@ def cap_workers(n_workers: int) -> int:
         log.warning("%d parser workers requested but only %d CPU cores are usable: using %d",
                     n_workers, cores, cores)
     return min(n_workers, cores) if n_workers > 0 else cores
-
-
-def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limits):
-    """Do one task in this process, on `data` or else the file at `path`.
-
-    kind 'score' -> the fully checked Score; kind 'table' -> `cache_writer.pack_score` of it, with
-    every check of `checks.check_piece` run here on the packed arrays; kind 'table-unchecked' -> the
-    same, checked only by `checks.check_size`: the receiver runs `check_piece` (see `ingest.py`).
-    """
-    if data is None:
-        data = read_named_file(path, limits)
-    if kind == "score":
-        return parse_bytes(data, limits)
-    from tunesmith.io.cache_writer import pack_score, unpack_piece
-    from tunesmith.io.checks import check_piece
-
-    packed = pack_score(parse_bytes(data, limits, checked=False))
-    if kind == "table":
-        check_piece(unpack_piece(packed), limits)
-    return packed
-
-
-def worker_main() -> None:
-    """Child entry point (argv: socket fd, Limits as JSON): announce 'ready', then answer each batch
-    of tasks [(key, kind, path, data), ...] with [(key, ok, result or reason), ...] until EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    conn = Connection(int(sys.argv[1]))
-    limits = Limits(**json.loads(sys.argv[2]))
-    _warm_up()
-    _limit_address_space(limits.parse_memory_bytes)
-    conn.send("ready")
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        conn.send([_answer(task, limits) for task in message])
-
-
-def _answer(message: tuple, limits: Limits) -> tuple:
-    key, kind, path, data = message
-    try:
-        return key, True, handle_task(kind, path, data, limits)
-    except SkipFile as reason:
-        return key, False, str(reason)
-    except MemoryError:
-        return key, False, f"out of memory: parsing needs over {limits.parse_memory_bytes >> 20} MiB"
-    except Exception as error:  # anything else symusic or numpy throws: one line, never a crash
-        return key, False, f"parse error: {type(error).__name__}: {error}"[:240]
-
-
-def _limit_address_space(extra_bytes: int) -> None:
-    """Cap this process's address space at its current size + `extra_bytes` (Linux; no-op elsewhere)."""
-    try:
-        import resource
-
-        with open("/proc/self/statm") as handle:
-            current = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = current + extra_bytes
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, OSError, ValueError):
-        pass
-
-
-def _warm_up() -> None:
-    """Import numpy and the check modules and run symusic once (its first `.numpy()` imports numpy),
-    so that the first file's deadline measures parsing, not imports."""
-    from symusic import Score
-
-    from tunesmith.io import cache_writer, checks  # noqa: F401 (imported for their import cost)
-
-    tiny = b"MThd\0\0\0\6\0\0\0\1\1\xe0MTrk\0\0\0\x0c\0\x90\x3c\x40\x60\x80\x3c\0\0\xff\x2f\0"
-    for track in Score.from_midi(tiny).tracks:
-        track.notes.numpy()
 
 
 # Tasks queued behind a busy worker wait in the socket's send buffer: together they may fill at most a
@@ -184,7 +105,7 @@ class ParserPool:
         with contextlib.suppress(OSError):
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         self._queue_budget = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
-        code = "from tunesmith.io.workers import worker_main; worker_main()"
+        code = "from tunesmith.io.worker_child import worker_main; worker_main()"
         process = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(self.limits.as_dict())],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
