@@ -233,6 +233,12 @@ class FrameStepper(nn.Module):
         out, state = self.core(torch.cat([previous, code], -1), state)
         return (m.to_a(out), m.to_b(out) + m.skip(previous)), state
 
+    def frame_log_prob(self, frame: Tensor, out: tuple[Tensor, Tensor]) -> Tensor:
+        """log P(frame) (batch,) in nats of a real frame (batch, keys; low to high, not shifted) under the
+        step output `out` = (a, b) that `forward` returned for it: shifted and ordered as this stepper sees keys."""
+        m = self.model
+        return m.nade_log_prob(m._ordered(torch.roll(frame.float(), self.shift, -1)), *out)
+
 
 def chroma_order(keys: int) -> Tensor:
     """Key indices (keys,) sorted by pitch class from C, then low to high (key 0 is MIDI PIANO_LOW)."""

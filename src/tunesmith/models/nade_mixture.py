@@ -250,10 +250,8 @@ class MixtureStepper(nn.Module):
     def forward(self, previous: Tensor, state: tuple) -> tuple[tuple[list, Tensor], tuple]:
         states, log_w, last = state
         if last is not None and self.mixture.config.share < 1:  # `previous` is a real frame: weigh it
-            frame = previous.float()
-            log_p = torch.stack([stepper.model.nade_log_prob(stepper.model._ordered(torch.roll(frame, s, -1)), a, b)
-                                 for stepper, (_, s), (a, b) in zip(self.members, self.mixture.components, last,
-                                                                    strict=True)], -1)
+            log_p = torch.stack([stepper.frame_log_prob(previous, out)
+                                 for stepper, out in zip(self.members, last, strict=True)], -1)
             joint = log_w + log_p.double()
             log_w = self.mixture.share_step(joint - torch.logsumexp(joint, -1, keepdim=True))
         outs = [m(previous, s) for m, s in zip(self.members, states, strict=True)]
