@@ -18,7 +18,7 @@ from tunesmith.cli_audio import ingest_audio_command  # audio ingest
 from tunesmith.cli_audio import register as register_audio_commands
 from tunesmith.cli_evaluate import register as register_evaluate_commands
 from tunesmith.cli_play import register as register_play_commands
-from tunesmith.core.errors import UserError
+from tunesmith.core.errors import UserError, require_file
 from tunesmith.io.atomic import check_output_path
 
 app = typer.Typer(
@@ -121,8 +121,8 @@ def train(
     """Train a model family on a corpus, dataset folder or MIDI folder, as a YAML recipe describes."""
     if config is None and resume is None:
         raise UserError("give a recipe (tunesmith train configs/NAME.yaml) or --resume RUN_DIR")
-    if config is not None and not config.is_file():
-        raise UserError(f"config file {config} does not exist")
+    if config is not None:
+        require_file(config, "config file")
     if resume is None:
         check_output_path(out or Path("runs"), folder=True)  # the default run folder goes under runs/
     from tunesmith.training.loop import train_command

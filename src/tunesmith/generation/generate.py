@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from symusic import Score
 
-from tunesmith.core.errors import SkipFile, UserError
+from tunesmith.core.errors import SkipFile, UserError, require_file
 from tunesmith.core.score import bar_line_after, cut_at, last_bars, with_meter
 from tunesmith.generation.audio_output import generate_audio_command, is_audio_checkpoint  # audio-vaegan
 from tunesmith.generation.streams import stream_for
@@ -58,8 +58,7 @@ def read_primer(path: Path, bars: int) -> Score:
     """The primer MIDI file's last `bars` bars, through the guarded reader; unreadable: UserError."""
     from tunesmith.io.midi import read_midi
 
-    if not Path(path).is_file():
-        raise UserError(f"primer {path} does not exist")
+    require_file(path, "primer")
     try:
         score = read_midi(Path(path))
     except SkipFile as reason:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,11 @@ def set_generation_defaults(path: Path | str, **sampling: float | int | None) ->
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely; a missing, truncated or foreign file raises one clear UserError."""
     path = resolve_checkpoint(path)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: say which of two faults this is
+        with open(path, "rb") as file:
+            started = file.read(2) == b"PK"
+        fault = "damaged or cut short" if started else "not a PyTorch checkpoint file"
+        raise UserError(f"{path} is not a readable tunesmith checkpoint ({fault})")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for truncated / foreign files
