@@ -82,12 +82,21 @@ class PieceReader:
             self._cache = open_dataset(self.folder, verify=False)  # checked once when the run prepared
         return self._cache
 
-    def score(self, row: int) -> Score:
+    def _count_read(self) -> None:
         self._reads += 1
         if self._reads % RELEASE_EVERY == 0:
             self.cache.release_pages()
+
+    def score(self, row: int) -> Score:
+        self._count_read()
         score = self.cache.score(row)
         return to_common_key(score) if self.normalize_key else score
+
+    def notes(self, row: int) -> tuple[dict[str, np.ndarray], int]:
+        """(the note table of row `row`, views of the memory map; its ticks per quarter), no Score built.
+        Only without key normalisation, which needs the Score to estimate the key."""
+        self._count_read()
+        return self.cache.notes(row), self.cache.tpq(row)
 
 
 class StreamingWindows(Dataset):
@@ -105,6 +114,8 @@ class StreamingWindows(Dataset):
         self.window = window + 1 if kind == "tokens" else window
         self.max_shift, self.time_axis = max_shift, time_axis
         per_piece = np.diff(self.bounds) * self.shift_counts
+        # Token representations that encode from note arrays (grid) skip building a Score per item.
+        self.from_notes = kind == "tokens" and hasattr(representation, "encode_notes") and not reader.normalize_key
         self.item_bounds = np.concatenate([[0], np.cumsum(per_piece)])
 
     def __len__(self) -> int:
@@ -121,10 +132,16 @@ class StreamingWindows(Dataset):
         if not 0 <= item < len(self):
             raise IndexError(item)
         piece, shift_index, k = self.address(item)
-        score = self.reader.score(int(self.rows[piece]))
         shift = shift_at(int(self.lowest_shifts[piece]), shift_index)
-        array = encode_piece(self.representation, self.kind, transpose(score, shift) if shift else score,
-                             self.time_axis)
+        if self.from_notes:  # straight from the cache's note arrays: the same ids (test_streaming_fast.py)
+            notes, tpq = self.reader.notes(int(self.rows[piece]))
+            encoded = self.representation.encode_notes(notes["pitch"], notes["start"], notes["duration"],
+                                                       notes["is_drum"], tpq, shift)
+            array = _with_ends(self.representation, encoded)
+        else:
+            score = self.reader.score(int(self.rows[piece]))
+            array = encode_piece(self.representation, self.kind, transpose(score, shift) if shift else score,
+                                 self.time_axis)
         # a transposed copy may encode a little shorter: its last window then ends where it ends
         start = min(int(self.starts[self.bounds[piece] + k]), max(0, len(array) - self.window))
         if self.kind == "tokens":
@@ -137,7 +154,14 @@ def encode_piece(representation: Representation, kind: str, score: Score, time_a
     encoded = np.asarray(representation.encode(score))
     if kind == "frames":
         return np.moveaxis(encoded, time_axis, 0)
-    return np.concatenate([[representation.bos_id], encoded, [representation.eos_id]]).astype(np.int64)
+    return _with_ends(representation, encoded)
+
+
+def _with_ends(representation: Representation, encoded: np.ndarray) -> np.ndarray:
+    """[bos] + tokens + [eos], int64."""
+    out = np.empty(len(encoded) + 2, np.int64)
+    out[0], out[1:-1], out[-1] = representation.bos_id, encoded, representation.eos_id
+    return out
 
 
 def prepare_streaming(cfg: DataConfig, data_kind: str, representation: Representation | None = None):
