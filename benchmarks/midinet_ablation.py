@@ -64,7 +64,8 @@ def generate_phrases(checkpoint: Path, phrases: dict[str, np.ndarray], seed: int
     for i in range(0, len(phrases["bars"]), batch):
         prev = torch.from_numpy(phrases["prev"][i : i + batch].astype(np.float32))
         chords = torch.from_numpy(phrases["chords"][i : i + batch]) if model.config.chords else None
-        out.append(model.continue_bars(prev, n_bars, chords, generator).numpy())
+        profiles = torch.from_numpy(phrases["profiles"][i : i + batch]) if model.config.profile else None
+        out.append(model.continue_bars(prev, n_bars, chords, generator, profiles=profiles).numpy())
     return np.concatenate(out)
 
 

@@ -6,6 +6,10 @@ condition is the bar before it in the same piece (all zeros for a piece's first 
 Silent bars are not targets (a model has nothing to learn from "silence follows X"), but they stay
 conditions. `phrases(n)` cuts the pieces into non-overlapping phrases of n bars (the seed's 8-bar
 songs), for evaluating whole generated phrases against real ones.
+
+Each item also carries its piece's `profile` (`piece_profile`): where the whole piece lives, in key and
+register. A model conditioned on it (MidiNet's `profile` option) is told the key of the song it writes
+a bar of, so bar after bar stays in one key and one register instead of drifting.
 """
 
 from __future__ import annotations
@@ -14,13 +18,45 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+PROFILE_DIM = 14  # 12 pitch-class shares + mean pitch + pitch spread
+REGISTER_CENTRE = 60  # MIDI middle C: the profile's mean pitch is measured from it, in octaves
+
+
+def piece_profile(bars: np.ndarray) -> np.ndarray:
+    """(n_bars, T, 128) one-hot bars -> (14,) float32 profile of the whole piece.
+
+    [:12]: share of the sounding steps on each pitch class (C..B, sums to 1); [12]: mean sounding
+    pitch as (mean - 60) / 12, in octaves from middle C; [13]: the pitches' standard deviation / 12
+    (octaves). All zeros for a piece without notes.
+    """
+    counts = np.asarray(bars).reshape(-1, bars.shape[-1]).sum(0).astype(np.float64)  # steps per pitch
+    total, out = counts.sum(), np.zeros(PROFILE_DIM, np.float32)
+    if total == 0:
+        return out
+    pitch = np.arange(len(counts))
+    out[:12] = np.bincount(pitch % 12, weights=counts, minlength=12) / total
+    mean = (pitch * counts).sum() / total
+    out[12] = (mean - REGISTER_CENTRE) / 12
+    out[13] = np.sqrt(((pitch - mean) ** 2 * counts).sum() / total) / 12
+    return out
+
+
+def transpose_profile(profile: np.ndarray, shift: int) -> np.ndarray:
+    """The (..., 14) profile of the piece moved up `shift` semitones (pitch classes rotate, mean moves)."""
+    out = np.array(profile, np.float32, copy=True)
+    out[..., :12] = np.roll(out[..., :12], shift, axis=-1)
+    out[..., 12] += shift / 12
+    return out
+
 
 class BarPairs(Dataset):
-    """Items: {"bar": float32 (T, 128), "prev": float32 (T, 128), "chord": float32 (13,)}."""
+    """Items: {"bar": float32 (T, 128), "prev": float32 (T, 128), "chord": float32 (13,),
+    "profile": float32 (14,) the piece's `piece_profile`}."""
 
     def __init__(self, pieces: list[tuple[np.ndarray, np.ndarray]]) -> None:
         self.pieces = pieces
         self.index = [(p, i) for p, (bars, _) in enumerate(pieces) for i in range(len(bars)) if bars[i].any()]
+        self.profiles = [piece_profile(bars) for bars, _ in pieces]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -31,18 +67,21 @@ class BarPairs(Dataset):
         prev = bars[i - 1] if i > 0 else np.zeros_like(bars[i])
         return {"bar": torch.from_numpy(bars[i].astype(np.float32)),
                 "prev": torch.from_numpy(prev.astype(np.float32)),
-                "chord": torch.from_numpy(np.asarray(chords[i], np.float32))}
+                "chord": torch.from_numpy(np.asarray(chords[i], np.float32)),
+                "profile": torch.from_numpy(self.profiles[piece])}
 
     def phrases(self, n_bars: int = 8) -> dict[str, np.ndarray]:
         """Non-overlapping phrases of `n_bars` bars from each piece's start: {"bars": (n, n_bars, T, 128)
         uint8, "chords": (n, n_bars, 13) float32, "prev": (n, T, 128) uint8 the bar before each phrase
-        (zeros at a piece's start)}."""
-        bars, chords, prev = [], [], []
-        for piece, piece_chords in self.pieces:
+        (zeros at a piece's start), "profiles": (n, 14) float32 each phrase's piece profile}."""
+        bars, chords, prev, profiles = [], [], [], []
+        for (piece, piece_chords), profile in zip(self.pieces, self.profiles, strict=True):
             for s in range(0, len(piece) - n_bars + 1, n_bars):
                 bars.append(piece[s : s + n_bars])
                 chords.append(piece_chords[s : s + n_bars])
                 prev.append(piece[s - 1] if s > 0 else np.zeros_like(piece[0]))
+                profiles.append(profile)
         if not bars:
             raise ValueError(f"no piece has {n_bars} bars")
-        return {"bars": np.stack(bars), "chords": np.stack(chords).astype(np.float32), "prev": np.stack(prev)}
+        return {"bars": np.stack(bars), "chords": np.stack(chords).astype(np.float32), "prev": np.stack(prev),
+                "profiles": np.stack(profiles)}

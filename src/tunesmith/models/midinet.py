@@ -33,134 +33,33 @@ noise it was never pushed away from (MIDI 125 squeaks). `--chords` (chord models
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
+from tunesmith.data.bar_pairs import PROFILE_DIM, piece_profile
 from tunesmith.evaluation.density import pitch_class_kl
 from tunesmith.models.base import MAX_DEPTH, MusicModel, SamplePlan, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
-from tunesmith.models.midinet_bars import N_PITCHES, bar_statistics, bars_to_pitches, last_filled_bar, pitches_to_bars
-from tunesmith.models.midinet_layers import (
-    PairDown,
-    PairUp,
-    SelfAttention,
-    StepNorm,
-    broadcast_cat,
-    straight_through_onehot,
+from tunesmith.models.midinet_bars import (
+    N_PITCHES,
+    bar_statistics,
+    bars_to_pitches,
+    fit_to_chords,
+    key_statistics,
+    last_filled_bar,
+    out_of_key_mass,
+    pitches_to_bars,
 )
+from tunesmith.models.midinet_layers import straight_through_onehot
+from tunesmith.models.midinet_nets import Conditioner, Discriminator, Generator, MidiNetConfig
 from tunesmith.representations.bars import CHORD_DIM, chord_vector
 
-
-@dataclass
-class MidiNetConfig:
-    steps_per_bar: int = 16  # filled from the representation; a multiple of 8
-    chords: bool = False  # condition G and D on the bar's chord vector
-    attention: bool = True  # self-attention in G (at 4 and 16 steps) and in D
-    noise_dim: int = 100
-    gen_hidden: int = 1024
-    gen_channels: int = 128
-    cond_channels: int = 16
-    disc_first_channels: int = 16  # channels of D's first layer: the feature-matching features
-    disc_channels: int = 77
-    disc_hidden: int = 1024
-    lambda_mean: float = 0.8  # weight of the mean-matching term of the generator loss
-    lambda_feature: float = 10.0  # weight of the feature-matching term
-    label_smoothing: float = 0.9  # target for real bars in the discriminator loss (one-sided)
-    chord_dropout: float = 0.2  # share of training bars whose chord is replaced by "no chord"
-    tau: float = 1.0  # softmax temperature of the straight-through gradient
-    d_steps: int = 1
-    g_steps: int = 2
-    seed_bank: int = 256  # real training bars kept for generation (0 disables)
-
-    @property
-    def chord_dim(self) -> int:
-        return CHORD_DIM if self.chords else 0
-
-
-class Conditioner(nn.Module):
-    """Previous bar (B, T, 128) -> feature maps {T: (B, T, C), T/2: ..., T/4: ..., T/8: ...}."""
-
-    def __init__(self, cfg: MidiNetConfig) -> None:
-        super().__init__()
-        c = cfg.cond_channels
-        self.first = nn.Linear(N_PITCHES, c)  # the (1, 128) conv: one step's pitches -> c channels
-        self.downs = nn.ModuleList(PairDown(c, c) for _ in range(3))
-        self.norms = nn.ModuleList(StepNorm(c) for _ in range(4))
-
-    def forward(self, prev: Tensor) -> dict[int, Tensor]:
-        h = F.leaky_relu(self.norms[0](self.first(prev)), 0.2)
-        maps = {h.shape[1]: h}
-        for down, norm in zip(self.downs, self.norms[1:], strict=True):
-            h = F.leaky_relu(norm(down(h)), 0.2)
-            maps[h.shape[1]] = h
-        return maps
-
-
-class Generator(nn.Module):
-    """(noise (B, Z), prev (B, T, 128), chord (B, 13) or None) -> logits (B, T, 129); [..., 128] = rest."""
-
-    def __init__(self, cfg: MidiNetConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        g, cd = cfg.gen_channels, cfg.chord_dim
-        self.start_steps = cfg.steps_per_bar // 8
-        width = g + cfg.cond_channels + cd  # channels after each concatenation
-        self.conditioner = Conditioner(cfg)
-        hidden = cfg.gen_hidden
-        self.fc0 = nn.Sequential(nn.Linear(cfg.noise_dim + cd, hidden), nn.BatchNorm1d(hidden))
-        self.fc1 = nn.Sequential(nn.Linear(hidden + cd, g * self.start_steps),
-                                 nn.BatchNorm1d(g * self.start_steps))
-        self.ups = nn.ModuleList(PairUp(width, g) for _ in range(3))
-        self.norms = nn.ModuleList(StepNorm(g) for _ in range(3))
-        # One module per scale (the seed called one attention module twice, leaving the second unused).
-        self.attention = nn.ModuleDict({str(s): SelfAttention(width) for s in self.attention_steps()}
-                                       if cfg.attention else {})
-        self.out = nn.Linear(width, N_PITCHES + 1)  # the (1, 128) transposed conv, plus a rest logit
-
-    def attention_steps(self) -> tuple[int, int]:
-        """The two scales (in steps) that get self-attention: after the first upsampling, and the last."""
-        return 2 * self.start_steps, self.cfg.steps_per_bar
-
-    def forward(self, noise: Tensor, prev: Tensor, chord: Tensor | None) -> Tensor:
-        maps = self.conditioner(prev)
-        h = F.relu(self.fc0(broadcast_cat(noise, chord)))
-        h = F.relu(self.fc1(broadcast_cat(h, chord))).reshape(len(noise), self.start_steps, -1)
-        h = broadcast_cat(h, maps[self.start_steps], chord)
-        for up, norm in zip(self.ups, self.norms, strict=True):
-            h = F.relu(norm(up(h)))
-            h = broadcast_cat(h, maps[h.shape[1]], chord)
-            if str(h.shape[1]) in self.attention:
-                h = self.attention[str(h.shape[1])](h)
-        return self.out(h)
-
-
-class Discriminator(nn.Module):
-    """(bar (B, T, 128), chord (B, 13) or None) -> (logit (B,), first-layer features (B, T/2, C1))."""
-
-    def __init__(self, cfg: MidiNetConfig) -> None:
-        super().__init__()
-        c1, c2, cd = cfg.disc_first_channels, cfg.disc_channels, cfg.chord_dim
-        self.first = PairDown(N_PITCHES, c1)  # the (2, 128) conv, stride 2
-        self.second = nn.Linear(4 * (c1 + cd), c2)  # the (4, 1) conv, stride 2, no padding
-        self.norm = StepNorm(c2)
-        self.attention = SelfAttention(c2) if cfg.attention else nn.Identity()
-        steps = (cfg.steps_per_bar // 2 - 4) // 2 + 1
-        self.fc = nn.Sequential(nn.Linear(steps * c2 + cd, cfg.disc_hidden), nn.BatchNorm1d(cfg.disc_hidden),
-                                nn.LeakyReLU(0.2), nn.Linear(cfg.disc_hidden, 1))
-
-    def forward(self, bar: Tensor, chord: Tensor | None) -> tuple[Tensor, Tensor]:
-        features = F.leaky_relu(self.first(bar), 0.2)
-        h = broadcast_cat(features, chord)
-        windows = h.unfold(1, 4, 2).transpose(2, 3)  # (B, T', 4, C): 4-step windows, stride 2
-        h = self.second(windows.reshape(len(bar), windows.shape[1], -1))
-        h = F.leaky_relu(self.attention(self.norm(h)), 0.2)
-        return self.fc(broadcast_cat(h.flatten(1), chord)).squeeze(-1), features
+__all__ = ["Conditioner", "Discriminator", "Generator", "MidiNet", "MidiNetConfig"]
 
 
 class MidiNet(MusicModel):
@@ -187,6 +86,8 @@ class MidiNet(MusicModel):
         self.register_buffer("bank_pitches", torch.full((bank, config.steps_per_bar), -1, dtype=torch.int16))
         self.register_buffer("bank_chords", torch.zeros(bank, config.chord_dim))
         self.register_buffer("bank_count", torch.zeros((), dtype=torch.int64))
+        if config.profile:  # only then: checkpoints of models without profiles have no such buffer
+            self.register_buffer("bank_profiles", torch.zeros(bank, PROFILE_DIM))
 
     @classmethod
     def debug_config(cls) -> dict:
@@ -202,7 +103,9 @@ class MidiNet(MusicModel):
         check_positive(config, "noise_dim", "gen_hidden", "gen_channels", "cond_channels", "disc_first_channels",
                        "disc_channels", "disc_hidden")
         check_positive(config, "d_steps", "g_steps", maximum=MAX_DEPTH)
-        check_positive(config, "lambda_mean", "lambda_feature", "seed_bank", minimum=0)
+        check_positive(config, "lambda_mean", "lambda_feature", "lambda_key", "seed_bank", minimum=0)
+        if config.lambda_key > 0 and not config.profile:
+            raise UserError("model config lambda_key needs profile: true (the key comes from the piece's profile)")
         check_positive(config, "tau", minimum=1e-3)
         check_fraction(config, "label_smoothing", "chord_dropout")
 
@@ -214,7 +117,8 @@ class MidiNet(MusicModel):
         return {"steps_per_bar": 16}
 
     def example_batch(self, batch_size: int = 4) -> dict[str, Tensor]:
-        """Random monophonic bars (with some rests) and chords of the shapes the losses expect."""
+        """Random monophonic bars (with some rests), chords and piece profiles of the shapes the losses
+        expect (each profile is that of its example's bar and previous bar)."""
         steps = self.config.steps_per_bar
 
         def bars() -> Tensor:
@@ -222,7 +126,10 @@ class MidiNet(MusicModel):
             return onehot[..., :N_PITCHES].float()
 
         chord = F.one_hot(torch.randint(0, 12, (batch_size,)), CHORD_DIM).float()
-        return {"bar": bars(), "prev": bars(), "chord": chord}
+        bar, prev = bars(), bars()
+        profile = torch.from_numpy(np.stack([piece_profile(torch.stack([p, b]).numpy())
+                                             for p, b in zip(prev, bar, strict=True)]))
+        return {"bar": bar, "prev": prev, "chord": chord, "profile": profile}
 
     def generator_parameters(self):
         return self.generator.parameters()
@@ -241,23 +148,33 @@ class MidiNet(MusicModel):
             chord = chord * keep
         return chord
 
-    def generate_logits(self, prev: Tensor, chord: Tensor | None, noise: Tensor | None = None) -> Tensor:
-        """Generator logits (B, T, 129) for previous bars (B, T, 128); fresh noise unless given."""
+    def condition(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The condition vector (B, cond_dim) of a batch: [chord (after dropout), profile], or None."""
+        return self.join(self.chord_input(batch), batch["profile"].float() if self.config.profile else None)
+
+    @staticmethod
+    def join(chord: Tensor | None, profile: Tensor | None) -> Tensor | None:
+        parts = [part for part in (chord, profile) if part is not None]
+        return torch.cat(parts, dim=-1) if parts else None
+
+    def generate_logits(self, prev: Tensor, cond: Tensor | None, noise: Tensor | None = None) -> Tensor:
+        """Generator logits (B, T, 129) for previous bars (B, T, 128) and condition vectors (B, cond_dim)
+        (`condition`; the chords alone for a model without profiles); fresh noise unless given."""
         if noise is None:
             noise = torch.randn(len(prev), self.config.noise_dim, device=prev.device)
-        return self.generator(noise, prev, chord)
+        return self.generator(noise, prev, cond)
 
-    def fake_bars(self, prev: Tensor, chord: Tensor | None, noise: Tensor | None = None) -> Tensor:
+    def fake_bars(self, prev: Tensor, cond: Tensor | None, noise: Tensor | None = None) -> Tensor:
         """Generated bars (B, T, 128): one-hot forward, straight-through gradient; all-zero rows = rests."""
-        onehot = straight_through_onehot(self.generate_logits(prev, chord, noise), self.config.tau)
+        onehot = straight_through_onehot(self.generate_logits(prev, cond, noise), self.config.tau)
         return onehot[..., :N_PITCHES]
 
     def discriminator_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        real, prev, chord = batch["bar"].float(), batch["prev"].float(), self.chord_input(batch)
+        real, prev, cond = batch["bar"].float(), batch["prev"].float(), self.condition(batch)
         with torch.no_grad():
-            fake = self.fake_bars(prev, chord)
-        real_logit, _ = self.discriminator(real, chord)
-        fake_logit, _ = self.discriminator(fake, chord)
+            fake = self.fake_bars(prev, cond)
+        real_logit, _ = self.discriminator(real, cond)
+        fake_logit, _ = self.discriminator(fake, cond)
         smooth = torch.full_like(real_logit, self.config.label_smoothing)
         loss = (F.binary_cross_entropy_with_logits(real_logit, smooth)
                 + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
@@ -267,17 +184,24 @@ class MidiNet(MusicModel):
         return {"loss": loss, "accuracy": accuracy}
 
     def generator_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        real, prev, chord = batch["bar"].float(), batch["prev"].float(), self.chord_input(batch)
-        fake = self.fake_bars(prev, chord)
-        fake_logit, fake_features = self.discriminator(fake, chord)  # not detached: G learns from D
+        """Adversarial + mean matching + feature matching (the seed's), plus with `lambda_key` the
+        generator's softmax mass on pitch classes its piece never uses: a direct signal for the key
+        the profile names, which D alone teaches slowly."""
+        real, prev, cond = batch["bar"].float(), batch["prev"].float(), self.condition(batch)
+        logits = self.generate_logits(prev, cond)
+        fake = straight_through_onehot(logits, self.config.tau)[..., :N_PITCHES]
+        fake_logit, fake_features = self.discriminator(fake, cond)  # not detached: G learns from D
         with torch.no_grad():
-            _, real_features = self.discriminator(real, chord)
+            _, real_features = self.discriminator(real, cond)
         adversarial = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
         mean_match = 0.5 * ((fake.mean(0) - real.mean(0)) ** 2).sum()
         feature_match = 0.5 * ((fake_features.mean(0) - real_features.mean(0)) ** 2).sum()
         loss = adversarial + self.config.lambda_mean * mean_match + self.config.lambda_feature * feature_match
-        return {"loss": loss, "adversarial": adversarial, "mean_match": mean_match,
-                "feature_match": feature_match}
+        out = {"adversarial": adversarial, "mean_match": mean_match, "feature_match": feature_match}
+        if self.config.profile:
+            out["out_of_key"] = out_of_key_mass(logits, batch["profile"].float(), self.config.tau)
+            loss = loss + self.config.lambda_key * out["out_of_key"]
+        return {"loss": loss, **out}
 
     @torch.no_grad()
     def validation_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -286,25 +210,33 @@ class MidiNet(MusicModel):
         "pch_kl": KL(real || generated) of the batch's pitch-class histograms (epsilon 1e-10, the seed's
         training metric); "rest_rate_*": share of silent steps; "change_rate_*": share of steps whose
         pitch differs from the step before. "loss" (picks the best checkpoint) = pch_kl + |rest rate
-        difference| + |change rate difference|, so a generator must match pitches and rhythm.
+        difference| + |change rate difference|, so a generator must match pitches and rhythm. With
+        profiles also "out_of_key_gen" (share of generated notes on pitch classes the piece never
+        uses; real: 0) and "leap_*" (mean semitones between consecutive notes), and "loss" adds
+        out_of_key_gen + |leap difference| / 12: staying in key and moving like the real melodies.
         """
-        real, prev, chord = batch["bar"].float(), batch["prev"].float(), self.chord_input(batch)
-        fake = self.fake_bars(prev, chord)
+        real, prev, cond = batch["bar"].float(), batch["prev"].float(), self.condition(batch)
+        fake = self.fake_bars(prev, cond)
         stats = {"real": bar_statistics(real), "gen": bar_statistics(fake)}
         kl = pitch_class_kl(stats["real"]["pch"], stats["gen"]["pch"])
         out = {"pch_kl": kl}
         for key in ("rest_rate", "change_rate"):
             out.update({f"{key}_{who}": stats[who][key] for who in stats})
         out["loss"] = kl + sum(abs(stats["real"][k] - stats["gen"][k]) for k in ("rest_rate", "change_rate"))
-        real_logit, _ = self.discriminator(real, chord)
-        fake_logit, _ = self.discriminator(fake, chord)
+        if self.config.profile:
+            keys = {"real": key_statistics(real, batch["profile"]), "gen": key_statistics(fake, batch["profile"])}
+            out.update({"out_of_key_gen": keys["gen"]["out_of_key"], "leap_real": keys["real"]["leap"],
+                        "leap_gen": keys["gen"]["leap"]})
+            out["loss"] += keys["gen"]["out_of_key"] + abs(keys["real"]["leap"] - keys["gen"]["leap"]) / 12
+        real_logit, _ = self.discriminator(real, cond)
+        fake_logit, _ = self.discriminator(fake, cond)
         out["d_accuracy"] = float(((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2)
         return {k: torch.tensor(float(v)) for k, v in out.items()}
 
     @torch.no_grad()
     def remember(self, batch: dict[str, Tensor]) -> None:
-        """Write the batch's real bars into the seed bank, cycling (training batches are shuffled, so
-        the bank ends up holding a random sample of training bars)."""
+        """Write the batch's real bars (and their chords and piece profiles) into the seed bank, cycling
+        (training batches are shuffled, so the bank ends up holding a random sample of training bars)."""
         size = self.config.seed_bank
         if size == 0:
             return
@@ -313,21 +245,30 @@ class MidiNet(MusicModel):
         self.bank_pitches[index] = pitches
         if self.config.chords:
             self.bank_chords[index] = batch["chord"][:size].float()
+        if self.config.profile:
+            self.bank_profiles[index] = batch["profile"][:size].float()
         self.bank_count += len(pitches)
 
     # ---- generation ---------------------------------------------------------------------------------
 
     @torch.no_grad()
     def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
-        """`plan.n` pieces (context bars + `plan.bars` new bars, 16, 128) uint8, in the bars layout."""
+        """`plan.n` pieces (context bars + `plan.bars` new bars, 16, 128) uint8, in the bars layout.
+
+        A model with profiles writes each piece in the key and register of a real piece: the primer's
+        (its whole profile), else the training piece of the seed-bank bar it starts from, moved to the
+        key that fits `--chords` best when chords are given (`fit_to_chords`)."""
         self.eval()
         chords = self.chord_plan(plan.chords, plan.bars)
         if plan.context is not None:
             context = torch.from_numpy(np.asarray(plan.context, dtype=np.float32))
             start = last_filled_bar(context).expand(plan.n, -1, -1)
+            profiles = torch.from_numpy(piece_profile(context.numpy())).expand(plan.n, -1)
         else:
-            context, start = None, self.bank_bars(plan.n, generator)
-        bars = self.continue_bars(start, plan.bars, chords, generator, plan.sampling)
+            context = None
+            start, profiles = self.bank_start(plan.n, generator, None if chords is None else chords.numpy())
+        bars = self.continue_bars(start, plan.bars, chords, generator, plan.sampling,
+                                  profiles if self.config.profile else None)
         if context is not None:
             bars = torch.cat([context.expand(plan.n, -1, -1, -1), bars], dim=1)
         return [piece.numpy().astype(np.uint8) for piece in bars]
@@ -344,11 +285,24 @@ class MidiNet(MusicModel):
 
     def bank_bars(self, n: int, generator: torch.Generator) -> Tensor:
         """`n` random real bars (n, T, 128) from the seed bank stored in the checkpoint."""
+        return self.bank_start(n, generator)[0]
+
+    def bank_start(self, n: int, generator: torch.Generator,
+                   chords: np.ndarray | None = None) -> tuple[Tensor, Tensor | None]:
+        """`n` random real bars (n, T, 128) from the seed bank and their pieces' profiles (n, 14) (None
+        for a model without profiles); with chords (m, 13), each bar and profile moved to the key
+        that fits them best."""
         filled = int(min(self.bank_count.item(), self.config.seed_bank))
         if filled == 0:
             raise UserError("this checkpoint holds no real bars to start from; give a --primer MIDI file")
         pick = torch.randint(0, filled, (n,), generator=generator)
-        return pitches_to_bars(self.bank_pitches[pick])
+        pitches = self.bank_pitches[pick]
+        if not self.config.profile:
+            return pitches_to_bars(pitches), None
+        profiles = self.bank_profiles[pick].numpy()
+        if chords is not None:
+            pitches, profiles = fit_to_chords(pitches, profiles, chords)
+        return pitches_to_bars(pitches), torch.from_numpy(np.asarray(profiles, np.float32))
 
     def pitch_range(self) -> tuple[int, int]:
         """The central 90 % (5th to 95th percentile) of the pitches in the seed bank's real bars: where
@@ -363,10 +317,15 @@ class MidiNet(MusicModel):
 
     @torch.no_grad()
     def continue_bars(self, start: Tensor, n_bars: int, chords: Tensor | None, generator: torch.Generator,
-                      sampling: SamplingConfig | None = None) -> Tensor:
+                      sampling: SamplingConfig | None = None, profiles: Tensor | None = None) -> Tensor:
         """`n_bars` bars after `start` (B, T, 128) -> (B, n_bars, T, 128) one-hot floats. `chords`:
-        (n_bars, 13) shared, (B, n_bars, 13) per piece, or None."""
+        (n_bars, 13) shared, (B, n_bars, 13) per piece, or None. `profiles` (B, 14): the pieces'
+        profiles for a model with profiles (default: each start bar's own)."""
         prev, out = start.float(), []
+        if self.config.profile and profiles is None:
+            profiles = torch.from_numpy(np.stack([piece_profile(bar[None]) for bar in prev.numpy()]))
+        if not self.config.profile:
+            profiles = None
         if chords is not None and chords.dim() == 2:
             chords = chords.expand(len(prev), -1, -1)
         low, high = self.pitch_range()
@@ -374,7 +333,9 @@ class MidiNet(MusicModel):
         outside[low : high + 1] = outside[N_PITCHES] = False
         for i in range(n_bars):
             noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
-            logits = self.generate_logits(prev, None if chords is None else chords[:, i].float(), noise)
+            cond = self.join(None if chords is None else chords[:, i].float(),
+                             None if profiles is None else profiles.float())
+            logits = self.generate_logits(prev, cond, noise)
             logits = logits.masked_fill(outside, float("-inf"))
             if sampling is None or is_default(sampling):
                 choice = logits.argmax(-1)

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
+from tunesmith.data.bar_pairs import transpose_profile
 
 N_PITCHES = 128
 
@@ -41,3 +42,55 @@ def bar_statistics(bars: Tensor) -> dict[str, np.ndarray | float]:
     pch = folded / folded.sum() if folded.sum() > 0 else np.full(12, 1 / 12)
     changes = (pitches[:, 1:] != pitches[:, :-1]).float().mean()
     return {"pch": pch, "rest_rate": float((pitches < 0).float().mean()), "change_rate": float(changes)}
+
+
+def out_of_key_mask(profile: Tensor) -> Tensor:
+    """(B, 14) piece profiles -> (B, 128) float: 1 on the pitches whose pitch class the piece never uses."""
+    unused = (profile[:, :12] <= 0).float()
+    return unused[:, torch.arange(N_PITCHES, device=profile.device) % 12]
+
+
+def out_of_key_mass(logits: Tensor, profile: Tensor, tau: float = 1.0) -> Tensor:
+    """Mean over bars and steps of softmax(logits (B, T, 129) / tau)'s mass on out-of-key pitches."""
+    probs = torch.softmax(logits / tau, dim=-1)[..., :N_PITCHES]
+    return (probs * out_of_key_mask(profile)[:, None, :]).sum(-1).mean()
+
+
+def key_statistics(bars: Tensor, profile: Tensor) -> dict[str, float]:
+    """Of bars (B, T, 128) written for pieces with profiles (B, 14): "out_of_key", the share of
+    sounding steps on a pitch class the piece never uses (0 for real bars); "leap", the mean size in
+    semitones of the steps between consecutive different notes within a bar."""
+    sounding = bars.sum(-1)  # (B, T) 1 where a note sounds
+    off = (bars * out_of_key_mask(profile)[:, None, :]).sum(-1)
+    pitches = bars_to_pitches(bars)
+    both = (pitches[:, 1:] >= 0) & (pitches[:, :-1] >= 0) & (pitches[:, 1:] != pitches[:, :-1])
+    leaps = (pitches[:, 1:] - pitches[:, :-1]).abs()[both].float()
+    return {"out_of_key": float(off.sum() / sounding.sum().clamp(min=1)),
+            "leap": float(leaps.mean()) if len(leaps) else 0.0}
+
+
+def chord_pitch_classes(chords: np.ndarray) -> np.ndarray:
+    """(m, 13) chord vectors -> (12,) how many of the chords hold each pitch class (root, third, fifth)."""
+    hist = np.zeros(12)
+    for vector in np.asarray(chords):
+        if vector[:12].any():
+            root = int(vector[:12].argmax())
+            hist[[root, (root + (3 if vector[12] > 0 else 4)) % 12, (root + 7) % 12]] += 1
+    return hist
+
+
+SHIFTS = (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6)  # transpositions tried, the smallest first on ties
+
+
+def fit_to_chords(pitches: Tensor, profiles: np.ndarray, chords: np.ndarray) -> tuple[Tensor, np.ndarray]:
+    """Move each start bar (n, T) pitches (-1 rest) and its piece profile (n, 14) by the shift in
+    -5..+6 semitones whose pitch classes cover the chord progression's (m, 13) tones best, so a real
+    bar in D major starts a piece asked to follow "C G Am F" in C. Returns both moved."""
+    hist = chord_pitch_classes(chords)
+    if not hist.any():
+        return pitches, profiles
+    scores = np.stack([np.roll(profiles[:, :12], s, axis=1) @ hist for s in SHIFTS], axis=1)  # (n, shifts)
+    shifts = np.array(SHIFTS)[scores.argmax(1)]
+    moved = pitches.long() + torch.from_numpy(shifts)[:, None]
+    moved = torch.where(pitches >= 0, moved.clamp(0, N_PITCHES - 1), pitches.long())
+    return moved, np.stack([transpose_profile(p, int(s)) for p, s in zip(profiles, shifts, strict=True)])
