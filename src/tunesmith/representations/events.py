@@ -17,7 +17,10 @@ Tokenizer settings (miditok 3.1 `TokenizerConfig`), from this config:
 - `use_tempos` (default False): Tempo tokens; time signatures are not tokenized (REMI bars are
   4/4; positions stay absolute, so notes of any meter come back where they were);
 - pitch range `pitch_low..pitch_high` (default 21..108, the piano) and drums 27..88 (miditok's), cut
-  to the pitch range (miditok's decoder drops drum notes outside it).
+  to the pitch range (miditok's decoder drops drum notes outside it);
+- `countdown` (REMI only, default 0 = off): K bar-countdown tokens `Bar_0 .. Bar_{K-1}` appended to the
+  vocabulary; each bar line less than K bars from the piece's end is written with the number of bars
+  left after it (`representations/countdown.py`), so a model knows where the piece ends.
 
 Before miditok sees a score, tunesmith quantizes it itself (starts and ends rounded to the grid,
 at least one step, as `core.score.quantize`) and writes it at one tick per step, so miditok's own
@@ -38,6 +41,7 @@ from symusic import Score
 from tunesmith.core.errors import UserError
 from tunesmith.representations import _grid
 from tunesmith.representations.base import LearnedVocabRepresentation
+from tunesmith.representations.countdown import Countdown, countdown_tokens
 from tunesmith.representations.grammar import EventsGrammar, count_invalid
 
 TOKENIZERS = ("REMI", "TSD")
@@ -56,6 +60,7 @@ class EventsConfig:
     use_tempos: bool = False
     pitch_low: int = 21
     pitch_high: int = 108
+    countdown: int = 0
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
@@ -67,6 +72,10 @@ class EventsConfig:
         if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             low, high = self.pitch_low, self.pitch_high
             raise UserError(f"need 0 <= pitch_low <= pitch_high <= 127, not {low}..{high}")
+        if not 0 <= self.countdown <= 64:
+            raise UserError(f"countdown must be between 0 (off) and 64 bars, not {self.countdown}")
+        if self.countdown and self.tokenizer != "REMI":
+            raise UserError("countdown needs bar tokens: use it with tokenizer REMI")
 
 
 def build_tokenizer(config: EventsConfig) -> Any:
@@ -99,7 +108,9 @@ class EventsRepresentation(LearnedVocabRepresentation):
         super().__init__(config, **overrides)
         self.tokenizer = build_tokenizer(self.config)
         by_id = sorted(self.tokenizer.vocab.items(), key=lambda item: item[1])
-        self._vocab = [token for token, _ in by_id]
+        self._vocab = [token for token, _ in by_id] + countdown_tokens(self.config.countdown)
+        # None without countdown tokens: then encode / decode are miditok's alone, as before the option
+        self.countdown = Countdown(self._vocab, self.config.countdown) if self.config.countdown else None
         ids = self.tokenizer.vocab
         self.pad_id, self.bos_id, self.eos_id = ids["PAD_None"], ids["BOS_None"], ids["EOS_None"]
         self._special_ids = np.asarray(self.tokenizer.special_tokens_ids, np.int64)
@@ -167,11 +178,13 @@ class EventsRepresentation(LearnedVocabRepresentation):
         return np_get_closest(self.tokenizer.velocities, np.clip(velocity, 1, 127)).astype(np.int64)
 
     def encode(self, score: Score) -> np.ndarray:
-        """Score -> (n_tokens,) int64 miditok ids (no BOS / EOS)."""
+        """Score -> (n_tokens,) int64 miditok ids (no BOS / EOS); with `countdown`, bar lines near the
+        end carry the bars left (`Countdown.label`, counted from the whole score)."""
         encoded = self.tokenizer.encode(self._quantized(score))
         if isinstance(encoded, list):  # without programs: one sequence per track, here at most one
             encoded = encoded[0] if encoded else None
-        return np.asarray(encoded.ids if encoded is not None else [], np.int64)
+        ids = np.asarray(encoded.ids if encoded is not None else [], np.int64)
+        return self.countdown.label(ids) if self.countdown is not None else ids
 
     def decode(self, array: np.ndarray) -> Score:
         """(n,) ids -> Score at `self.tpq`; special ids are dropped first."""
@@ -180,6 +193,8 @@ class EventsRepresentation(LearnedVocabRepresentation):
         ids = _grid.as_int_array(array, "event tokens", 1)
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise UserError(f"event token ids must lie in 0..{self.vocab_size - 1}")
+        if self.countdown is not None:  # miditok knows one bar token
+            ids = self.countdown.far(ids)
         seq = TokSequence(ids=ids[~np.isin(ids, self._special_ids)].tolist())
         decoded = self.tokenizer.decode(seq if self.config.use_programs else [seq])
         return self._rescaled(decoded)
@@ -203,7 +218,8 @@ class EventsRepresentation(LearnedVocabRepresentation):
         """The token order miditok writes and decodes without dropping tokens (`grammar.py`); built once."""
         if getattr(self, "_grammar", None) is None:
             pitches = (self.config.pitch_low, self.config.pitch_high)
-            self._grammar = EventsGrammar(self._vocab, self.config.tokenizer, pitches, self.drum_range)
+            self._grammar = EventsGrammar(self._vocab, self.config.tokenizer, pitches, self.drum_range,
+                                          self.config.countdown)
         return self._grammar
 
     def invalid_tokens(self, array: np.ndarray) -> int:

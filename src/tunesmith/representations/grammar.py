@@ -21,6 +21,12 @@ Grammars per token representation (`grammar_for`):
   never writes, and its decoder drops drum pitches outside the pitch range). Special tokens are never allowed. miditok's
   decoder drops a `Pitch` not followed by its `Velocity` / `Duration`, which this order rules out.
   Time-signature tokens are not part of these tokenizers (`events.build_tokenizer` turns them off).
+  With bar countdown tokens (`countdown: K`, `representations/countdown.py`) each row also holds a window
+  [`low`, `high`] of bars left that its next bar token may announce: `Bar_k` when low <= k <= high,
+  `Bar_None` ("K or more") when high >= K. From the start any consistent countdown is allowed (what
+  `encode` writes); after `Bar_k` the next must be `Bar_{k-1}`, after `Bar_None` `Bar_None` or
+  `Bar_{K-1}`; after `Bar_0` no bar token, and `EOS` after a complete note, after which only `EOS`.
+  A generator narrows the window (`expect`) to fix the piece's length, or to a range of lengths.
 - `notes`: every token is a whole event except `<unk>`, which decode skips: a constant mask.
 - `grid`: none needed: every symbol takes one step and decodes (`_` after `r` holds the rest, a
   leading `_` is silence like `r`), so no sequence of non-special tokens loses anything.
@@ -40,25 +46,30 @@ KINDS = {"Bar": BAR, "Position": POSITION, "Pitch": PITCH, "PitchDrum": DRUM, "V
 SPECIALS = ("PAD", "BOS", "EOS", "MASK")
 # parse phases (what the last token was)
 (START, AFTER_BAR, AFTER_POSITION, AFTER_TEMPO, AFTER_PROGRAM, AFTER_DRUM_PROGRAM, AFTER_PITCH,
- AFTER_VELOCITY, AFTER_NOTE, AFTER_SHIFT, AFTER_MAX_SHIFT) = range(11)
-N_PHASES = 11
+ AFTER_VELOCITY, AFTER_NOTE, AFTER_SHIFT, AFTER_MAX_SHIFT, DONE) = range(12)
+N_PHASES = 12
 NONE = -2  # no program / position yet at this time
+UNBOUNDED = 1 << 40  # countdown window: no upper limit on the bars left
 
 
 @dataclass
 class GrammarState:
     """Per row (batch,) int64: `phase`; `time` (REMI position in the bar, -1 after a Bar); `program`
     (its order key, see `EventsGrammar`) and `floor` (the last program and pitch at the current time:
-    the next ones may not go below)."""
+    the next ones may not go below); `low` / `high`: the bars left the next bar token may announce
+    (countdown grammars only; see the module docstring)."""
 
     phase: np.ndarray
     time: np.ndarray
     program: np.ndarray
     floor: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
     def repeated(self, batch: int) -> GrammarState:
         """This one-row state copied to `batch` rows."""
-        return GrammarState(*(np.repeat(row[:1], batch) for row in (self.phase, self.time, self.program, self.floor)))
+        rows = (self.phase, self.time, self.program, self.floor, self.low, self.high)
+        return GrammarState(*(np.repeat(row[:1], batch) for row in rows))
 
 
 class ConstantGrammar:
@@ -70,7 +81,7 @@ class ConstantGrammar:
 
     def start(self, batch: int) -> GrammarState:
         zeros = np.zeros(batch, np.int64)
-        return GrammarState(zeros, zeros.copy(), zeros.copy(), zeros.copy())
+        return GrammarState(zeros, zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy())
 
     def allowed(self, state: GrammarState) -> np.ndarray:
         """(batch, vocab) bool."""
@@ -100,7 +111,7 @@ class EventsGrammar(ConstantGrammar):
     """The REMI / TSD grammar of the module docstring, over a miditok vocabulary (token strings by id)."""
 
     def __init__(self, vocab: list[str], tokenizer: str, pitch_range: tuple[int, int],
-                 drum_range: tuple[int, int]) -> None:
+                 drum_range: tuple[int, int], countdown: int = 0) -> None:
         kind = np.full(len(vocab), SPECIAL, np.int64)
         value = np.zeros(len(vocab), np.int64)
         for i, token in enumerate(vocab):
@@ -110,7 +121,9 @@ class EventsGrammar(ConstantGrammar):
             if name not in KINDS:
                 raise ValueError(f"no grammar for miditok token {token!r}")
             kind[i] = KINDS[name]
-            if kind[i] in (POSITION, PITCH, DRUM):
+            if kind[i] == BAR:  # bars left it announces: Bar_k -> k, Bar_None -> countdown (= "that or more")
+                value[i] = countdown if text == "None" else int(text)
+            elif kind[i] in (POSITION, PITCH, DRUM):
                 value[i] = int(text)
             elif kind[i] == PROGRAM:  # the encoder's track order: program 0, drums, program 1, ...
                 value[i] = 1 if int(text) == -1 else 2 * int(text)
@@ -125,6 +138,12 @@ class EventsGrammar(ConstantGrammar):
         self.is_position, self.is_program = kind == POSITION, kind == PROGRAM
         self.is_note = (kind == PITCH) | (kind == DRUM)
         self.resets = np.isin(kind, (BAR, POSITION, SHIFT))  # a new time: programs and pitches start over
+        self.countdown, self.is_bar = countdown, kind == BAR
+        self.eos_id = vocab.index("EOS_None") if countdown else -1
+        if countdown:  # EOS: allowed by `allowed` after the last bar's notes; afterwards only EOS
+            self.next_phase[self.eos_id] = DONE
+            self.phase_mask[DONE] = False
+            self.phase_mask[DONE, self.eos_id] = True
 
     def _phase_table(self) -> np.ndarray:
         """(phase, kind) bool: the kinds allowed after each phase."""
@@ -158,7 +177,12 @@ class EventsGrammar(ConstantGrammar):
 
     def start(self, batch: int) -> GrammarState:
         full = lambda v: np.full(batch, v, np.int64)  # noqa: E731
-        return GrammarState(full(START), full(-1), full(NONE), full(-1))
+        return GrammarState(full(START), full(-1), full(NONE), full(-1), full(0), full(UNBOUNDED))
+
+    def expect(self, state: GrammarState, low: int, high: int) -> None:
+        """Countdown grammars: every row's next bar token announces between `low` and `high` bars left
+        (`high` < 0: the piece is in its last bar). Bar tokens then count down from there."""
+        state.low[:], state.high[:] = low, high
 
     def allowed(self, state: GrammarState) -> np.ndarray:
         """(batch, vocab) bool: the phase's kinds, later positions, no lower program or pitch."""
@@ -166,7 +190,18 @@ class EventsGrammar(ConstantGrammar):
         mask &= ~(self.is_position & (self.value <= state.time[:, None]))
         mask &= ~(self.is_program & (self.value < state.program[:, None]))
         mask &= ~(self.is_note & (self.value < state.floor[:, None]))
+        if self.countdown:
+            mask &= ~(self.is_bar & ~self._in_window(self.value, state.low[:, None], state.high[:, None]))
+            mask[:, self.eos_id] |= self._may_end(state)
         return mask
+
+    def _in_window(self, bars_left: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Whether bar tokens announcing `bars_left` (countdown: `Bar_None`) fit the window."""
+        return (bars_left <= high) & ((bars_left >= low) | (bars_left == self.countdown))
+
+    def _may_end(self, state: GrammarState) -> np.ndarray:
+        """(batch,) bool: EOS allowed: in the last bar (or after EOS), after a complete note."""
+        return ((state.high < 0) & (state.phase == AFTER_NOTE)) | (state.phase == DONE)
 
     def permits(self, state: GrammarState, ids: np.ndarray) -> np.ndarray:
         """Whether each row's token (batch,) is allowed: `allowed` for those tokens alone, O(1) per row."""
@@ -174,7 +209,11 @@ class EventsGrammar(ConstantGrammar):
         ok = self.phase_mask[state.phase, ids]
         ok &= ~(self.is_position[ids] & (value <= state.time))
         ok &= ~(self.is_program[ids] & (value < state.program))
-        return ok & ~(self.is_note[ids] & (value < state.floor))
+        ok &= ~(self.is_note[ids] & (value < state.floor))
+        if self.countdown:
+            ok &= ~(self.is_bar[ids] & ~self._in_window(value, state.low, state.high))
+            ok |= (ids == self.eos_id) & self._may_end(state)
+        return ok
 
     def at_boundary(self, state: GrammarState) -> np.ndarray:
         """(batch,) bool: where a piece may end: right after a complete note (its Duration)."""
@@ -190,6 +229,10 @@ class EventsGrammar(ConstantGrammar):
         floor = np.where(self.is_note[i], value, floor)
         program = np.where(self.is_program[i], value, program)
         reset = self.resets[i]
+        if self.countdown:  # after Bar_k: exactly k - 1 left; after Bar_None: K - 1 or more
+            bar, far, low, high = kind == BAR, value == self.countdown, state.low[ok], state.high[ok]
+            state.low[ok] = np.where(bar, np.where(far, np.maximum(low, value), value) - 1, low)
+            state.high[ok] = np.where(bar, np.where(far, high, value) - 1, high)
         state.time[ok] = np.where(kind == POSITION, value, np.where(kind == BAR, -1, state.time[ok]))
         state.program[ok] = np.where(reset, NONE, program)
         state.floor[ok] = np.where(reset, -1, floor)

@@ -1,0 +1,123 @@
+"""Bar countdown tokens (issue 11, item 2): `events` with `countdown: K` labels the last K bar lines of a
+piece with the bars left, decodes as without them, its grammar forces a requested length, and a
+checkpoint grows its vocabulary rows for them (training/warm_start.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from test_grammar import UniformModel
+from tunesmith.core.errors import UserError
+from tunesmith.generation.sampling import GrammarConstraint, sample_sequence
+from tunesmith.io.midi import read_midi
+from tunesmith.models.distributions import SamplingConfig
+from tunesmith.representations import get_representation
+from tunesmith.representations.grammar import count_invalid
+from tunesmith.training.warm_start import grown_weights, row_sources
+
+BACH40 = Path(__file__).parent / "fixtures" / "bach40"
+LSTM_BACH = {"steps_per_quarter": 4, "max_duration_quarters": 4, "velocities": 0, "use_programs": False}
+
+
+def _reps(k: int = 8):
+    return get_representation("events", **LSTM_BACH), get_representation("events", **LSTM_BACH, countdown=k)
+
+
+def test_real_chorales_count_down_their_last_bars_and_decode_as_without():
+    plain, counted = _reps(8)
+    assert counted.vocab == plain.vocab + [f"Bar_{k}" for k in range(8)] and plain.countdown is None
+    for path in sorted(BACH40.glob("*.mid"))[:4]:
+        score = read_midi(path)
+        ids, old = counted.encode(score), plain.encode(score)
+        bars = [counted.vocab[i] for i in ids if counted.vocab[i].startswith("Bar")]
+        assert len(bars) > 8
+        assert bars == ["Bar_None"] * (len(bars) - 8) + [f"Bar_{k}" for k in range(7, -1, -1)]
+        assert np.array_equal(counted.countdown.far(ids), old)  # only the bar tokens differ
+        a, b = counted.decode(ids), plain.decode(old)
+        assert a.note_num() == b.note_num() > 50 and a.end() == b.end()
+        assert counted.span(ids) == plain.span(old) and counted.invalid_tokens(ids) == 0
+
+
+def test_a_short_piece_counts_every_bar_and_options_are_checked():
+    plain, counted = _reps(16)
+    ids = counted.encode(read_midi(sorted(BACH40.glob("*.mid"))[0]))
+    bars = [counted.vocab[i] for i in ids if counted.vocab[i].startswith("Bar")]
+    assert bars[-1] == "Bar_0" and "Bar_None" not in bars[-16:]
+    with pytest.raises(UserError, match="REMI"):
+        get_representation("events", tokenizer="TSD", countdown=8)
+    with pytest.raises(UserError, match="countdown must be between"):
+        get_representation("events", countdown=-1)
+
+
+def _ids(rep, tokens):
+    return np.array([rep.vocab.index(t) for t in tokens])
+
+
+def test_grammar_counts_down_forces_a_window_and_ends_with_eos_in_the_last_bar():
+    _, rep = _reps(8)
+    grammar, vocab = rep.grammar(), rep.vocab
+    state = grammar.start(1)
+
+    def bars_allowed() -> set[str]:
+        return {vocab[i] for i in np.flatnonzero(grammar.allowed(state)[0]) if vocab[i].startswith("Bar")}
+
+    assert bars_allowed() == {"Bar_None", *(f"Bar_{k}" for k in range(8))}  # from the start: any
+    grammar.expect(state, 2, 2)
+    assert bars_allowed() == {"Bar_2"}
+    note = ["Position_0", "Pitch_60", "Duration_1.0.4"]
+    for token in ["Bar_2", *note, "Bar_1", *note]:
+        assert grammar.advance(state, _ids(rep, [token]))[0], token
+    eos = rep.eos_id
+    assert bars_allowed() == {"Bar_0"} and not grammar.allowed(state)[0, eos]
+    for token in ["Bar_0", "Position_0", "Pitch_60"]:
+        grammar.advance(state, _ids(rep, [token]))
+        assert not bars_allowed() and not grammar.allowed(state)[0, eos]  # EOS only after a whole note
+    grammar.advance(state, _ids(rep, ["Duration_1.0.4"]))
+    assert grammar.allowed(state)[0, eos] and not bars_allowed()
+    grammar.advance(state, np.array([eos]))
+    assert np.flatnonzero(grammar.allowed(state)[0]).tolist() == [eos]
+    # a window of 1..9 bars left: any countdown start, or far; far twice leaves only Bar_7
+    state = grammar.start(1)
+    grammar.expect(state, 1, 9)
+    assert bars_allowed() == {"Bar_None", *(f"Bar_{k}" for k in range(1, 8))}
+    for token in ["Bar_None", *note] * 2:
+        grammar.advance(state, _ids(rep, [token]))
+    assert bars_allowed() == {"Bar_7"}
+    # replays: a skipped count, a countdown after far that does not start at K - 1, EOS mid-piece
+    assert count_invalid(grammar, _ids(rep, ["Bar_5", *note, "Bar_3", "Bar_4", *note])) == 1
+    assert count_invalid(grammar, _ids(rep, ["Bar_None", *note, "Bar_6", "Bar_7", *note])) == 1
+    assert count_invalid(grammar, _ids(rep, ["Bar_1", *note, "EOS_None"])) == 1
+    assert count_invalid(grammar, _ids(rep, ["Bar_1", *note, "Bar_0", *note, "EOS_None", "EOS_None"])) == 0
+
+
+def test_any_model_under_the_countdown_writes_exactly_the_requested_bars():
+    _, rep = _reps(4)
+    model, generator = UniformModel(rep.vocab_size), torch.Generator().manual_seed(0)
+    constraint = GrammarConstraint(rep.grammar(), [], 6)
+    rep.grammar().expect(constraint.state, 5, 5)  # six bars: far, Bar_4 .. Bar_0 (K = 4: Bar_3 .. Bar_0)
+    prefix = torch.full((6, 1), rep.bos_id)
+    new = sample_sequence(model, prefix, 400, SamplingConfig(), generator, [rep.pad_id, rep.bos_id],
+                          constraint=constraint)
+    assert constraint.invalid.tolist() == [0] * 6
+    for row in new.tolist():
+        bars = [rep.vocab[i] for i in row if rep.vocab[i].startswith("Bar")]
+        assert bars == ["Bar_None", "Bar_None", "Bar_3", "Bar_2", "Bar_1", "Bar_0"]
+        end = row.index(rep.eos_id)  # uniform draws reach EOS in the last bar within 400 tokens
+        assert set(row[end:]) == {rep.eos_id} and rep.vocab[row[end - 1]].startswith("Duration")
+        assert rep.decode(np.array(row)).note_num() > 0
+
+
+def test_warm_start_grows_vocabulary_rows_from_the_same_kind():
+    old_vocab, new_vocab = ["PAD_None", "Bar_None", "Pitch_60"], ["PAD_None", "Bar_None", "Pitch_60", "Bar_0", "X_1"]
+    assert row_sources(old_vocab, new_vocab) == [0, 1, 2, 1, -1]
+    old = {"embed": torch.arange(6.0).view(3, 2), "bias": torch.tensor([1.0, 2.0, 3.0]), "w": torch.ones(4)}
+    new = {"embed": torch.zeros(5, 2), "bias": torch.zeros(5), "w": torch.zeros(4)}
+    grown = grown_weights(old, new, row_sources(old_vocab, new_vocab), 3)
+    assert grown["embed"].tolist() == [[0, 1], [2, 3], [4, 5], [2, 3], [2, 3]]  # mean row for X_1
+    assert grown["bias"].tolist() == [1, 2, 3, 2, 2] and grown["w"].tolist() == [1, 1, 1, 1]
+    with pytest.raises(UserError, match="only the vocabulary may differ"):
+        grown_weights(old, {**new, "w": torch.zeros(5)}, row_sources(old_vocab, new_vocab), 3)
