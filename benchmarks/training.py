@@ -97,27 +97,39 @@ def main() -> None:
     print(f"achieved / peak = {ratio:.2f} (target >= 0.5): {'MET' if ratio >= 0.5 else 'NOT MET'}")
 
 
-def data_wait(dataset, workers: int, steps: int, batch_size: int = 32) -> tuple[float, float]:
-    """(share of wall time spent waiting for batches, ms per step) over `steps` optimizer steps of a
-    small LSTM fed by the training loop's DataLoader with `workers` worker processes."""
+def data_wait(dataset, workers: int, steps: int, batch_size: int = 32) -> dict[str, float]:
+    """Over `steps` optimizer steps of a small LSTM fed by the training loop's DataLoader with `workers`
+    worker processes: the share of wall time spent waiting for batches ("share"), ms per step ("ms"),
+    and CPU ms per step (user + sys, steady where the machine is shared): the training process's in all
+    ("step_cpu") and in taking batches ("take_cpu"), and the workers' ("workers_cpu")."""
+    import psutil
+
     from tunesmith.training.loader import EpochSampler, make_loader
 
     model = RNNLanguageModel(RNNConfig(vocab_size=dataset.representation.vocab_size, embed_dim=32,
                                        hidden_size=64, num_layers=1, dropout=0.0))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = make_loader(dataset.train, EpochSampler(len(dataset.train), batch_size, seed=0), workers, False)
-    batches, waited = iter(loader), 0.0
+    batches, waited, take_cpu = iter(loader), 0.0, 0.0
     next(batches)  # worker start-up is paid once per run, not per step
-    start = time.perf_counter()
+    inner = getattr(loader, "iterator", None) or batches  # a plain DataLoader: its iterator holds the workers
+    procs = [psutil.Process(w.pid) for w in getattr(inner, "_workers", [])]
+
+    def workers_cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+    start, cpu, worker_start = time.perf_counter(), time.process_time(), workers_cpu()
     for _ in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         batch = next(batches)
         waited += time.perf_counter() - t0
+        take_cpu += time.process_time() - c0
         optimizer.zero_grad()
         model.loss(batch)["loss"].backward()
         optimizer.step()
     total = time.perf_counter() - start
-    return waited / total, 1e3 * total / steps
+    return {"share": waited / total, "ms": 1e3 * total / steps, "step_cpu": 1e3 * (time.process_time() - cpu) / steps,
+            "take_cpu": 1e3 * take_cpu / steps, "workers_cpu": 1e3 * (workers_cpu() - worker_start) / steps}
 
 
 def loader_report(dataset_dir: Path | None, steps: int) -> None:
@@ -132,17 +144,21 @@ def loader_report(dataset_dir: Path | None, steps: int) -> None:
     lines = ["# DataLoader: share of step time waiting for data", "",
              f"`python benchmarks/training.py --loader{' --dataset ' + str(dataset_dir) if dataset_dir else ''}`"
              f" (1 x 64 LSTM, batch 32, {steps} steps, torch {torch.__version__})", "",
-             "| data | workers | waiting | ms / step | CPU ms / item, one process |", "|---|---:|---:|---:|---:|"]
+             "| data | workers | waiting | ms / step | CPU ms / step: trainer (taking batches) | workers "
+             "| CPU ms / item, one process |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, config in sources.items():
         data = prepare_data(config, "tokens")
         item_ms = item_costs(data.train)
         for workers in (0, 2):
-            share, ms = data_wait(data, workers, steps)
-            lines.append(f"| {name} | {workers} | {share:.1%} | {ms:.1f} | {item_ms} |")
+            w = data_wait(data, workers, steps)
+            lines.append(f"| {name} | {workers} | {w['share']:.1%} | {w['ms']:.1f} | {w['step_cpu']:.1f} "
+                         f"({w['take_cpu']:.2f}) | {w['workers_cpu']:.1f} | {item_ms} |")
             print(lines[-1], flush=True)
     lines += ["", f"load average (1, 5, 15 min) {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} before, "
               f"{', '.join(f'{a:.2f}' for a in os.getloadavg())} after, on {os.cpu_count()} cores: on a shared "
-              "machine the workers get less than a core each and the waiting share rises."]
+              "machine the workers get less than a core each and the waiting share rises.",
+              "With 2 workers the step cannot wait on two idle cores when the trainer's CPU per step, minus what "
+              "taking a batch costs it, is at least the workers' CPU per step (their share of the second core)."]
     print(lines[-1])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,13 +71,46 @@ class EpochSampler(Sampler[list[int]]):
             yield order[i : i + self.batch_size].tolist()
 
 
-def make_loader(dataset: Dataset, sampler: EpochSampler, workers: int, pin_memory: bool) -> DataLoader:
-    """A DataLoader over `sampler`'s batches. Its own generator keeps it from drawing on the global torch
-    RNG (which dropout uses), so creating an iterator mid-epoch on resume changes no random stream."""
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                      collate_fn=default_collate, persistent_workers=workers > 0,
-                      generator=torch.Generator().manual_seed(sampler.seed % 2**63),
-                      prefetch_factor=4 if workers > 0 else None)
+def make_loader(dataset: Dataset, sampler: EpochSampler, workers: int, pin_memory: bool) -> DataLoader | Batches:
+    """A DataLoader over `sampler`'s batches (dicts of tensors). Its own generator keeps it from drawing on
+    the global torch RNG (which dropout uses), so creating an iterator mid-epoch on resume changes no
+    random stream. With worker processes and no pinning, batches travel as numpy arrays (`Batches`)."""
+    arrays = workers > 0 and not pin_memory  # pinned batches keep torch's path: its pinning thread takes tensors
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                        collate_fn=numpy_collate if arrays else default_collate, persistent_workers=workers > 0,
+                        generator=torch.Generator().manual_seed(sampler.seed % 2**63),
+                        prefetch_factor=4 if workers > 0 else None)
+    return Batches(loader) if arrays else loader
+
+
+def numpy_collate(items: list) -> Any:
+    """Items that are dicts of tensors or arrays -> one dict of stacked numpy arrays (what `default_collate`
+    stacks, as arrays); anything else as `default_collate` makes it.
+
+    Why: a worker sends each batch tensor through a shared-memory file and a passed descriptor, which cost
+    the training process ~0.67 ms of CPU per batch against ~0.14 ms for the same arrays pickled whole
+    (batch 32 x 65 tokens, measured on this 2-core machine): time taken from the training step."""
+    first = items[0]
+    if not isinstance(first, dict) or not all(isinstance(v, torch.Tensor | np.ndarray) for v in first.values()):
+        return default_collate(items)
+    return {key: np.stack([np.asarray(item[key]) for item in items]) for key in first}
+
+
+class Batches:
+    """A DataLoader whose workers collate with `numpy_collate`, yielding dicts of tensors again (the arrays'
+    memory, no copy)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader, self.iterator = loader, None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        self.iterator = iter(self.loader)  # the DataLoader's iterator (its worker processes), for benchmarks
+        for batch in self.iterator:
+            yield {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()} \
+                if isinstance(batch, dict) else batch
 
 
 def valid_batches(n_items: int, batch_size: int, rank: int = 0, world: int = 1,
