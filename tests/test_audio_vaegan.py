@@ -44,7 +44,11 @@ def build(**overrides):
 EXTENDED = {"extended_statistics": True, "stat_match": "sorted", "key_profile": True}
 
 
-@pytest.mark.parametrize(("mode", "options"), [("noise", {}), ("continuation", {}), ("both", {}), ("both", EXTENDED)])
+FINETUNE = {**EXTENDED, "share_weight": 20.0, "d_patch": True}
+
+
+@pytest.mark.parametrize(("mode", "options"), [("noise", {}), ("continuation", {}), ("both", {}), ("both", EXTENDED),
+                                               ("both", FINETUNE), ("noise", {"d_patch": True})])
 def test_every_parameter_gets_a_gradient(mode, options, one_thread):
     model = build(mode=mode, noise_share=0.5, **options)
     batch = model.example_batch(4)

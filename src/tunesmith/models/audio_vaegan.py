@@ -24,8 +24,14 @@ Losses (weights in the config; the trainer is `training/gan_phases.py`):
   noise input the target is an unpaired real chunk (the seed's reconstruction), which pulls towards
   the mean chunk, so its weight is `noise_reconstruction` x rec_weight (default 0: noise items learn from
   D and the statistics alone; the seed's 1 makes them blur towards the mean chunk).
+  With `share_weight` > 0, + share_weight x the same sorted distance for each key's share of the chunk's
+  energy (`key_shares`, x K): the per-key statistics above are levels, whose spread over chunks follows
+  the chunk's loudness; the share is what the key-energy overlap measures (session 5: the lowest keys'
+  shares varied 2-3 times as much over generated chunks as over real ones).
 - D: BCE(D(real + n), 1 - label_smoothing) + BCE(D(fake + n), 0); instance noise n ~ N(0, s^2),
   s = instance_noise x (1 - progress) (annealed to 0 over training; the seed kept 0.05, on real only).
+  With `d_patch`, D also gives a logit per patch of the chunk and the BCE averages over all of them.
+- Fine-tuning: `init_from` names a checkpoint whose weights start a new run (`start_training`).
 - Pretraining (steps in batches): `pretrain_g_steps` of G alone (reconstruction + KL + statistics), then
   `pretrain_d_steps` of D alone with its own optimizer (the seed stepped G's optimizer there, so its D
   was never pretrained). Then `d_steps` D updates and `g_steps` G updates in turn, each update
@@ -56,6 +62,7 @@ from tunesmith.models.audio_vaegan_layers import (
     Encoder,
     Envelope,
     all_statistics,
+    key_shares,
     n_statistics,
     sinusoids,
     statistics_gap,
@@ -87,6 +94,9 @@ class AudioVAEGANConfig:
     extended_statistics: bool = False  # add onset rate, per-key attack and flatness to the statistics
     stat_match: str = "mean"  # "mean": batch means; "sorted": each statistic's distribution over the batch
     key_profile: bool = False  # a per-chunk, per-key bias from the latent summary (which keys the chunk uses)
+    share_weight: float = 0.0  # G: each key's share of a chunk's energy matched as a distribution over the batch
+    d_patch: bool = False  # D also gives one logit per ~2-s patch of the chunk (`Discriminator`)
+    init_from: str = ""  # an audio-vaegan checkpoint whose weights start a new run (fine-tuning; see start_training)
     mbd_kernels: int = 10
     mbd_dim: int = 5
     rec_weight: float = 2.0
@@ -132,7 +142,7 @@ class AudioVAEGAN(MusicModel):
         self.key_profile = nn.Linear(c.latent_dim, flat) if c.key_profile else None
         n_stats = n_statistics(flat, c.extended_statistics) if c.d_statistics else 0
         self.discriminator = Discriminator(flat * (1 if c.mode == "noise" else 2), c.d_width, c.d_max_width,
-                                           c.d_blocks, n_stats, c.mbd_kernels, c.mbd_dim)
+                                           c.d_blocks, n_stats, c.mbd_kernels, c.mbd_dim, c.d_patch)
         self.progress = 0.0
 
     # ---- registry ---------------------------------------------------------------------------------
@@ -165,7 +175,7 @@ class AudioVAEGAN(MusicModel):
         check_positive(config, "envelope", minimum=0, maximum=MAX_DEPTH)
         check_positive(config, "pretrain_g_steps", "pretrain_d_steps", minimum=0)
         check_positive(config, "noise_reconstruction", "rec_weight", "adv_weight", "kl_weight", "stat_weight",
-                       "instance_noise", minimum=0)
+                       "share_weight", "instance_noise", minimum=0)
         check_positive(config, "d_lr_ratio", minimum=1e-6)
         check_fraction(config, "dropout", "noise_share", "label_smoothing", "silence_level")
 
@@ -255,7 +265,11 @@ class AudioVAEGAN(MusicModel):
         real_stats, fake_stats = (all_statistics(x, c.silence_level, c.extended_statistics) for x in (target, fake))
         stat = statistics_gap(fake_stats, real_stats, c.stat_match)
         loss = c.rec_weight * rec + c.kl_weight * kl + c.stat_weight * stat
-        return {"loss": loss, "reconstruction": rec, "kl": kl, "statistics": stat, "fake": fake, "context": context}
+        terms = {"reconstruction": rec, "kl": kl, "statistics": stat, "fake": fake, "context": context}
+        if c.share_weight:  # per key, sorted over the batch: the spread of shares over chunks counts too
+            terms["shares"] = statistics_gap({"share": key_shares(fake)}, {"share": key_shares(target)}, "sorted")
+            loss = loss + c.share_weight * terms["shares"]
+        return {"loss": loss, **terms}
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """G's and D's losses on one batch, summed under "loss" (registry checks: every parameter is
@@ -311,6 +325,24 @@ class AudioVAEGAN(MusicModel):
         accuracy = ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean()) / 2
         return {"loss": rec + key_gap + silence_gap, "reconstruction": rec, "key_energy_gap": key_gap,
                 "silence_gap": silence_gap, "d_accuracy": accuracy}
+
+    def start_training(self) -> None:
+        """Before the first step of a new run: the weights of `init_from` (G and D; parts the source lacks,
+        such as a new patch head, keep their fresh values). A resumed run has them in its own checkpoint."""
+        if not self.config.init_from:
+            return
+        from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint
+
+        source = self.config.init_from
+        payload = load_checkpoint(resolve_checkpoint(source))
+        own = self.state_dict()
+        weights = {k: v for k, v in payload.get("weights", {}).items()
+                   if k in own and tuple(v.shape) == tuple(own[k].shape)}
+        missing = [k for k in own if k not in weights and not k.startswith("discriminator.patch.")]
+        if missing:
+            raise UserError(f"model config init_from: {source} does not fit this model ({len(missing)} of "
+                            f"{len(own)} weights missing or of another shape, first {missing[0]})")
+        self.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()}, strict=False)
 
     # ---- generation -------------------------------------------------------------------------------
 

@@ -118,24 +118,32 @@ class MinibatchDiscrimination(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """(B, in_ch, T) keys [+ (B, S) statistics] -> (B,) logits: residual spectral-normed blocks, mean over
+    """(B, in_ch, T) keys [+ (B, S) statistics] -> logits: residual spectral-normed blocks, mean over
     time, the statistics vector appended (so D sees the music statistics directly), minibatch
-    discrimination, a linear logit."""
+    discrimination, a linear logit: (B,). With `patch`, also one logit per position of the last block
+    (a spectral-normed 1x1 conv; each sees about 2 s of keys, 2^blocks frames apart), so D judges note
+    shapes and onsets where they are instead of through a mean over the chunk: (B, 1 + T / 2^blocks),
+    the chunk's logit first. The losses average BCE over every logit."""
 
     def __init__(self, in_ch: int, width: int, max_width: int, blocks: int, n_stats: int,
-                 n_kernels: int, kernel_dim: int) -> None:
+                 n_kernels: int, kernel_dim: int, patch: bool = False) -> None:
         super().__init__()
         widths = [in_ch] + [min(width * 2**i, max_width) for i in range(blocks)]
         self.blocks = nn.Sequential(*(ResidualDown(a, b) for a, b in zip(widths, widths[1:], strict=False)))
         features = widths[-1] + n_stats
         self.minibatch = MinibatchDiscrimination(features, n_kernels, kernel_dim)
         self.out = spectral_norm(nn.Linear(features + n_kernels, 1))
+        self.patch = spectral_norm(nn.Conv1d(widths[-1], 1, 1)) if patch else None
 
     def forward(self, x: Tensor, stats: Tensor | None = None) -> Tensor:
-        h = self.blocks(x).mean(-1)
+        local = self.blocks(x)  # (B, W, L)
+        h = local.mean(-1)
         if stats is not None:
             h = torch.cat([h, stats], dim=1)
-        return self.out(self.minibatch(h)).squeeze(-1)
+        logit = self.out(self.minibatch(h))  # (B, 1)
+        if self.patch is None:
+            return logit.squeeze(-1)
+        return torch.cat([logit, self.patch(local)[:, 0]], dim=1)
 
 
 def _correlation(a: Tensor, b: Tensor) -> Tensor:
@@ -200,6 +208,14 @@ def n_statistics(flat: int, extended: bool) -> int:
 def statistics_vector(stats: dict[str, Tensor]) -> Tensor:
     """The statistics as one (B, S) matrix, in `STAT_NAMES` then `EXTRA_NAMES` order (those present)."""
     return torch.cat([stats[name] for name in STAT_NAMES + EXTRA_NAMES if name in stats], dim=1)
+
+
+def key_shares(x: Tensor) -> Tensor:
+    """Each key's share of a chunk's energy, times K (1 for an even spread): keys (B, C, K, T) -> (B, K),
+    channels averaged first (the quantity whose distribution over chunks the key-energy overlap of
+    `evaluation/audio_metrics.py` compares, per key)."""
+    energy = x.float().clamp(min=0.0).mean(1).sum(-1)  # (B, K); D's inputs carry noise that dips below 0
+    return energy * x.shape[2] / (energy.sum(-1, keepdim=True) + 1e-6)
 
 
 def statistics_gap(fake: dict[str, Tensor], real: dict[str, Tensor], match: str) -> Tensor:
