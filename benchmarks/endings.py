@@ -1,17 +1,20 @@
 """Form (issue 11, item 2): where token models put the end of a piece, and how generated pieces end.
 
-For each token checkpoint (REMI `events` models: lstm-bach, transformer-bach by default):
+For each token checkpoint (REMI `events` models: lstm-bach, lstm-bach-form, transformer-bach by default):
 
 1. End-token profile on the held-out pieces of the checkpoint's own split (`scoring.endings`): mean
    P(EOS) at the true end, after notes that end on a bar line, after other notes, and the percentile of
-   the true end among all positions of its piece (1.0: the model's most confident end is the real one).
+   the true end among all positions of its piece (1.0: the model's most confident end is the real one);
+   and P(EOS) at each bar line against the bars still to come (a model that knows where the piece ends
+   puts its end-token mass at the true end, not at the cadences of earlier phrases). A countdown model (bar
+   countdown tokens, `representations/countdown.py`) reads the true bars left, as in generation.
 2. Endings (`evaluation.form`): the fraction of pieces that close with a cadence (tonic in the bass,
    tonic chord, held a beat), for the real held-out pieces (whole), the same pieces cut after B bars,
    generated pieces of exactly B bars (`--ending bars`, the default) and generated pieces that end
    where the model draws its end token at a bar line at least B bars in (`--ending model`).
 
 Usage: python benchmarks/endings.py [CKPT ...] [--n 32] [--bars 8] [--pieces 20] [--out benchmarks/results]
-Writes benchmarks/results/endings.md.
+Writes benchmarks/results/endings.md, endings.json and endings.png (P(EOS) against bars before the end).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from tunesmith.data.splits import split_of
 from tunesmith.evaluation.form import ending_rates
 from tunesmith.evaluation.runs import load_set
 from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.io.atomic import write_atomic
 from tunesmith.models.checkpoint import load_model
 from tunesmith.scoring.endings import ending_profile
 
-DEFAULT = ("lstm-bach", "transformer-bach")
+DEFAULT = ("lstm-bach", "lstm-bach-form", "transformer-bach")
+FAR = 8  # bars before the end shown one by one; the rest pooled
 
 
 def held_out(loaded, limit: int) -> tuple[list, list[np.ndarray]]:
@@ -70,10 +75,27 @@ def remi_bar_line_marks(rep) -> callable:
     return marks
 
 
+def remi_bars_left(rep) -> callable:
+    """ids -> (len,) int: at each bar line, after the token before it, the bars still to come (the Bar
+    tokens from there on); 0 after the last token (the true end); -1 elsewhere."""
+    is_bar = np.array([token.startswith("Bar_") for token in rep.vocab])
+
+    def marks(ids: np.ndarray) -> np.ndarray:
+        bars = is_bar[np.asarray(ids, np.int64)]
+        to_come = bars[::-1].cumsum()[::-1]  # Bar tokens at or after each position
+        out = np.full(len(bars), -1)
+        out[:-1] = np.where(bars[1:], to_come[1:], -1)
+        out[-1] = 0
+        return out
+
+    return marks
+
+
 def measure(name: str, args: argparse.Namespace) -> dict:
     loaded = load_model(name)
     scores, arrays = held_out(loaded, args.pieces)
-    profile = ending_profile(loaded, arrays, remi_bar_line_marks(loaded.representation))
+    rep = loaded.representation
+    profile = ending_profile(loaded, arrays, remi_bar_line_marks(rep), remi_bars_left(rep), FAR)
     row = {"model": name, "profile": profile, "real_whole": ending_rates(scores),
            "real_cut": ending_rates([bars_after(s, args.bars) for s in scores])}
     for ending in args.endings:
@@ -94,7 +116,33 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
     lines += ["", "Fraction of pieces ending with a cadence (tonic bass, tonic chord, held a beat):", "",
               "| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     lines += [f"| {r['model']} | " + " | ".join(f"{r[s]['cadence']:.2f}" for s in sets) + " |" for r in rows]
+    heads = ["true end"] + [f"{d} to come" for d in range(1, FAR)] + [f"{FAR}+ to come"]
+    lines += ["", "Mean P(EOS) at the piece's bar lines (after the last token before each), by bars still to "
+              "come (held-out pieces; a model that knows where the piece ends puts its mass at the true end):",
+              "", "| model | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    lines += [f"| {r['model']} | " + " | ".join(f"{v:.4f}" for v in r["profile"]["p_eos_by_bars_left"]) + " |"
+              for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """P(EOS) at bar lines against the bars still to come, one line per model (log scale), to `path`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4))
+    axes = figure.add_subplot()
+    for r in rows:
+        axes.plot(range(FAR + 1), r["profile"]["p_eos_by_bars_left"], marker="o", label=r["model"])
+    axes.set_yscale("log")
+    axes.set_xticks(range(FAR + 1), ["end"] + [str(d) for d in range(1, FAR)] + [f"{FAR}+"])
+    axes.set_xlabel("bars still to come at the bar line")
+    axes.set_ylabel("mean P(EOS) at the bar line")
+    axes.set_title("Where token models expect the end (held-out chorales)")
+    axes.legend()
+    figure.tight_layout()
+    FigureCanvasAgg(figure)
+    write_atomic(path, lambda out: figure.savefig(out, format="png", dpi=100))
 
 
 def main() -> None:
@@ -112,8 +160,9 @@ def main() -> None:
             f"{args.bars}` (seed {args.seed})\n\n" + table(rows, args))
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "endings.md").write_text(text)
-    (args.out / "endings.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_atomic(args.out / "endings.md", text.encode())
+    write_atomic(args.out / "endings.json", (json.dumps(rows, indent=1) + "\n").encode())
+    plot(rows, args.out / "endings.png")
 
 
 if __name__ == "__main__":

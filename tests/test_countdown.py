@@ -121,3 +121,56 @@ def test_warm_start_grows_vocabulary_rows_from_the_same_kind():
     assert grown["bias"].tolist() == [1, 2, 3, 2, 2] and grown["w"].tolist() == [1, 1, 1, 1]
     with pytest.raises(UserError, match="only the vocabulary may differ"):
         grown_weights(old, {**new, "w": torch.zeros(5)}, row_sources(old_vocab, new_vocab), 3)
+
+
+@pytest.fixture(scope="module")
+def grown():
+    """lstm-bach with countdown rows grown from its Bar row, not trained: the generation path alone."""
+    import dataclasses
+
+    from tunesmith.models.checkpoint import LoadedModel, build_or_explain, load_model
+
+    old = load_model("lstm-bach")
+    if old.representation.countdown is not None:  # the shipped model counts down already
+        return old
+    rep = get_representation("events", **{**dataclasses.asdict(old.representation.config), "countdown": 8})
+    model = build_or_explain("lstm", dataclasses.replace(old.model.config, vocab_size=rep.vocab_size), "test")
+    sources = row_sources(old.representation.vocab, rep.vocab)
+    model.load_state_dict(grown_weights(old.model.state_dict(), model.state_dict(), sources, len(sources) - 8))
+    return LoadedModel(model.eval(), rep, {**old.checkpoint, "representation": rep.to_dict()}, old.path)
+
+
+def test_generation_lasts_the_requested_bars_or_the_models_choice_in_the_window(grown):
+    from tunesmith.core.score import bar_line_after
+    from tunesmith.generation.endings import extra_bars
+    from tunesmith.generation.generate import GenerateRequest, generate_scores
+
+    bar = 4 * grown.representation.tpq
+    exact = GenerateRequest(n=2, bars=3, seed=1)
+    for score in generate_scores(grown, exact):
+        assert score.end() == 3 * bar and score.note_num() > 0
+    assert exact.decoding["constrained"] and exact.decoding["invalid_tokens"] == 0
+    chosen = GenerateRequest(n=2, bars=2, seed=2, ending="model")
+    for score in generate_scores(grown, chosen):
+        assert score.end() % bar == 0 and 2 * bar <= score.end() <= (2 + extra_bars(2)) * bar
+    path = sorted(BACH40.glob("*.mid"))[1]
+    primed = GenerateRequest(n=1, bars=2, seed=3, primer=path, primer_bars=4)
+    (score,) = generate_scores(grown, primed)
+    from tunesmith.core.score import copy_meta
+    from tunesmith.generation.generate import read_primer
+
+    primer = grown.representation.canonical(read_primer(path, 4))
+    assert score.end() == bar_line_after(copy_meta(primer, primer.ticks_per_quarter), 2, primer.end()) == 6 * bar
+    free = GenerateRequest(n=1, steps=40, seed=4)
+    (score,) = generate_scores(grown, free)
+    assert free.decoding["pieces"][0]["sampled_tokens"] == 40 and score.note_num() > 0
+
+
+def test_primer_bars_are_relabelled_with_their_distance_to_the_end():
+    _, rep = _reps(4)
+    ids = rep.encode(read_midi(sorted(BACH40.glob("*.mid"))[0]))
+    n = rep.countdown.n_bars(ids)
+    relabelled = rep.countdown.label(ids, n + 2)  # two more bars will follow the primer
+    bars = [rep.vocab[i] for i in relabelled if rep.vocab[i].startswith("Bar")]
+    assert bars[-2:] == ["Bar_3", "Bar_2"] and set(bars[:-2]) == {"Bar_None"}
+    assert np.array_equal(rep.countdown.far(relabelled), rep.countdown.far(ids))

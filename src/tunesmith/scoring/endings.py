@@ -34,10 +34,16 @@ def eos_probabilities(loaded: LoadedModel, ids: np.ndarray) -> np.ndarray:
 
 
 def ending_profile(loaded: LoadedModel, pieces: Sequence[np.ndarray],
-                   at_bar_line: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+                   at_bar_line: Callable[[np.ndarray], np.ndarray],
+                   bars_left: Callable[[np.ndarray], np.ndarray] | None = None, far: int = 8) -> dict:
     """Summaries over `pieces` (token arrays). `at_bar_line(ids)` -> (len(ids),) int8: 1 after a token that
-    completes a note ending on a bar line, 0 after one completing any other note, -1 elsewhere."""
+    completes a note ending on a bar line, 0 after one completing any other note, -1 elsewhere.
+
+    With `bars_left(ids)` -> (len(ids),) int (at each bar line, after its last token: the bars still to
+    come, 0 after the piece's last token; -1 elsewhere), also `p_eos_by_bars_left`: mean P(EOS) at the
+    true end (entry 0), at bar lines with 1, ..., far - 1 bars to come, and last `far` or more."""
     at_end, on_bar, off_bar, percentile = [], [], [], []
+    by_left: list[list[float]] = [[] for _ in range(far + 1)]
     for ids in pieces:
         p = eos_probabilities(loaded, ids)
         where = at_bar_line(ids)
@@ -45,7 +51,14 @@ def ending_profile(loaded: LoadedModel, pieces: Sequence[np.ndarray],
         on_bar += p[:-1][where[:-1] == 1].tolist()
         off_bar += p[:-1][where[:-1] == 0].tolist()
         percentile.append(float(np.mean(p <= p[-1])))
-    return {"pieces": len(pieces), "p_eos_at_true_end": float(np.mean(at_end)),
-            "p_eos_note_ends_on_bar_line": float(np.mean(on_bar)) if on_bar else float("nan"),
-            "p_eos_other_note_ends": float(np.mean(off_bar)) if off_bar else float("nan"),
-            "true_end_percentile": float(np.mean(percentile))}
+        if bars_left is not None:
+            left = bars_left(ids)
+            for d, value in zip(left[left >= 0].tolist(), p[left >= 0].tolist(), strict=True):
+                by_left[min(d, far)].append(value)
+    profile = {"pieces": len(pieces), "p_eos_at_true_end": float(np.mean(at_end)),
+               "p_eos_note_ends_on_bar_line": float(np.mean(on_bar)) if on_bar else float("nan"),
+               "p_eos_other_note_ends": float(np.mean(off_bar)) if off_bar else float("nan"),
+               "true_end_percentile": float(np.mean(percentile))}
+    if bars_left is not None:
+        profile["p_eos_by_bars_left"] = [float(np.mean(v)) if v else float("nan") for v in by_left]
+    return profile
