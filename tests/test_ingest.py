@@ -158,7 +158,8 @@ def test_rerun_parses_nothing_new_then_only_what_changed(tmp_path, parse_calls):
     assert sorted(dataset.notes(dataset.paths.index("song0.mid"))["pitch"].tolist()) == [40, 41, 42]
 
 
-def test_a_killed_run_loses_at_most_its_current_shard(tmp_path, parse_calls, monkeypatch):
+@pytest.mark.parametrize("n_workers", [1, 2])  # two: the workers read the files, answers come in any order
+def test_a_killed_run_loses_at_most_its_current_shard(tmp_path, parse_calls, monkeypatch, n_workers):
     src, out = tmp_path / "src", tmp_path / "out"
     for i in range(23):
         write_song(src, f"s{i:02d}.mid", midi(track(tempo(400_000 + i) + note(40 + i))))
@@ -173,15 +174,15 @@ def test_a_killed_run_loses_at_most_its_current_shard(tmp_path, parse_calls, mon
 
     monkeypatch.setattr(cache_writer.DatasetWriter, "commit", dying_commit)
     with pytest.raises(KeyboardInterrupt):
-        ingest_folder(src, out, workers=1, shard_files=5)
+        ingest_folder(src, out, workers=n_workers, shard_files=5)
     monkeypatch.setattr(cache_writer.DatasetWriter, "commit", real_commit)
     assert commits == [5, 5] and len(open_dataset(out)) == 10  # what was committed is readable
     calls_before = len(parse_calls)
-    resumed = ingest_folder(src, out, workers=1, shard_files=5)
+    resumed = ingest_folder(src, out, workers=n_workers, shard_files=5)
     assert len(parse_calls) - calls_before == 13 and resumed["reused"] == 10
     shards = sorted(os.listdir(out / "shards"))
     assert shards == [f"{i:06d}.{ext}" for i in range(5) for ext in ("bin", "json")]  # debris removed
-    fresh = ingest_folder(src, tmp_path / "fresh", workers=1)
+    fresh = ingest_folder(src, tmp_path / "fresh", workers=n_workers)
     assert resumed["files"] == fresh["files"]
     assert open_dataset(out).piece_ids == open_dataset(tmp_path / "fresh").piece_ids
 

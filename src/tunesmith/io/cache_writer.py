@@ -175,12 +175,12 @@ class DatasetWriter:
                     continue  # not ours to remove
                 path.unlink(missing_ok=True)
 
-    def add(self, record: dict, arrays: dict | None = None) -> None:
-        """Buffer a file's record, with its piece arrays when its status is 'ok'."""
+    def add(self, record: dict, piece: tuple | None = None) -> None:
+        """Buffer a file's record, with its piece (a `pack_score` result) when its status is 'ok'."""
         self._records.append(record)
-        if arrays is not None:
-            self._pieces.append((record, arrays))
-            self._notes += len(arrays["pitch"])
+        if piece is not None:
+            self._pieces.append((record, piece))
+            self._notes += piece[1][0]
         if record["sha256"]:
             self.by_sha.setdefault(record["sha256"], record)
 
@@ -214,10 +214,9 @@ class DatasetWriter:
 
     def _commit(self) -> None:
         name = f"{1 + max((int(s['name']) for s in self.manifest['shards']), default=-1):06d}"
-        layout, arrays = _pack([arrays for _, arrays in self._pieces])
+        layout, arrays = _pack([piece for _, piece in self._pieces])
         bin_check = _write_arrays(self.folder / f"{name}.bin", arrays) if layout else None
-        pieces = [{"id": rec["sha256"], "path": rec["path"], "track_names": arrays["track_names"]}
-                  for rec, arrays in self._pieces]
+        pieces = [{"id": rec["sha256"], "path": rec["path"], "track_names": piece[3]} for rec, piece in self._pieces]
         index = json.dumps({"layout": layout, "pieces": pieces, "files": self._records}).encode()
         write_atomic(self.folder / f"{name}.json", index)
         self.manifest["shards"].append({"name": name, "pieces": len(pieces), "notes": self._notes,
@@ -259,19 +258,20 @@ def _sweep_temp_files(out: Path) -> None:
                     Path(entry.path).unlink(missing_ok=True)
 
 
-def _pack(pieces: list[dict]) -> tuple[dict, list[np.ndarray]]:
-    """Concatenate the pieces' arrays, derive the per-note track/program/is_drum, add the offsets.
+def _pack(pieces: list[tuple]) -> tuple[dict, list[np.ndarray]]:
+    """Concatenate the pieces' arrays (`pack_score` results), derive the per-note track/program/is_drum,
+    add the offsets.
 
     Returns the layout (name -> (dtype string, length, byte offset), offsets multiples of ALIGN;
     empty without pieces) and the arrays in layout order.
     """
     if not pieces:
         return {}, []
-    little = {name: np.dtype(dtype).newbyteorder("<") for name, dtype in PIECE_DTYPES.items()}
-    arrays = {name: np.concatenate([p[name] for p in pieces]).astype(little[name], copy=False)
-              for name in PIECE_DTYPES}
-    offsets = {group: np.concatenate([[0], np.cumsum([len(p[next(iter(names))]) for p in pieces])])
-               for group, names in GROUPS.items()}
+    columns = _columns(pieces)
+    arrays = {name: np.frombuffer(columns[name], dtype).astype(np.dtype(dtype).newbyteorder("<"), copy=False)
+              for name, dtype in PIECE_DTYPES.items()}
+    counts = np.array([piece[1] for piece in pieces], np.int64).reshape(-1, len(GROUPS))
+    offsets = {group: np.concatenate([[0], np.cumsum(counts[:, g])]) for g, group in enumerate(GROUPS)}
     # Index of each track within its piece, then one value per note by repeating over track_notes.
     first_track = np.repeat(offsets["tracks"][:-1], np.diff(offsets["tracks"]))
     track_index = np.arange(len(arrays["track_notes"])) - first_track
@@ -279,13 +279,29 @@ def _pack(pieces: list[dict]) -> tuple[dict, list[np.ndarray]]:
     arrays["track"] = np.repeat(track_index, repeats).astype("<i2")
     arrays["program"] = np.repeat(arrays["track_program"], repeats)
     arrays["is_drum"] = np.repeat(arrays["track_is_drum"], repeats)
-    arrays["piece_tpq"] = np.array([p["tpq"] for p in pieces], "<i4")
+    arrays["piece_tpq"] = np.array([p[2] for p in pieces], "<i4")
     arrays.update({f"piece_{group}": offsets[group].astype("<i8") for group in GROUPS})
     layout, offset = {}, 0
     for name, array in arrays.items():
         layout[name] = (array.dtype.str, len(array), offset)
         offset += -(-array.nbytes // ALIGN) * ALIGN
     return layout, list(arrays.values())
+
+
+def _columns(pieces: list[tuple]) -> dict[str, bytes]:
+    """Each PIECE_DTYPES array of every piece, joined piece after piece: byte slices of the buffers the
+    workers packed, one join per array (no numpy array per piece and array: the writer's CPU per file is
+    what two parser workers on two cores wait on)."""
+    sizes = [(name, np.dtype(dtype).itemsize, g) for g, group in enumerate(GROUPS.values())
+             for name, dtype in group.items()]
+    parts: dict[str, list] = {name: [] for name, _, _ in sizes}
+    for blob, counts, _, _ in pieces:
+        view, offset = memoryview(blob), 0
+        for name, itemsize, g in sizes:
+            end = offset + counts[g] * itemsize
+            parts[name].append(view[offset:end])
+            offset = end
+    return {name: b"".join(chunks) for name, chunks in parts.items()}
 
 
 def _write_arrays(path: Path, arrays: list[np.ndarray]) -> dict:

@@ -5,7 +5,7 @@ count and ticks per quarter. `check_piece` runs on the score's piece arrays (`ca
 piece_arrays`, bounded by the note cap): tick range, tempo map, meters, length in seconds, note
 durations, notes per tick. Both run in the guarded worker: `read_midi` through `check_score`,
 ingest on the arrays the worker packs (`worker_child.handle_task`), so that ingest's parent only stores
-them; with a single worker the parent runs `check_piece` itself (`ingest._Run.submit` says why).
+them; with a single worker the parent runs `check_piece` itself (the `ingest._Run` docstring says why).
 """
 
 from __future__ import annotations

@@ -26,11 +26,12 @@ from tunesmith.io.cache import folder_state, read_manifest
 from tunesmith.io.cache_writer import DatasetWriter, unpack_piece
 from tunesmith.io.checks import check_piece
 from tunesmith.io.midi import Limits, display_name, file_kind, is_midi_name, read_file_bytes
-from tunesmith.io.workers import borrow_pool, cap_workers, return_pool
+from tunesmith.io.workers import BATCH_FILES, borrow_pool, cap_workers, return_pool
 
 READ_AHEAD_FILES, READ_AHEAD_BYTES = 32, 64 << 20  # per worker: files read and queued, not yet parsed
 # Skip reasons that may not recur (machine load, I/O): such files are tried again by a rerun.
 TRANSIENT = ("parse timed out", "parser crashed", "out of memory", "cannot open", "cannot read")
+WORKER_LOST = TRANSIENT[:3]  # answers a worker gives without the file's hash (the pool's, or a MemoryError)
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,25 @@ def check_arguments(src: Path, out: Path, workers: int) -> tuple[Path, Path, int
 
 
 class _Run:
-    """State of one ingest run: decisions in walk order, the parser pool, the shard writer."""
+    """State of one ingest run: decisions in walk order, the parser pool, the shard writer.
 
-    def __init__(self, src: Path, out: Path, n_workers: int, limits: Limits, writer: DatasetWriter):
+    With one worker the parent reads and hashes each file (copies are never parsed) and runs the piece
+    checks: the worker's CPU sets the pace and the parent, waiting on it, has a core to spare. With two or
+    more (`lean`, MIDI only), the workers share the cores with the parent, so they read, hash, parse, check and pack
+    each file, and the parent only walks the folder and stores what they send: copies are told apart by the
+    hash a worker returns (a copy then costs a parse). Either way entries are decided in walk order (`later`),
+    so shards and which of two copies is the duplicate do not depend on which worker answered first.
+    """
+
+    def __init__(self, src: Path, out: Path, n_workers: int, limits: Limits, writer: DatasetWriter,
+                 lean: bool = False):
         self.root, self.out, self.limits, self.writer = os.fsencode(src), out, limits, writer
-        self.n_workers, self.pool = n_workers, None
+        self.n_workers, self.pool, self.lean = n_workers, None, lean
         self.records: list[dict | None] = []
         self.first: dict[str, str] = {}  # sha256 -> path of the first file with it in this run
-        self.pending: dict[int, tuple[Entry, str]] = {}
+        self.pending: dict[int, tuple[Entry, str | None]] = {}
+        self.waiting: dict[int, Callable[[], None]] = {}  # decisions made before an earlier entry's
+        self.next_idx = 0  # the first entry not yet decided
         self.parsed = self.reused = 0
         self.bar = None
 
@@ -103,10 +115,22 @@ class _Run:
         return {"path": os.fsdecode(entry.rel), "size": entry.size, "mtime_ns": entry.mtime_ns,
                 "sha256": sha, "status": status, "reason": reason, "n_notes": n_notes}
 
-    def decide(self, idx: int, rec: dict, arrays: dict | None = None, new: bool = True) -> None:
+    def later(self, idx: int, action: Callable[[], None]) -> None:
+        """Run `action` (which decides entry `idx`) once every earlier entry is decided."""
+        self.waiting[idx] = action
+        while self.next_idx in self.waiting:
+            action = self.waiting.pop(self.next_idx)
+            self.next_idx += 1
+            action()
+
+    def decide(self, idx: int, rec: dict, piece: tuple | None = None, new: bool = True) -> None:
+        self.later(idx, lambda: self.store(idx, rec, piece, new))
+
+    def store(self, idx: int, rec: dict, piece: tuple | None = None, new: bool = True) -> None:
+        """Record the decision on entry `idx`; a new one goes to the writer with its piece (`pack_score`)."""
         self.records[idx] = rec
         if new:
-            self.writer.add(rec, arrays)
+            self.writer.add(rec, piece)
             if self.writer.full:
                 self.writer.commit()
         if self.bar is not None:
@@ -120,11 +144,16 @@ class _Run:
         prior = self.writer.files.get(os.fsdecode(entry.rel))
         if prior and (prior["size"], prior["mtime_ns"]) == (entry.size, entry.mtime_ns) and self.final(prior):
             return self.reuse(idx, prior)
+        if self.lean:
+            return self.submit(idx, entry, None, None)
         try:
             data = read_file_bytes(os.path.join(self.root, entry.rel), self.limits, follow_symlinks=False)
         except SkipFile as reason:
             return self.decide(idx, self.record(entry, None, "skipped", str(reason)))
-        self.by_content(idx, entry, data)
+        sha = hashlib.sha256(data).hexdigest()
+        if (known := self.copy_record(entry, sha)) is not None:
+            return self.decide(idx, known)
+        self.submit(idx, entry, sha, data)
 
     def final(self, record: dict) -> bool:
         """A committed verdict this run keeps: skips for transient reasons, or under other limits,
@@ -135,61 +164,95 @@ class _Run:
 
     def reuse(self, idx: int, prior: dict) -> None:
         self.reused += 1
-        if prior["sha256"]:
-            self.first.setdefault(prior["sha256"], prior["path"])
-        self.decide(idx, prior, new=False)
 
-    def by_content(self, idx: int, entry: Entry, data: bytes) -> None:
-        path, sha = os.fsdecode(entry.rel), hashlib.sha256(data).hexdigest()
+        def reused() -> None:
+            if prior["sha256"]:
+                self.first.setdefault(prior["sha256"], prior["path"])
+            self.store(idx, prior, new=False)
+
+        self.later(idx, reused)
+
+    def copy_record(self, entry: Entry, sha: str) -> dict | None:
+        """The record of `entry` when content `sha` was met before (a duplicate, or this very file touched
+        since the last run); None after noting `entry` as the first file with it."""
+        path = os.fsdecode(entry.rel)
         earlier = self.first.get(sha)
         known = self.writer.by_sha.get(sha)
         if earlier is None and known is not None and self.final(known):
             earlier = known["path"] if known["path"] != path else None
             if earlier is None:  # same file, touched since the last run: refresh its record
                 self.first[sha] = path
-                return self.decide(idx, {**known, "size": entry.size, "mtime_ns": entry.mtime_ns})
+                return {**known, "size": entry.size, "mtime_ns": entry.mtime_ns}
         if earlier is not None:
-            reason = f"same content as {display_name(earlier)}"
-            return self.decide(idx, self.record(entry, sha, "duplicate", reason))
+            return self.record(entry, sha, "duplicate", f"same content as {display_name(earlier)}")
         self.first[sha] = path
-        self.submit(idx, entry, sha, data)
+        return None
 
-    def submit(self, idx: int, entry: Entry, sha: str, data: bytes) -> None:
-        """Hand `data` to a parser. Workers run the piece checks (`checks.check_piece`), so that with two
-        or more the parent, the serial part, only stores pieces; with one, the parent runs them: the
-        worker's CPU time then sets the pace, and the parent, waiting on it, has time to spare."""
+    def submit(self, idx: int, entry: Entry, sha: str | None, data: bytes | None) -> None:
+        """Hand `data` (lean: the file's path) to a parser. Workers run the piece checks
+        (`checks.check_piece`) except with one worker, where the parent runs them (see the class)."""
         if self.pool is None:
             self.pool = borrow_pool(self.n_workers, self.limits)
         self.pending[idx] = (entry, sha)
-        self.pool.submit(idx, "table-unchecked" if self.n_workers == 1 else "table", data=data)
+        if self.lean:
+            self.pool.submit(idx, "table-file", path=os.path.join(self.root, entry.rel))
+        else:
+            self.pool.submit(idx, "table-unchecked" if self.n_workers == 1 else "table", data=data)
         self.parsed += 1
-        self.collect(0.0)
-        while self._ahead():
-            self.collect(None)
+        if not self.lean:
+            self.collect(0.0)
+            while self._ahead():
+                self.collect(None)
+        elif self._ahead():  # lean tasks are a path each: top the workers up a batch each at a time, so
+            while self._ahead(BATCH_FILES * self.n_workers):  # a poll per file costs no CPU, nor a batch of one
+                self.collect(None)
 
-    def _ahead(self) -> bool:
-        """Read ahead of the workers, but not without bound: 32 files or 64 MiB per worker."""
+    def _ahead(self, margin: int = 0) -> bool:
+        """Read ahead of the workers, but not without bound: 32 files (less `margin` in all) or 64 MiB per
+        worker, counting the answers that wait for an earlier entry's."""
         pool, n = self.pool, self.n_workers
-        return pool.backlog >= READ_AHEAD_FILES * n or pool.queued_bytes > READ_AHEAD_BYTES * n
+        return (pool.backlog + len(self.waiting) >= READ_AHEAD_FILES * n - margin
+                or pool.queued_bytes > READ_AHEAD_BYTES * n)
 
     def collect(self, timeout: float | None) -> None:
         for idx, ok, payload in self.pool.poll(timeout):
             entry, sha = self.pending.pop(idx)
-            if ok:
-                arrays = unpack_piece(payload)
+            if self.lean:
+                self.later(idx, lambda i=idx, e=entry, o=ok, p=payload: self.answered(i, e, o, p))
+                continue
+            if ok and self.n_workers == 1:  # see the class docstring
                 try:
-                    if self.n_workers == 1:  # see `submit`
-                        check_piece(arrays, self.limits)
+                    check_piece(unpack_piece(payload), self.limits)
                 except SkipFile as reason:
                     ok, payload = False, str(reason)
             if ok:
-                self.decide(idx, self.record(entry, sha, "ok", n_notes=len(arrays["pitch"])), arrays)
+                self.decide(idx, self.record(entry, sha, "ok", n_notes=payload[1][0]), payload)
             else:
                 self.decide(idx, self.record(entry, sha, "skipped", payload))
+
+    def answered(self, idx: int, entry: Entry, ok: bool, payload) -> None:
+        """Decide entry `idx` from a lean worker's answer (`worker_child._answer`, kind 'table-file')."""
+        if ok:
+            sha, ok, payload = payload
+        else:  # unread, or the worker died or overran: hash it here, so its copies are not parsed again
+            sha = self.hash_again(entry) if payload.startswith(WORKER_LOST) else None
+        if sha is not None and (known := self.copy_record(entry, sha)) is not None:
+            return self.store(idx, known)
+        if not ok:
+            return self.store(idx, self.record(entry, sha, "skipped", payload))
+        self.store(idx, self.record(entry, sha, "ok", n_notes=payload[1][0]), payload)
+
+    def hash_again(self, entry: Entry) -> str | None:
+        try:
+            data = read_file_bytes(os.path.join(self.root, entry.rel), self.limits, follow_symlinks=False)
+        except SkipFile:
+            return None
+        return hashlib.sha256(data).hexdigest()
 
     def drain(self) -> None:
         while self.pool is not None and self.pool.busy:
             self.collect(None)
+        assert not self.waiting, "ingest left entries undecided"  # every answer has come back
 
     def close(self) -> None:
         if self.pool is not None:
@@ -218,7 +281,7 @@ def ingest_folder(src: Path, out: Path, workers: int = 0, limits: Limits = Limit
     writer = DatasetWriter(out, str(src), limits.as_dict(), shard_files=shard_files, repair=repair)
     try:
         entries, unlisted = walk_files(os.fsencode(src))
-        run = _Run(src, out, n_workers, limits, writer)
+        run = _Run(src, out, n_workers, limits, writer, lean=n_workers >= 2)
         run_all(run, entries)
     finally:
         writer.release()

@@ -5,6 +5,7 @@ failure becomes a one-line reason in the answer, never a crash of the parent."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import sys
 from multiprocessing.connection import Connection
 
 from tunesmith.core.errors import SkipFile
-from tunesmith.io.midi import Limits, parse_bytes, read_named_file
+from tunesmith.io.midi import Limits, parse_bytes, read_file_bytes, read_named_file
 
 
 def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limits):
@@ -55,15 +56,30 @@ def worker_main() -> None:
 
 
 def _answer(message: tuple, limits: Limits) -> tuple:
+    """(key, ok, result or reason) of one task. Kind 'table-file' (ingest with two or more workers: the
+    parent only walks the folder and stores) reads the file at `path` here (no symlink followed, as the
+    parent's walk) and hashes it: ok=False with the reason when it cannot be read, else ok=True and
+    (sha256 hex, ok, `handle_task(kind='table')` result or reason), so the parent can tell copies apart
+    whatever the parse gave."""
     key, kind, path, data = message
+    if kind != "table-file":
+        return key, *_attempt(limits, handle_task, kind, path, data, limits)
+    ok, data = _attempt(limits, read_file_bytes, path, limits, False)
+    if not ok:
+        return key, False, data
+    return key, True, (hashlib.sha256(data).hexdigest(), *_attempt(limits, handle_task, "table", None, data, limits))
+
+
+def _attempt(limits: Limits, function, *args) -> tuple[bool, object]:
+    """(True, function(*args)), or (False, a one-line reason) for whatever it raised."""
     try:
-        return key, True, handle_task(kind, path, data, limits)
+        return True, function(*args)
     except SkipFile as reason:
-        return key, False, str(reason)
+        return False, str(reason)
     except MemoryError:
-        return key, False, f"out of memory: parsing needs over {limits.parse_memory_bytes >> 20} MiB"
+        return False, f"out of memory: parsing needs over {limits.parse_memory_bytes >> 20} MiB"
     except Exception as error:  # anything else symusic or numpy throws: one line, never a crash
-        return key, False, f"parse error: {type(error).__name__}: {error}"[:240]
+        return False, f"parse error: {type(error).__name__}: {error}"[:240]
 
 
 def limit_address_space(extra_bytes: int) -> None:
