@@ -28,7 +28,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from tunesmith.evaluation.audio_metrics import compare_key_sets, split_chunks
+from tunesmith.core.constants import pitch_name
+from tunesmith.evaluation.audio_metrics import chunk_table, compare_key_sets, key_overlaps, split_chunks
+from tunesmith.io.atomic import write_atomic
 from tunesmith.models import make_config, model_class
 
 OUT = Path(__file__).parent / "results" / "audio.md"
@@ -154,6 +156,15 @@ def clicks(rep, keys: list[np.ndarray]) -> dict[str, float]:
     return {"ours": float(np.mean(ours)), "seed": float(np.mean(seed))}
 
 
+def weakest_keys(real: list[np.ndarray], keys: list[np.ndarray], seconds: float, lowest: int, count: int = 6) -> str:
+    """The `count` keys whose share over chunks overlaps least with the real one: "C2 0.46 (weight 1.7 %), ..."
+    (the parts of the key-energy overlap that cost most)."""
+    ref, gen = (chunk_table(x, seconds, lowest)["key_share"] for x in (real, keys))
+    oas, weights = key_overlaps(ref, gen), ref.mean(0) / ref.mean(0).sum()
+    worst = np.argsort((1 - oas) * weights)[::-1][:count]
+    return ", ".join(f"{pitch_name(lowest + int(k) + 20)} {oas[k]:.2f}" for k in worst)
+
+
 def report(speed: dict, overlap: dict | None, click: dict | None, command: str) -> str:
     lines = ["# audio-vaegan benchmark", "", f"`{command}` (one run, one CPU thread)", "",
              "## Generator training step (batch 4, forward + backward + AdamW)", "",
@@ -167,14 +178,17 @@ def report(speed: dict, overlap: dict | None, click: dict | None, command: str) 
                   "| set | chunks | key-energy overlap | key profile intersection | key Frechet | onset rate OA | "
                   "silence OA | flatness OA | polyphony OA | onsets per s | flatness |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for name, (count, row, means) in overlap.items():
+        for name, (count, row, means, _) in overlap.items():
             lines.append(f"| {name} | {count} | {row['key_energy_overlap']:.3f} | "
                          f"{row['key_profile_intersection']:.3f} | {row.get('key_frechet', float('nan')):.4f} | "
                          f"{row['onset_rate_oa']:.3f} | {row['silence_oa']:.3f} | {row['flatness_oa']:.3f} | "
                          f"{row['polyphony_oa']:.3f} | {means['onset_rate']:.1f} | {means['flatness']:.2f} |")
         lines += ["", "Key-energy overlap target >= 0.8; the real-vs-real row is the ceiling (one half of the "
                   "held-out chunks against the other; its means are those of all held-out chunks). Generated "
-                  "chunks are sampled (latent temperature 1), seed 0.", ""]
+                  "chunks are sampled (latent temperature 1), seed 0.", "",
+                  "Keys that cost most (per-key overlap of the share over chunks; weighted by the real share):", ""]
+        lines += [f"- {name}: {weak}" for name, (_, _, _, weak) in overlap.items() if weak]
+        lines.append("")
     if click:
         lines += ["## Frame clicks (share of output energy at 50 Hz and harmonics, away from the keys)", "",
                   f"- phase-continuous inverse (ours): {click['ours']:.2e}",
@@ -204,16 +218,19 @@ def main() -> None:
         overlap = {}
         for name, keys in generated(loaded, contexts, args.n).items():
             result = compare_key_sets(real, keys, seconds, lowest)
-            overlap[f"{name} vs held-out real"] = (len(keys), result["generated"], result["means"]["generated"])
+            overlap[f"{name} vs held-out real"] = (len(keys), result["generated"], result["means"]["generated"],
+                                                   weakest_keys(real, keys, seconds, lowest))
             print(f"{name}: key-energy overlap {result['generated']['key_energy_overlap']:.3f} "
                   f"(real vs real {result['ceiling']['key_energy_overlap']:.3f}), means {result['means']}")
             click = click or clicks(loaded.representation, keys)
-        overlap["real vs real (ceiling)"] = (len(real) // 2, result["ceiling"], result["means"]["reference"])
+        half = len(real) // 2
+        overlap["real vs real (ceiling)"] = (half, result["ceiling"], result["means"]["reference"],
+                                             weakest_keys(real[:half], real[half:], seconds, lowest))
         print(f"clicks: ours {click['ours']:.2e}, seed-style {click['seed']:.2e}")
     command = "python benchmarks/audio.py " + " ".join(
         f"--{k} {v}" for k, v in vars(args).items() if v is not None and k != "threads")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(report(speed, overlap, click, command) + "\n")
+    write_atomic(OUT, (report(speed, overlap, click, command) + "\n").encode())
     print(f"wrote {OUT}")
 
 

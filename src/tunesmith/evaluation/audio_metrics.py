@@ -78,15 +78,20 @@ def split_chunks(arrays: Sequence[np.ndarray], frames: int, hop: int | None = No
             if np.max(a[..., s : s + frames], initial=0.0) >= SILENCE_LEVEL]
 
 
+def key_overlaps(reference: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """(K,) the OA of each key's share over chunks (0 for a key the reference never sounds); reference,
+    generated: key_share tables (n, K) and (m, K)."""
+    weights = reference.mean(0)
+    return np.array([overlapping_area(reference[:, k], generated[:, k]) if weights[k] > 0 else 0.0
+                     for k in range(reference.shape[1])])
+
+
 def key_energy_overlap(reference: np.ndarray, generated: np.ndarray) -> float:
-    """Mean over keys, weighted by the reference's mean share, of the OA of each key's share over chunks;
-    reference, generated: key_share tables (n, K) and (m, K)."""
+    """Mean over keys, weighted by the reference's mean share, of `key_overlaps`."""
     weights = reference.mean(0)
     if weights.sum() <= 0:
         return 0.0
-    oas = np.array([overlapping_area(reference[:, k], generated[:, k]) if weights[k] > 0 else 0.0
-                    for k in range(reference.shape[1])])
-    return float((oas * weights).sum() / weights.sum())
+    return float((key_overlaps(reference, generated) * weights).sum() / weights.sum())
 
 
 def compare_tables(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
