@@ -3,9 +3,12 @@ discriminator (`d_patch`) and fine-tuning from a checkpoint (`init_from`); old c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from tunesmith.core.errors import UserError
 from tunesmith.evaluation.audio_metrics import chunk_features
@@ -14,6 +17,7 @@ from tunesmith.models.audio_vaegan_layers import key_shares, statistics_gap
 from tunesmith.models.checkpoint import save_checkpoint
 
 NAME = "audio-vaegan"
+RECIPES = Path(__file__).parents[1] / "src" / "tunesmith" / "recipes"
 
 
 def build(**overrides):
@@ -104,12 +108,24 @@ def test_init_from_a_checkpoint_of_another_shape_is_one_sentence(tmp_path, one_t
         build(init_from=str(tmp_path / "missing.ckpt")).start_training()
 
 
-def test_the_shipped_checkpoint_loads_with_the_old_behaviour():
+def test_a_session_4_config_builds_the_old_model(one_thread):
+    """The session-4 recipe names none of the new fields: no share term, D's one logit per chunk."""
+    recipe = yaml.safe_load((RECIPES / "audio-vaegan-bach.yaml").read_text())["model"]["config"]
+    assert not {"share_weight", "d_patch", "init_from"} & set(recipe)
+    cls = model_class(NAME)
+    small = {**recipe, **cls.debug_config(), "mode": "both"}
+    model = cls(make_config(NAME, small, cls.debug_dims()))
+    assert (model.config.share_weight, model.config.d_patch, model.config.init_from) == (0.0, False, "")
+    assert model.discriminator.patch is None
+    batch = model.example_batch(2)
+    assert model._critic(batch["target"], batch["context"]).shape == (2,)
+    assert "shares" not in model.pretrain_generator_loss(batch)
+
+
+def test_the_shipped_checkpoint_loads_and_generates():
     from tunesmith.models.checkpoint import load_model
 
     model = load_model("audio-vaegan-bach").model
     c = model.config
-    assert (c.share_weight, c.d_patch, c.init_from) == (0.0, False, "") or c.d_patch
-    keys = torch.rand(2, c.channels, c.n_keys, c.chunk_frames)
-    logits = model._critic(keys, keys)
-    assert logits.shape[0] == 2 and logits.ndim == (2 if c.d_patch else 1)
+    keys = model.sample_keys(2, None, torch.Generator().manual_seed(0))
+    assert keys.shape == (2, c.channels, c.n_keys, c.chunk_frames) and keys.min() >= 0 and keys.max() <= 1
