@@ -1,13 +1,15 @@
-"""Fill a band checkpoint's count calibration (`band_decoding.DecodingStats.count_scale`) from its training
-pieces, for a checkpoint trained before the training loop measured it (band-5's predictor run).
+"""Fill a band checkpoint's decoding tables from its training pieces, for a checkpoint trained before the
+training loop measured them: the count calibration (`band_decoding.DecodingStats.count_scale`) and, with
+`voicing=true`, the pitch span and voices per group (`DecodingStats.update_voicing`).
 
-The same update the training loop runs on every batch of stage two (`BandModel.calibrate_counts`), over
-`--batches` batches of consecutive window pairs of the checkpoint's train split; nothing else changes.
+The same updates the training loop runs on every batch (`BandModel.calibrate_counts`,
+`DecodingStats.update_voicing`), over `--batches` batches of consecutive window pairs of the checkpoint's
+train split; no weight changes.
 
 Usage: python benchmarks/calibrate_band.py CKPT --data DIR --out NEW.ckpt [--batches 400]
-       [--generation temperature=T decoding=RULE]
-(--generation: the checkpoint's generation defaults, `temperature` and `decoding`; fp32 weights: ship
-with `training.checkpoint.export_for_inference(NEW, DST, half=True)`.)
+       [--generation temperature=T decoding=RULE voicing=true]
+(--generation: the checkpoint's generation defaults, `temperature`, `decoding` and `voicing`; fp32
+weights: ship with `training.checkpoint.export_for_inference(NEW, DST, half=True)`.)
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from tunesmith.models import build_model, make_config
 from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from tunesmith.models.window_ae import window_planes
 
-NEW = ("notes.count_scale", "notes.count_batches")
+NEW = ("notes.count_scale", "notes.count_batches", "notes.span", "notes.voices", "notes.voicing_batches")
+GENERATION = {"temperature": float, "decoding": str, "voicing": lambda v: v.lower() in ("1", "true", "yes"),
+              "harmony": float}
 
 
 def main() -> None:
@@ -39,6 +43,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     payload = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    for item in args.generation:
+        key, _, value = item.partition("=")
+        if key not in GENERATION:
+            raise SystemExit(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
+        payload["model"]["config"][key] = GENERATION[key](value)
     model = build_model("band", make_config("band", payload["model"]["config"], {}))
     weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
     missing = model.load_state_dict(weights, strict=False).missing_keys
@@ -56,19 +65,17 @@ def main() -> None:
         for b in range(min(args.batches, len(order) // args.batch_size)):
             items = [windows[int(i)] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
             batch = {k: torch.stack([x[k] for x in items]) for k in ("frames", "mask")}
-            planes, _ = window_planes(batch, w)
+            planes, mask = window_planes(batch, w)
             next_planes, next_mask = window_planes(batch, w, offset=w)
             z_t, z_next = model.codec.encode_groups(planes), model.codec.encode_groups(next_planes)
             model.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1))
+            if model.notes.voicing:
+                model.notes.update_voicing(planes, mask)
     print("count_scale (onset, sustain) per group:", model.notes.count_scale.tolist())
+    if model.notes.voicing:
+        print("pitch span, voices per group:", model.notes.span.tolist(), model.notes.voices.tolist())
     payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
     payload["weights"] = model.state_dict()
-    for item in args.generation:
-        key, _, value = item.partition("=")
-        if key not in ("temperature", "decoding"):
-            raise SystemExit(f"--generation sets temperature or decoding, not {key!r}")
-        payload["model"]["config"][key] = float(value) if key == "temperature" else value
-    make_config("band", payload["model"]["config"], {})  # still a valid config
     save_checkpoint(payload, args.out)
 
 

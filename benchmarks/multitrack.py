@@ -64,9 +64,7 @@ def latent_figures(model, rolls: list[np.ndarray]) -> dict:
     planes = roll_planes(frames[full])
     z_t = model.codec.encode_groups(planes[:, :, :, :w])
     z_n = model.codec.encode_groups(planes[:, :, :, w:])
-    mean_p, _ = model.predictors.piano_next(z_t)
-    mean_o, _ = model.predictors.others_next(z_t, z_n)
-    pred = torch.cat([mean_p[:, None], mean_o], 1)
+    pred = model.predictors.expected_next(z_t, z_n)  # with presence heads: the mixture's mean
     plays = planes[:, :, :, :w].flatten(2).any(-1)
     out = {}
     for g, name in enumerate(MULTITRACK_GROUPS):

@@ -78,6 +78,9 @@ class BandConfig:
     codec_from: str = ""  # a band checkpoint (file, run folder, shipped name) whose autoencoder starts this run
     train_codec: bool = True  # false: the autoencoder stays as loaded (predictors and start learn alone)
     start_components: int = 32  # mixture components of the start distribution
+    presence: bool = False  # a "plays in the next window" coin per group before its latent (latent_predictor.py)
+    voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
+    harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
     feedback: bool = False  # generation: step on the encoding of each written window (see `chain`)
     decoding: str = "expected"  # generation: "expected", "threshold" or "sample" (band_decoding.py)
     temperature: float = 1.0  # generation: default scale of the predicted std (--temperature overrides)
@@ -125,9 +128,9 @@ class BandModel(MusicModel):
         super().__init__()
         self.config = c = config
         self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
-        self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout)
+        self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence)
         self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components)
-        self.notes = DecodingStats(c.window)
+        self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.codec.requires_grad_(c.train_codec)
 
@@ -142,7 +145,7 @@ class BandModel(MusicModel):
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
         check_positive(config, "hidden", "layers", "start_components")
-        check_positive(config, "ae_steps", "input_noise", "temperature", minimum=0)
+        check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
         check_choice(config, "decoding", ("expected", "threshold", "sample"))
 
@@ -155,8 +158,6 @@ class BandModel(MusicModel):
         """Stage one: reconstruction of window t; stage two (and always in eval): + predictor NLL of
         window t+1 + start NLL. Logs as in `window_ae.py` and `latent_predictor.py`, plus "start_nll"."""
         c, train = self.config, self.training and torch.is_grad_enabled()
-        if train and c.codec_from and int(self.step) == 0:
-            self.load_codec(c.codec_from)
         planes, mask = window_planes(batch, c.window)
         with torch.set_grad_enabled(torch.is_grad_enabled() and c.train_codec):
             loss, z_t, logs, logits = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2,
@@ -169,7 +170,8 @@ class BandModel(MusicModel):
         next_planes, next_mask = window_planes(batch, c.window, offset=c.window)
         with torch.no_grad():
             z_next = self.codec.encode_groups(next_planes)
-        pred, pred_logs = self.predictors.loss(z_t, z_next, next_mask.all(1), c.input_noise, train)
+        plays = next_planes[:, :, 1].flatten(2).any(-1)  # (B, 5): each group sounds in window t+1
+        pred, pred_logs = self.predictors.loss(z_t, z_next, next_mask.all(1), c.input_noise, train, plays)
         if train:
             self.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1))
         start = self.start.nll(z_t.detach())
@@ -177,16 +179,24 @@ class BandModel(MusicModel):
 
     @torch.no_grad()
     def calibrate_counts(self, z_t: Tensor, z_next: Tensor, next_planes: Tensor, valid: Tensor) -> None:
-        """`DecodingStats.update_counts` on the decoded predicted means of window t+1 (teacher forced)."""
+        """`DecodingStats.update_counts` on the decoded predicted means of window t+1 (teacher forced; with
+        presence heads, given that each group plays: the latent generation decodes where the coin says so)."""
         was_training = self.training
         self.eval()
-        mean = torch.cat([self.predictors.piano_next(z_t)[0][:, None], self.predictors.others_next(z_t, z_next)[0]], 1)
+        plays = torch.ones(z_t.shape[:2], device=z_t.device) if self.config.presence else None
+        mean = torch.cat([self.predictors.piano_next(z_t, None if plays is None else plays[:, 0])[0][:, None],
+                          self.predictors.others_next(z_t, z_next, plays)[0]], 1)
         self.notes.update_counts(torch.sigmoid(self.codec.decode_groups(mean)), next_planes, valid)
         self.train(was_training)
 
+    def start_training(self) -> None:
+        """Before the first step of a new run: the autoencoder of `codec_from`, when given (a resumed run has
+        it in its own checkpoint)."""
+        if self.config.codec_from:
+            self.load_codec(self.config.codec_from)
+
     def load_codec(self, source: str) -> None:
-        """Copy the autoencoder weights of the band checkpoint `source` into this model (the first training
-        step of a run with `codec_from`; a resumed run has them in its own checkpoint)."""
+        """Copy the autoencoder weights of the band checkpoint `source` into this model."""
         from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint
 
         payload = load_checkpoint(resolve_checkpoint(source))
@@ -224,17 +234,29 @@ class BandModel(MusicModel):
             band = self.start.sample(n, temperature, generator).reshape(n, N_GROUPS, -1)
         else:
             band = start[None].expand(n, -1, -1)
-        onsets, sustains = [], []
+        silent = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
+        latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
+            plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
             if k or start is not None:
-                band = self.predictors.step(band, temperature, generator)
-            onset, sustain = self.decode_latents(band[:, None], generator)
-            onsets.append(onset)
-            sustains.append(sustain)
+                band, plays = self.predictors.step(band, temperature, generator, silent)
+            latents.append(band)
+            playing.append(plays)
             if self.config.feedback:
+                onset, sustain = self._silenced(*self.decode_latents(band[:, None], generator), plays[:, :, None])
+                onsets.append(onset)
+                sustains.append(sustain)
                 roll = torch.from_numpy(velocity_rolls(onset.numpy(), sustain.numpy())).float()
                 band = self.codec.encode_groups(roll_planes(roll.permute(0, 2, 1, 3)))
+        if not self.config.feedback:  # all windows at once: the decoding rule sees the whole piece's register
+            return self._silenced(*self.decode_latents(torch.stack(latents, 1), generator), torch.stack(playing, 2))
         return torch.cat(onsets, 2), torch.cat(sustains, 2)
+
+    def _silenced(self, onset: Tensor, sustain: Tensor, plays: Tensor) -> tuple[Tensor, Tensor]:
+        """(onset, sustain) (n, 5, k x window, 128) with nothing where `plays` (n, 5, k) is False: a group
+        whose presence coin says silent writes nothing in that window."""
+        mask = plays.repeat_interleave(self.config.window, dim=2)[..., None]
+        return onset & mask, sustain & mask
 
     @torch.no_grad()
     def decode_latents(self, z: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:

@@ -122,6 +122,10 @@ class MusicModel(nn.Module):
         """The share of training done (epoch / max_epochs), before each epoch: for schedules inside a
         model such as teacher forcing; default: nothing depends on it."""
 
+    def start_training(self) -> None:
+        """Once, before the first step of a new training run (not of a resumed one, whose checkpoint holds
+        what this prepared): e.g. load pretrained parts the config names; default: nothing to prepare."""
+
     def generation_options(self) -> frozenset[str]:
         """The options this instance honours (a config may narrow the class's `options`)."""
         return self.options

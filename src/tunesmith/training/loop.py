@@ -151,6 +151,8 @@ def _setup(config: RunConfig, run_dir: Path, resume: bool, allow_data_change: bo
         check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)
     model = restored.model if restored else build_or_explain(config.model.name, _model_config(config, data),
                                                              "the recipe's model.config")
+    if checkpoint is None:
+        model.start_training()  # before the optimizer and DDP see the weights
     model = model.to(device)
     objective = OBJECTIVES[cls.objective](model, config.optim)
     _set_engine(objective, config, precision, device, cluster)
