@@ -17,6 +17,7 @@ import typer
 from tunesmith.cli_audio import ingest_audio_command  # audio ingest
 from tunesmith.cli_audio import register as register_audio_commands
 from tunesmith.cli_evaluate import register as register_evaluate_commands
+from tunesmith.cli_latent import register as register_latent_commands  # fit-prior
 from tunesmith.cli_play import register as register_play_commands
 from tunesmith.core.errors import UserError, require_file
 from tunesmith.io.atomic import check_output_path
@@ -239,6 +240,7 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
 
 register_play_commands(app)
 register_evaluate_commands(app)
+register_latent_commands(app)  # fit-prior
 register_audio_commands(app, corpus_app)
 
 

@@ -9,16 +9,21 @@ and becomes one channel x time x key image (B, channels, window, keys).
   -> (mu, logvar), `latent_dim` (the seed's 16).
 - Decoder: Linear -> Linear -> reshape, then per layer nearest upsampling to the encoder's size at
   that depth + a 3x3 conv (no transposed convs: they fall on a slow path on this CPU), ending in one
-  logit per unit: independent Bernoulli units, trained with binary cross-entropy. The seed used MSE on
-  velocities, trained on 10 windows; a roll is mostly silence, so the final bias starts at the log
+  logit per unit, plus a pitch profile from z (a Linear to one logit per unit and key per coarse time
+  cell, 8 steps for a 64-step window of 3 layers). Without it the decoder could not say which key
+  sounds: nearest upsampling then a 3x3 conv gives every key inside an 8-key block the same logit (the
+  session-2 run learned nothing past the per-block density: F1 0 after 700 steps). Units are
+  independent Bernoulli units, trained with binary cross-entropy. The seed used MSE on velocities,
+  trained on 10 windows; a roll is mostly silence, so the final bias starts at the log
   odds of a 5 % density.
 - Loss: (BCE + annealed free-bits KL) per frame (`vae.py`); logs "recon" (nats per frame), "kl" (nats
   per window), "nelbo" (nats per frame), "active_units", "accuracy" (share of units right) and "f1"
   of the sounding units. In eval mode "loss" is the plain -ELBO per frame; padding frames (mask False)
   are not scored.
 
-Generation is one-shot (`sample`): one z ~ N(0, I) per window, windows decoded and concatenated until
-`plan.bars` 4/4 bars at `steps_per_quarter` are covered; each unit is a Bernoulli draw at
+Generation is one-shot (`sample`): one z ~ p(z) per window (N(0, I), or with `prior_components` a
+Gaussian mixture fitted to the training posteriors after training, one component per piece), windows
+decoded and concatenated until `plan.bars` 4/4 bars at `steps_per_quarter` are covered; each unit is a Bernoulli draw at
 `--temperature` (default 1: the model's distribution).
 """
 
@@ -37,7 +42,7 @@ from tunesmith.core.constants import N_PITCHES, PIANO_KEYS
 from tunesmith.core.errors import UserError
 from tunesmith.models.base import Likelihood, MusicModel, SamplePlan, check_choice, check_positive
 from tunesmith.models.distributions import sample_bernoulli
-from tunesmith.models.vae import LatentTerms, negative_elbo, reparameterize
+from tunesmith.models.vae import LatentTerms, MixturePrior, negative_elbo, reparameterize
 
 # frame name -> (keys, channels, channels come first in a frame); multitrack decodes at this velocity
 FRAMES = {"pianoroll": (PIANO_KEYS, 2, False), "multitrack": (N_PITCHES, 5, True)}
@@ -57,6 +62,9 @@ class ConvVAEConfig:
     free_bits: float = 0.0
     steps_per_quarter: int = 4  # the representation's grid (sets how many frames make a bar)
     elbo_samples: int = 8  # posterior draws per window when scoring (seeded: repeatable)
+    # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
+    # training windows' posteriors after training (`tunesmith fit-prior`; N(0, I) until fitted)
+    prior_components: int = 0
 
 
 def conv_sizes(window: int, keys: int, layers: int) -> list[tuple[int, int]]:
@@ -90,14 +98,17 @@ class ConvVAE(MusicModel):
         flat = widths[-1] * math.prod(self.sizes[-1])
         self.enc_fc = nn.Linear(flat, c.hidden)
         self.to_posterior = nn.Linear(c.hidden, 2 * c.latent_dim)
-        self.dec_fc = nn.Sequential(nn.Linear(c.latent_dim, c.hidden), nn.ReLU(), nn.Linear(c.hidden, flat),
-                                    nn.ReLU())
+        self.dec_hidden = nn.Sequential(nn.Linear(c.latent_dim, c.hidden), nn.ReLU())
+        self.dec_fc = nn.Sequential(nn.Linear(c.hidden, flat), nn.ReLU())
+        # z's pitch profile: one logit per unit and key for each coarse time cell (nearest-upsampled in time)
+        self.to_profile = nn.Linear(c.hidden, self.in_channels * self.sizes[-1][0] * self.keys)
         self.ups = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1)
                                  for i in reversed(range(c.layers)))
         with torch.no_grad():
             self.ups[-1].bias.fill_(math.log(START_DENSITY / (1 - START_DENSITY)))
         self.widths = widths
         self.latent = LatentTerms(c.kl_warmup_steps, c.free_bits)
+        self.prior = MixturePrior(c.latent_dim, c.prior_components) if c.prior_components else None
 
     # ---- registry and tests ---------------------------------------------------------------------
 
@@ -111,7 +122,7 @@ class ConvVAE(MusicModel):
         check_choice(config, "frame", tuple(FRAMES))
         check_positive(config, "window", "latent_dim", "channels", "layers", "hidden", "steps_per_quarter",
                        "elbo_samples")
-        check_positive(config, "kl_warmup_steps", "free_bits", minimum=0)
+        check_positive(config, "kl_warmup_steps", "free_bits", "prior_components", minimum=0)
         if config.window < 2**config.layers:
             raise UserError(f"model config window must be at least 2**layers = {2**config.layers} steps, "
                             f"got {config.window}")
@@ -156,12 +167,15 @@ class ConvVAE(MusicModel):
         return mu, logvar
 
     def decode_logits(self, z: Tensor) -> Tensor:
-        """z (B, D) -> logits (B, channels, T, keys), one per unit."""
-        h = self.dec_fc(z).reshape(len(z), self.widths[-1], *self.sizes[-1])
+        """z (B, D) -> logits (B, channels, T, keys), one per unit: the conv path's logits plus z's pitch
+        profile (`to_profile`, exact in key, coarse in time)."""
+        hidden = self.dec_hidden(z)
+        h = self.dec_fc(hidden).reshape(len(z), self.widths[-1], *self.sizes[-1])
         for i, conv in enumerate(self.ups):
             h = conv(F.interpolate(h, size=self.sizes[-2 - i], mode="nearest"))
             h = F.relu(h) if i < len(self.ups) - 1 else h
-        return h
+        profile = self.to_profile(hidden).reshape(len(z), self.in_channels, self.sizes[-1][0], self.keys)
+        return h + F.interpolate(profile, size=tuple(h.shape[2:]), mode="nearest")
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Training: (BCE + annealed free-bits KL) per frame; eval: -ELBO per frame. Logs in the docstring."""
@@ -220,6 +234,13 @@ class ConvVAE(MusicModel):
     # ---- latents and generation -------------------------------------------------------------------
 
     @torch.no_grad()
+    def batch_posterior(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """A batch as `loss` takes it -> (mu, logvar) (B, D) and whether each window is whole (B,) bool:
+        no padding past a piece's end (what `tunesmith fit-prior` fits)."""
+        mu, logvar = self.eval().posterior(self.to_image(batch["frames"]))
+        return mu, logvar, batch["mask"].all(1)
+
+    @torch.no_grad()
     def encode_pieces(self, arrays: list[np.ndarray]) -> Tensor:
         """Encoded pieces -> posterior means (n, latent_dim) of their first windows."""
         first = torch.stack([self.windows(np.asarray(a))[0][0] for a in arrays])
@@ -237,12 +258,14 @@ class ConvVAE(MusicModel):
 
     @torch.no_grad()
     def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
-        """`plan.n` pieces covering `plan.bars` 4/4 bars, one z ~ N(0, I) per window, in the
-        representation's layout."""
+        """`plan.n` pieces covering `plan.bars` 4/4 bars, one z ~ p(z) per window (N(0, I), or the fitted
+        mixture with one component per piece), in the representation's layout."""
         self.eval()
         n_steps = plan.bars * 4 * self.config.steps_per_quarter
         n_windows = math.ceil(n_steps / self.config.window)
         z = torch.randn(plan.n * n_windows, self.config.latent_dim, generator=generator)
+        if self.prior is not None:
+            z = self.prior.place(z, self.prior.draw_components(plan.n, generator).repeat_interleave(n_windows))
         images = sample_bernoulli(self.decode_logits(z), plan.sampling, generator)
         c, w, k = images.shape[1:]
         pieces = images.reshape(plan.n, n_windows, c, w, k).permute(0, 2, 1, 3, 4).reshape(plan.n, c, -1, k)

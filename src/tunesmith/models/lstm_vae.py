@@ -17,10 +17,12 @@ Departures from the seed: the seed's decoder read the same sequence it encoded w
 could copy its input; here it predicts each token from the ones before it and z. The seed had no KL
 schedule, and its KL ended at 0.015 nats: a collapsed latent that the decoder ignored.
 
-Generation is one-shot (`sample`): z ~ N(0, I) per piece (per window of `window` tokens for longer
+Generation is one-shot (`sample`): z ~ p(z) per piece (per window of `window` tokens for longer
 pieces, each window continuing from the last token of the one before: the windowed model that
-`log_likelihood` scores; consecutive windows' latents correlated by `window_correlation`), then the
-decoder runs token by token with its own recurrent state (no
+`log_likelihood` scores; consecutive windows' latents correlated by `window_correlation`); p(z) is
+N(0, I), or with `prior_components` a Gaussian mixture fitted to the training posteriors after training
+(`vae.MixturePrior`: N(0, I) has holes no training window covers, where the decoder writes keyless,
+chromatic lines). Then the decoder runs token by token with its own recurrent state (no
 re-feeding), drawing through `sample_categorical` (temperature, top-k, top-p; default: the model's
 distribution). <pad>/<bos>/<eos> are never drawn. It draws `plan.bars * tokens_per_bar` tokens (grid:
 16 per 4/4 bar at 4 steps per quarter); the caller cuts at the bar line.
@@ -48,7 +50,7 @@ from tunesmith.models.base import (
 )
 from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import RecurrentStepper
-from tunesmith.models.vae import LatentTerms, negative_elbo, reparameterize
+from tunesmith.models.vae import LatentTerms, MixturePrior, negative_elbo, reparameterize
 
 
 @dataclass
@@ -75,6 +77,9 @@ class LSTMVAEConfig:
     # z_k+1 = rho z_k + sqrt(1 - rho^2) eps, so every z is still N(0, I) but neighbours stay close in key
     # and style (0: independent windows, which wander between keys; 1: one latent for the whole piece)
     window_correlation: float = 0.0
+    # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
+    # training windows' posteriors after training (`tunesmith fit-prior`; N(0, I) until fitted)
+    prior_components: int = 0
 
 
 class LSTMVAE(MusicModel):
@@ -102,6 +107,7 @@ class LSTMVAE(MusicModel):
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.decoder_hidden, c.vocab_size)
         self.latent = LatentTerms(c.kl_warmup_steps, c.free_bits)
+        self.prior = MixturePrior(c.latent_dim, c.prior_components) if c.prior_components else None
 
     # ---- registry and tests ---------------------------------------------------------------------
 
@@ -118,7 +124,7 @@ class LSTMVAE(MusicModel):
     def validate_config(cls, config: LSTMVAEConfig) -> None:
         check_positive(config, "vocab_size", "window", "embed_dim", "encoder_hidden", "latent_dim",
                        "decoder_hidden", "decoder_layers", "tokens_per_bar", "elbo_samples")
-        check_positive(config, "kl_warmup_steps", "free_bits", minimum=0)
+        check_positive(config, "kl_warmup_steps", "free_bits", "prior_components", minimum=0)
         check_fraction(config, "dropout", "word_dropout", "window_correlation")
         check_choice(config, "cell", ("gru", "lstm"))
         for key in ("pad_id", "bos_id", "eos_id"):
@@ -217,6 +223,14 @@ class LSTMVAE(MusicModel):
     # ---- latents and generation -------------------------------------------------------------------
 
     @torch.no_grad()
+    def batch_posterior(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """A batch as `loss` takes it -> (mu, logvar) (B, D) and whether each window is whole (B,) bool:
+        no padding, so it does not stand for a piece's end (what `tunesmith fit-prior` fits)."""
+        targets = batch["tokens"][:, 1:]
+        mu, logvar = self.eval().posterior(targets)
+        return mu, logvar, (targets != self.config.pad_id).all(1)
+
+    @torch.no_grad()
     def encode_pieces(self, arrays: list[np.ndarray]) -> Tensor:
         """Encoded pieces (unframed token arrays) -> posterior means (n, latent_dim) of their first windows."""
         seqs = [torch.as_tensor(np.r_[self.config.bos_id, np.asarray(a, np.int64)]) for a in arrays]
@@ -254,21 +268,22 @@ class LSTMVAE(MusicModel):
 
     @torch.no_grad()
     def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
-        """`plan.n` pieces of `plan.bars * tokens_per_bar` tokens (n_tokens,) int64: z ~ N(0, I) for each
-        window of `window` tokens, each window continuing from the last token of the one before (the
-        windowed model `log_likelihood` scores)."""
-        n_tokens, pieces, start, z = plan.bars * self.config.tokens_per_bar, [], None, None
+        """`plan.n` pieces of `plan.bars * tokens_per_bar` tokens (n_tokens,) int64: a prior latent for each
+        window of `window` tokens (N(0, I), or the fitted mixture with one component per piece), each
+        window continuing from the last token of the one before (the windowed model `log_likelihood` scores)."""
+        n_tokens, pieces, start, u = plan.bars * self.config.tokens_per_bar, [], None, None
+        components = self.prior.draw_components(plan.n, generator) if self.prior is not None else None
         for begin in range(0, n_tokens, self.config.window):
-            z = self.next_window_latent(z, plan.n, generator)
+            u = self.next_window_latent(u, plan.n, generator)
+            z = self.prior.place(u, components) if self.prior is not None else u
             count = min(self.config.window, n_tokens - begin)
             pieces.append(np.stack(self.decode_latents(z, count, plan.sampling, generator, start)))
             start = torch.from_numpy(pieces[-1][:, -1])
         return list(np.concatenate(pieces, axis=1)) if pieces else [np.zeros(0, np.int64)] * plan.n
 
-
     def next_window_latent(self, z: Tensor | None, n: int, generator: torch.Generator) -> Tensor:
-        """The prior latent (n, D) of the next window given the previous one (None for the first):
-        N(0, I) marginally, correlated `window_correlation` with `z`."""
+        """The standard normal draw (n, D) of the next window given the previous one (None for the first):
+        N(0, I) marginally, correlated `window_correlation` with `z` (the fitted prior places it)."""
         eps = torch.randn(n, self.config.latent_dim, generator=generator)
         rho = self.config.window_correlation
         return eps if z is None else rho * z + (1 - rho**2) ** 0.5 * eps
