@@ -215,18 +215,20 @@ def run(tmp: Path, args: argparse.Namespace) -> list[str]:
 
 
 def cpu_lines(n_files: int, raw: tuple, ingest: dict) -> list[str]:
-    """CPU per file of symusic and of ingest's parent and workers (ms), and what it predicts."""
+    """CPU per file (ms, user + sys) of symusic and of ingest's parent and workers, and the speeds that
+    CPU allows on two idle cores: these hold where the machine is shared and wall times do not."""
     raw_ms = raw[1] / n_files * 1e3
-    out = []
-    for n, (_, total, workers_cpu) in ingest.items():
-        worker_ms, parent_ms = workers_cpu / n_files * 1e3, (total - workers_cpu) / n_files * 1e3
-        out.append(f"CPU per file, {n} worker(s): workers {worker_ms:.3f} ms + parent {parent_ms:.3f} ms "
-                   f"(symusic alone {raw_ms:.3f} ms)")
-    worker_ms = ingest[1][2] / n_files * 1e3
-    parent_ms = (ingest[1][1] - ingest[1][2]) / n_files * 1e3
-    out.append(f"With a core free for each process the busiest one sets the pace: one worker about "
-               f"{raw_ms / max(worker_ms, parent_ms):.2f} x symusic raw; two workers on two cores (three "
-               f"processes) about {2 * raw_ms / (worker_ms + parent_ms):.2f} x")
+    split = {n: (workers_cpu / n_files * 1e3, (total - workers_cpu) / n_files * 1e3)
+             for n, (_, total, workers_cpu) in ingest.items()}
+    out = [f"CPU per file, {n} worker(s): workers {w:.3f} ms + parent {p:.3f} ms = {w + p:.3f} ms; parent's share "
+           f"{p / (w + p):.0%} (symusic alone {raw_ms:.3f} ms)" for n, (w, p) in split.items()]
+    (w1, p1), (w2, p2) = split[1], split[2]
+    one, two = max(w1, p1), max((w2 + p2) / 2, p2)  # a core each / three processes on two cores
+    out += [f"On two idle cores: one worker about {raw_ms / one:.2f} x symusic raw (its busiest process, "
+            f"{one:.3f} ms per file, sets the pace); two workers about {raw_ms / two:.2f} x (their "
+            f"{w2 + p2:.3f} ms of CPU per file over two cores): two workers / one worker about {one / two:.2f} x",
+            f"Two workers / one worker cannot pass 2 x {one:.3f} / (CPU per file of a two-worker run): one worker "
+            f"already keeps a second core {p1 / one:.0%} busy with its parent's share"]
     return out
 
 

@@ -1,10 +1,11 @@
 """`tunesmith ingest SRC_DIR --out DATASET_DIR`: a folder of MIDI files -> a deduplicated dataset cache.
 
-The parent walks the folder (regular files only, no symlink following, names as raw bytes), reads
-and hashes each file, decides what it can without parsing (not a regular file, unchanged since the
-last run, same content as a file already seen), and hands the rest to guarded parser processes
-(`workers.py`). Results are buffered into shards (`cache_writer.py`); `report.json` and
-`quarantine.txt` describe every MIDI-named file of the walk.
+The parent walks the folder (regular files only, no symlink following, names as raw bytes), decides
+what it can without parsing (not a regular file, unchanged since the last run) and hands the rest to
+guarded parser processes (`workers.py`). With one worker the parent reads and hashes each file first
+(a copy of a file already seen is never parsed); with two or more the workers read and hash them
+(`_Run` says why). Entries are decided in walk order; results are buffered into shards
+(`cache_writer.py`); `report.json` and `quarantine.txt` describe every MIDI-named file of the walk.
 """
 
 from __future__ import annotations

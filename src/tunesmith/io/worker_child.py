@@ -22,6 +22,7 @@ def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limit
     kind 'score' -> the fully checked Score; kind 'table' -> `cache_writer.pack_score` of it, with
     every check of `checks.check_piece` run here on the packed arrays; kind 'table-unchecked' -> the
     same, checked only by `checks.check_size`: the receiver runs `check_piece` (see `ingest.py`).
+    Kind 'table-file' (read and hashed here first) is answered by `_answer`.
     """
     if data is None:
         data = read_named_file(path, limits)

@@ -8,8 +8,9 @@ time limit per task and restarts a worker that overran or died; the worker caps 
 space once it has started. Pools are lent and kept warm (`borrow_pool`), so a process pays the
 worker start-up (a few tenths of a second) once, not per file or per call.
 
-A task carries the file's bytes (ingest has read them to hash them) or its path (`read_midi`: the
-worker reads it); results come back pickled over a socket pair.
+A task carries the file's bytes (ingest with one worker has read them to hash them) or its path
+(`read_midi`, and ingest with two or more workers: the worker reads and hashes it); results come back
+pickled over a socket pair.
 """
 
 from __future__ import annotations
