@@ -65,6 +65,9 @@ def test_out_of_key_term_and_statistics():
     assert key_statistics(bar, profile) == {"out_of_key": 0.0, "leap": pytest.approx(12 / 7)}
     c_sharp_free = torch.from_numpy(piece_profile(_bar([60, 62, 64, 65, 67, 69, 71, 72])[None]))[None]
     assert key_statistics(bar, c_sharp_free)["out_of_key"] == pytest.approx(0.25)  # F#, C#: 4 of 16 steps
+    narrow = c_sharp_free.clone()
+    narrow[0, 12:] = torch.tensor([0.5, 1 / 12])  # mean F#4 (66), 1 semitone spread: 2.5 reach
+    assert key_statistics(bar, narrow)["out_of_key"] == pytest.approx(12 / 16)  # only E4 (64), G4 (67) fit
     logits = torch.full((1, 16, 129), -30.0)
     logits[0, :8, 61], logits[0, 8:, 62] = 30.0, 30.0  # C# then D
     assert float(out_of_key_mass(logits, c_sharp_free)) == pytest.approx(0.5, abs=1e-6)
@@ -94,6 +97,8 @@ def test_models_without_profiles_keep_their_shapes_and_buffers():
     assert plain.generator.fc0[0].in_features == 8 + 13
     keyed = MidiNet(MidiNetConfig(**SMALL, profile=True))
     assert keyed.generator.fc0[0].in_features == 8 + 13 + 14
+    # D judges bars with their chord only: one that also saw the profile won every batch
+    assert keyed.discriminator.fc[0].in_features == plain.discriminator.fc[0].in_features
 
 
 @pytest.fixture(scope="module")

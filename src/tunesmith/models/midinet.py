@@ -152,6 +152,10 @@ class MidiNet(MusicModel):
         """The condition vector (B, cond_dim) of a batch: [chord (after dropout), profile], or None."""
         return self.join(self.chord_input(batch), batch["profile"].float() if self.config.profile else None)
 
+    def chord_of(self, cond: Tensor | None) -> Tensor | None:
+        """The chord part of a condition vector: what the discriminator sees (see `midinet_nets`)."""
+        return None if cond is None or not self.config.chords else cond[:, : self.config.chord_dim]
+
     @staticmethod
     def join(chord: Tensor | None, profile: Tensor | None) -> Tensor | None:
         parts = [part for part in (chord, profile) if part is not None]
@@ -173,8 +177,8 @@ class MidiNet(MusicModel):
         real, prev, cond = batch["bar"].float(), batch["prev"].float(), self.condition(batch)
         with torch.no_grad():
             fake = self.fake_bars(prev, cond)
-        real_logit, _ = self.discriminator(real, cond)
-        fake_logit, _ = self.discriminator(fake, cond)
+        real_logit, _ = self.discriminator(real, self.chord_of(cond))
+        fake_logit, _ = self.discriminator(fake, self.chord_of(cond))
         smooth = torch.full_like(real_logit, self.config.label_smoothing)
         loss = (F.binary_cross_entropy_with_logits(real_logit, smooth)
                 + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
@@ -185,14 +189,16 @@ class MidiNet(MusicModel):
 
     def generator_loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Adversarial + mean matching + feature matching (the seed's), plus with `lambda_key` the
-        generator's softmax mass on pitch classes its piece never uses: a direct signal for the key
-        the profile names, which D alone teaches slowly."""
+        generator's softmax mass off its piece's profile (pitch classes the piece never uses, pitches
+        outside its register; `out_of_key_mask`): the signal that teaches G the key and register the
+        profile names, since D does not see the profile."""
         real, prev, cond = batch["bar"].float(), batch["prev"].float(), self.condition(batch)
         logits = self.generate_logits(prev, cond)
         fake = straight_through_onehot(logits, self.config.tau)[..., :N_PITCHES]
-        fake_logit, fake_features = self.discriminator(fake, cond)  # not detached: G learns from D
+        chord = self.chord_of(cond)
+        fake_logit, fake_features = self.discriminator(fake, chord)  # not detached: G learns from D
         with torch.no_grad():
-            _, real_features = self.discriminator(real, cond)
+            _, real_features = self.discriminator(real, chord)
         adversarial = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
         mean_match = 0.5 * ((fake.mean(0) - real.mean(0)) ** 2).sum()
         feature_match = 0.5 * ((fake_features.mean(0) - real_features.mean(0)) ** 2).sum()
@@ -211,8 +217,8 @@ class MidiNet(MusicModel):
         training metric); "rest_rate_*": share of silent steps; "change_rate_*": share of steps whose
         pitch differs from the step before. "loss" (picks the best checkpoint) = pch_kl + |rest rate
         difference| + |change rate difference|, so a generator must match pitches and rhythm. With
-        profiles also "out_of_key_gen" (share of generated notes on pitch classes the piece never
-        uses; real: 0) and "leap_*" (mean semitones between consecutive notes), and "loss" adds
+        profiles also "out_of_key_gen" (share of generated notes off the piece's profile, pitch class
+        or register; real notes: about 0.01) and "leap_*" (mean semitones between consecutive notes), and "loss" adds
         out_of_key_gen + |leap difference| / 12: staying in key and moving like the real melodies.
         """
         real, prev, cond = batch["bar"].float(), batch["prev"].float(), self.condition(batch)
@@ -228,8 +234,8 @@ class MidiNet(MusicModel):
             out.update({"out_of_key_gen": keys["gen"]["out_of_key"], "leap_real": keys["real"]["leap"],
                         "leap_gen": keys["gen"]["leap"]})
             out["loss"] += keys["gen"]["out_of_key"] + abs(keys["real"]["leap"] - keys["gen"]["leap"]) / 12
-        real_logit, _ = self.discriminator(real, cond)
-        fake_logit, _ = self.discriminator(fake, cond)
+        real_logit, _ = self.discriminator(real, self.chord_of(cond))
+        fake_logit, _ = self.discriminator(fake, self.chord_of(cond))
         out["d_accuracy"] = float(((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2)
         return {k: torch.tensor(float(v)) for k, v in out.items()}
 

@@ -44,10 +44,18 @@ def bar_statistics(bars: Tensor) -> dict[str, np.ndarray | float]:
     return {"pch": pch, "rest_rate": float((pitches < 0).float().mean()), "change_rate": float(changes)}
 
 
+REGISTER_SPREAD = 2.5  # standard deviations from a piece's mean pitch that still count as its register
+
+
 def out_of_key_mask(profile: Tensor) -> Tensor:
-    """(B, 14) piece profiles -> (B, 128) float: 1 on the pitches whose pitch class the piece never uses."""
-    unused = (profile[:, :12] <= 0).float()
-    return unused[:, torch.arange(N_PITCHES, device=profile.device) % 12]
+    """(B, 14) piece profiles -> (B, 128) float: 1 on the pitches off the piece's profile, i.e. whose
+    pitch class it never uses or that lie over 2.5 standard deviations (and over a semitone) from its
+    mean pitch (about 1 % of real notes do)."""
+    pitch = torch.arange(N_PITCHES, device=profile.device)
+    unused = (profile[:, :12] <= 0).float()[:, pitch % 12]
+    mean = 60 + 12 * profile[:, 12:13]
+    reach = (REGISTER_SPREAD * 12 * profile[:, 13:14]).clamp(min=1.0)
+    return torch.maximum(unused, ((pitch[None] - mean).abs() > reach).float())
 
 
 def out_of_key_mass(logits: Tensor, profile: Tensor, tau: float = 1.0) -> Tensor:
@@ -58,7 +66,7 @@ def out_of_key_mass(logits: Tensor, profile: Tensor, tau: float = 1.0) -> Tensor
 
 def key_statistics(bars: Tensor, profile: Tensor) -> dict[str, float]:
     """Of bars (B, T, 128) written for pieces with profiles (B, 14): "out_of_key", the share of
-    sounding steps on a pitch class the piece never uses (0 for real bars); "leap", the mean size in
+    sounding steps off the profile (`out_of_key_mask`; about 0.01 for real bars); "leap", the mean size in
     semitones of the steps between consecutive different notes within a bar."""
     sounding = bars.sum(-1)  # (B, T) 1 where a note sounds
     off = (bars * out_of_key_mask(profile)[:, None, :]).sum(-1)
