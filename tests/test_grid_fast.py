@@ -78,7 +78,14 @@ def test_random_scores_encode_as_before(notes, tpq, steps):
         mine = [n for n in notes if n[4] == k]
         score.tracks.append(make_track([n[0] for n in mine], [n[1] for n in mine], [n[2] for n in mine],
                                        64, is_drum=k == 2 and any(n[3] for n in mine)))
-    assert_same(GridRepresentation(GridConfig(steps_per_quarter=steps)), score)
+    rep = GridRepresentation(GridConfig(steps_per_quarter=steps))
+    assert_same(rep, score)
+    table = note_table(score)
+    notes = rep.note_steps(table["pitch"], table["start"], table["duration"], table["is_drum"], tpq)
+    full, n = rep.encode(score), notes[3]
+    for first in range(0, n + 1, max(1, n // 7)):
+        for stop in (first, min(n, first + 5), n):
+            assert np.array_equal(rep.step_ids(*notes, first, stop), full[first:stop])
 
 
 def test_too_long_is_refused_with_the_same_reason():
@@ -89,3 +96,22 @@ def test_too_long_is_refused_with_the_same_reason():
         rep.encode(score)
     with pytest.raises(SkipFile, match="more than the limit"):
         reference_encode(rep, score)
+
+
+def test_any_window_of_steps_equals_the_slice_of_the_whole_encoding():
+    """`step_ids` paints only the notes a window holds: every window of long real pieces (chords,
+    overlaps, re-strikes) and of a random score must equal the slice of the full ids."""
+    rep, rng = GridRepresentation(), np.random.default_rng(0)
+    pieces = [parse_file(p) for p in real_midi_files() if "Maestro" in p.name or "multitrack" in str(p)][:6]
+    assert pieces
+    for score in pieces:
+        table = note_table(score)
+        notes = rep.note_steps(table["pitch"], table["start"], table["duration"], table["is_drum"],
+                               score.ticks_per_quarter)
+        full = rep.step_ids(*notes, 0, notes[3])
+        assert np.array_equal(full, reference_encode(rep, score))
+        n = notes[3]
+        for first in [0, 1, 2, n - 1, n, *rng.integers(0, n, 40).tolist()]:
+            for stop in {first, min(n, first + 1), min(n, first + 65), n}:
+                if 0 <= first <= stop <= n:
+                    assert np.array_equal(rep.step_ids(*notes, first, stop), full[first:stop]), (first, stop)

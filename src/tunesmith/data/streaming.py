@@ -115,7 +115,7 @@ class StreamingWindows(Dataset):
         self.max_shift, self.time_axis = max_shift, time_axis
         per_piece = np.diff(self.bounds) * self.shift_counts
         # Token representations that encode from note arrays (grid) skip building a Score per item.
-        self.from_notes = kind == "tokens" and hasattr(representation, "encode_notes") and not reader.normalize_key
+        self.from_notes = kind == "tokens" and hasattr(representation, "step_ids") and not reader.normalize_key
         self.item_bounds = np.concatenate([[0], np.cumsum(per_piece)])
 
     def __len__(self) -> int:
@@ -133,20 +133,30 @@ class StreamingWindows(Dataset):
             raise IndexError(item)
         piece, shift_index, k = self.address(item)
         shift = shift_at(int(self.lowest_shifts[piece]), shift_index)
-        if self.from_notes:  # straight from the cache's note arrays: the same ids (test_streaming_fast.py)
-            notes, tpq = self.reader.notes(int(self.rows[piece]))
-            encoded = self.representation.encode_notes(notes["pitch"], notes["start"], notes["duration"],
-                                                       notes["is_drum"], tpq, shift)
-            array = _with_ends(self.representation, encoded)
-        else:
-            score = self.reader.score(int(self.rows[piece]))
-            array = encode_piece(self.representation, self.kind, transpose(score, shift) if shift else score,
-                                 self.time_axis)
+        if self.from_notes:  # straight from the cache's note arrays: the same tokens (test_streaming_fast.py)
+            return self._window_from_notes(piece, k, shift)
+        score = self.reader.score(int(self.rows[piece]))
+        array = encode_piece(self.representation, self.kind, transpose(score, shift) if shift else score,
+                             self.time_axis)
         # a transposed copy may encode a little shorter: its last window then ends where it ends
         start = min(int(self.starts[self.bounds[piece] + k]), max(0, len(array) - self.window))
         if self.kind == "tokens":
             return token_window(array, start, self.window, self.representation.pad_id)
         return frame_window(array, start, self.window)
+
+
+    def _window_from_notes(self, piece: int, k: int, shift: int) -> dict[str, torch.Tensor]:
+        """`token_window` of window `k` of [bos] + ids + [eos], encoding only the steps the window holds
+        (`GridRepresentation.step_ids`), so an item of a long piece costs what a short one does."""
+        rep = self.representation
+        notes, tpq = self.reader.notes(int(self.rows[piece]))
+        steps = rep.note_steps(notes["pitch"], notes["start"], notes["duration"], notes["is_drum"], tpq, shift)
+        length = steps[3] + 2  # tokens of the piece: bos, one per step, eos
+        start = min(int(self.starts[self.bounds[piece] + k]), max(0, length - self.window))
+        stop = min(start + self.window, length)
+        ids = rep.step_ids(*steps, max(start - 1, 0), min(stop - 1, steps[3]))
+        chunk = np.concatenate([[rep.bos_id]] * (start == 0) + [ids] + [[rep.eos_id]] * (stop == length))
+        return token_window(chunk.astype(np.int64), 0, self.window, rep.pad_id)
 
 
 def encode_piece(representation: Representation, kind: str, score: Score, time_axis: int = 0) -> np.ndarray:

@@ -82,6 +82,13 @@ class GridRepresentation(Representation):
         is the highest of the original notes covering it, and a melody note starts where that pitch
         changes or where a note of the top pitch starts (`test_grid_fast.py` compares both).
         """
+        notes = self.note_steps(pitch, start, duration, is_drum, tpq, shift)
+        return self.step_ids(*notes, 0, notes[3])
+
+    def note_steps(self, pitch: np.ndarray, start: np.ndarray, duration: np.ndarray, is_drum: np.ndarray,
+                   tpq: int, shift: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The pitched notes that start at tick 0 or later as int64 (pitch + `shift`, first step, end step),
+        and the piece's length in steps; SkipFile past `_grid.MAX_STEPS` (arguments as `encode_notes`)."""
         keep = (np.asarray(start) >= 0) & ~np.asarray(is_drum, bool)
         pitch = np.asarray(pitch)[keep].astype(np.int64) + shift
         begin, end = grid_steps(np.asarray(start)[keep].astype(np.int64), np.asarray(duration)[keep].astype(np.int64),
@@ -89,22 +96,35 @@ class GridRepresentation(Representation):
         n_steps = int(end.max()) if len(end) else 0
         if n_steps > _grid.MAX_STEPS:
             raise SkipFile(f"score spans {n_steps} grid steps, more than the limit of {_grid.MAX_STEPS}")
-        top = np.full(n_steps + 1, _melody.REST, np.int64)  # top[-1] stays silent: the step before step 0
-        order = np.argsort(pitch, kind="stable")  # painted low to high: the highest pitch wins a step
-        lengths = (end - begin)[order]
-        steps = np.repeat(begin[order] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        top[steps] = np.repeat(pitch[order], lengths)
-        struck = np.zeros(n_steps + 1, bool)
-        struck[begin[top[begin] == pitch]] = True  # a note of the top pitch starts here (a re-strike)
-        top, prev = top[:-1], top[np.arange(-1, n_steps - 1)]
-        ids = np.full(n_steps, HOLD_ID, np.int64)
+        return pitch, begin, end, n_steps
+
+    def step_ids(self, pitch: np.ndarray, begin: np.ndarray, end: np.ndarray, n_steps: int, first: int,
+                 stop: int) -> np.ndarray:
+        """ids[first:stop] of the piece `note_steps` gave (0 <= first <= stop <= n_steps), int64. Only the
+        notes sounding in steps first - 1 .. stop - 1 are painted: a window of a long piece costs what
+        the window holds, not what the piece holds."""
+        lo = max(first - 1, 0)  # the step before `first` tells whether a note or a rest starts there
+        width = stop - lo
+        near = (end > lo) & (begin < stop)
+        p, b, e = pitch[near], np.maximum(begin[near], lo) - lo, np.minimum(end[near], stop) - lo
+        top = np.full(width + 1, _melody.REST, np.int64)  # top[-1] stays silent: the step before step 0
+        order = np.argsort(p, kind="stable")  # painted low to high: the highest pitch wins a step
+        lengths = (e - b)[order]
+        steps = np.repeat(b[order] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        top[steps] = np.repeat(p[order], lengths)
+        struck = np.zeros(width + 1, bool)
+        # A note of the top pitch starts here (a re-strike). A note begun before the span marks the span's
+        # first step, which is only returned when it is the piece's step 0, where every note begins.
+        struck[b[top[b] == p]] = True
+        top, prev = top[:-1], top[np.arange(-1, width - 1)]
+        ids = np.full(width, HOLD_ID, np.int64)
         sounding = top != _melody.REST
         note_starts = sounding & ((top != prev) | struck[:-1])
         ids[note_starts] = PITCH0_ID + top[note_starts]
         ids[~sounding & (prev != _melody.REST)] = REST_ID
-        if n_steps and not sounding[0]:
+        if lo == 0 and width and not sounding[0]:
             ids[0] = REST_ID  # a rest at step 0 starts there
-        return ids
+        return ids[first - lo :]
 
     def decode(self, array: np.ndarray) -> Score:
         """(n,) ids -> one melody track at `self.tpq`; special ids are skipped."""
