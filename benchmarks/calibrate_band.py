@@ -68,7 +68,7 @@ def main() -> None:
             planes, mask = window_planes(batch, w)
             next_planes, next_mask = window_planes(batch, w, offset=w)
             z_t, z_next = model.codec.encode_groups(planes), model.codec.encode_groups(next_planes)
-            model.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1))
+            model.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1), planes[:, :, 1].flatten(2).any(-1))
             if model.notes.voicing:
                 model.notes.update_voicing(planes, mask)
     print("count_scale (onset, sustain) per group:", model.notes.count_scale.tolist())

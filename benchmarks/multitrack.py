@@ -64,7 +64,8 @@ def latent_figures(model, rolls: list[np.ndarray]) -> dict:
     planes = roll_planes(frames[full])
     z_t = model.codec.encode_groups(planes[:, :, :, :w])
     z_n = model.codec.encode_groups(planes[:, :, :, w:])
-    pred = model.predictors.expected_next(z_t, z_n)  # with presence heads: the mixture's mean
+    now = planes[:, :, 1, :w].flatten(2).any(-1)  # (pairs, 5): which groups sound in window t
+    pred = model.predictors.expected_next(z_t, z_n, now)  # with presence heads: the mixture's mean
     plays = planes[:, :, :, :w].flatten(2).any(-1)
     out = {}
     for g, name in enumerate(MULTITRACK_GROUPS):

@@ -94,22 +94,27 @@ def test_a_group_whose_presence_coin_is_silent_gets_the_silent_latent():
     assert plays.all() and not torch.equal(z[:, 0], silent[0].expand(3, -1))
 
 
-def test_presence_heads_learn_which_groups_play_next():
+def test_presence_heads_learn_that_a_group_playing_now_plays_next():
+    torch.manual_seed(0)
     predictors = LatentPredictors(4, 16, 1, 0.0, presence=True)
     optimizer = torch.optim.Adam(predictors.parameters(), lr=0.01)
     z_t, z_next = torch.randn(64, 5, 4), torch.randn(64, 5, 4)
-    plays = z_t[:, :, 0] > 0  # whether a group plays next follows its latent now
+    now = torch.rand(64, 5) < 0.5
+    plays = now  # who plays next is who plays now, which the latents do not show: only `carry` does
     first = None
     for _ in range(60):
-        loss, logs = predictors.loss(z_t, z_next, torch.ones(64, dtype=torch.bool), 0.0, True, plays)
+        loss, logs = predictors.loss(z_t, z_next, torch.ones(64, dtype=torch.bool), 0.0, True, plays, now)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         first = float(logs["pres_bce"]) if first is None else first
     assert float(logs["pres_bce"]) < 0.5 * first
-    guess = torch.sigmoid(predictors.presence_logits(z_t, z_next)) > 0.5
-    assert (guess == plays).float().mean() > 0.9
-    assert predictors.expected_next(z_t, z_next).shape == (64, 5, 4)
+    guess = torch.sigmoid(predictors.presence_logits(predictors.carry(z_t, now), z_next)) > 0.5
+    assert (guess == plays).float().mean() > 0.95
+    assert predictors.expected_next(z_t, z_next, now).shape == (64, 5, 4)
+    silent = torch.zeros(5, 4)
+    _, drawn = predictors.step(z_t[:8], 1.0, torch.Generator().manual_seed(0), silent, "threshold", now[:8])
+    assert torch.equal(drawn[:, 0], now[:8, 0])  # at p > 1/2 piano (read from the band alone) keeps its state
 
 
 def test_a_band_with_presence_and_voicing_writes_whole_pieces():

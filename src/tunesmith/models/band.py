@@ -79,6 +79,7 @@ class BandConfig:
     train_codec: bool = True  # false: the autoencoder stays as loaded (predictors and start learn alone)
     start_components: int = 32  # mixture components of the start distribution
     presence: bool = False  # a "plays in the next window" coin per group before its latent (latent_predictor.py)
+    presence_draw: str = "sample"  # generation: "sample" a coin per window, or "threshold" (plays when p > 1/2)
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
     harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
     feedback: bool = False  # generation: step on the encoding of each written window (see `chain`)
@@ -148,6 +149,7 @@ class BandModel(MusicModel):
         check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
         check_choice(config, "decoding", ("expected", "threshold", "sample"))
+        check_choice(config, "presence_draw", ("sample", "threshold"))
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         return example_frames(batch_size, 2 * self.config.window)
@@ -171,19 +173,24 @@ class BandModel(MusicModel):
         with torch.no_grad():
             z_next = self.codec.encode_groups(next_planes)
         plays = next_planes[:, :, 1].flatten(2).any(-1)  # (B, 5): each group sounds in window t+1
-        pred, pred_logs = self.predictors.loss(z_t, z_next, next_mask.all(1), c.input_noise, train, plays)
+        now = planes[:, :, 1].flatten(2).any(-1)  # ... and in window t
+        pred, pred_logs = self.predictors.loss(z_t, z_next, next_mask.all(1), c.input_noise, train, plays, now)
         if train:
-            self.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1))
+            self.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1), now)
         start = self.start.nll(z_t.detach())
         return {"loss": loss + pred + start, **logs, **pred_logs, "start_nll": start.detach()}
 
     @torch.no_grad()
-    def calibrate_counts(self, z_t: Tensor, z_next: Tensor, next_planes: Tensor, valid: Tensor) -> None:
+    def calibrate_counts(self, z_t: Tensor, z_next: Tensor, next_planes: Tensor, valid: Tensor,
+                         now: Tensor | None = None) -> None:
         """`DecodingStats.update_counts` on the decoded predicted means of window t+1 (teacher forced; with
-        presence heads, given that each group plays: the latent generation decodes where the coin says so)."""
+        presence heads, given that each group plays: the latent generation decodes where the coin says so;
+        `now` (B, 5) bool: which groups sound in window t)."""
         was_training = self.training
         self.eval()
         plays = torch.ones(z_t.shape[:2], device=z_t.device) if self.config.presence else None
+        if plays is not None:
+            z_t = self.predictors.carry(z_t, now if now is not None else plays)
         mean = torch.cat([self.predictors.piano_next(z_t, None if plays is None else plays[:, 0])[0][:, None],
                           self.predictors.others_next(z_t, z_next, plays)[0]], 1)
         self.notes.update_counts(torch.sigmoid(self.codec.decode_groups(mean)), next_planes, valid)
@@ -223,23 +230,29 @@ class BandModel(MusicModel):
 
     @torch.no_grad()
     def chain(self, start: Tensor | None, n: int, n_windows: int, temperature: float,
-              generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+              generator: torch.Generator | None, start_plays: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(onset, sustain) bool (n, 5, n_windows x window, 128) of consecutive windows: after `start`
         (5, D) when given, else from a draw of the start distribution. Each window's latents are
         decoded and sampled; with `feedback` the next step starts from the encoding of what was
         written (the predictors then read encoder outputs, as in training, but of sampled windows,
-        which are sparser and noisier than real ones)."""
+        which are sparser and noisier than real ones). `start_plays` (5,) bool: which groups sound in the
+        window `start` encodes (presence heads read it; default: those its decoding sounds)."""
         self.eval()
         if start is None:
             band = self.start.sample(n, temperature, generator).reshape(n, N_GROUPS, -1)
         else:
             band = start[None].expand(n, -1, -1)
+        now = start_plays[None].expand(n, -1) if start_plays is not None else None
+        if now is None and self.config.presence:
+            now = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)  # (n, 5)
         silent = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
         latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
             plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
             if k or start is not None:
-                band, plays = self.predictors.step(band, temperature, generator, silent)
+                band, plays = self.predictors.step(band, temperature, generator, silent, self.config.presence_draw,
+                                                   now)
+                now = plays
             latents.append(band)
             playing.append(plays)
             if self.config.feedback:
@@ -276,7 +289,9 @@ class BandModel(MusicModel):
         new_steps = plan.bars * bar
         n_windows = math.ceil(new_steps / self.config.window)
         start = self.encode_window(context) if context.shape[1] else None
-        onset, sustain = self.chain(start, plan.n, n_windows, temperature, generator)
+        sounding = torch.from_numpy(context[:, -self.config.window:].reshape(N_GROUPS, -1).any(-1))
+        onset, sustain = self.chain(start, plan.n, n_windows, temperature, generator,
+                                    sounding if start is not None else None)
         velocities = self.notes.velocities(onset.shape[2]).numpy()
         rolls = velocity_rolls(onset.numpy(), sustain.numpy(), velocities)[:, :, :new_steps]
         return [np.concatenate([context, roll], axis=1) for roll in rolls]
