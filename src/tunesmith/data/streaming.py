@@ -4,8 +4,9 @@ The in-memory path (`build.prepare_data`) decodes every piece, keeps every trans
 encoding resident: memory grows with the collection. Here a training item is an address, (piece,
 transposition, window), and `__getitem__` reads that one piece from the memory-mapped shards
 (`io.cache`), transposes it, encodes it and cuts the window. What stays resident is the piece's row
-in the dataset, its number of transpositions and the lowest (17 bytes) and each window's start (4
-bytes), against the kilobytes of its encodings, plus the cache's index (~90 bytes per piece). The
+in the dataset, its number of transpositions, the lowest and its encoded length (21 bytes) and each
+window's start (4 bytes), against the kilobytes of its encodings, plus the cache's index (~90 bytes
+per piece). The
 shards' mapped pages are dropped every `RELEASE_EVERY` pieces read, so they do not pile up in the
 resident set of the trainer or its DataLoader workers (`benchmarks/scale.py`: peak RSS x1.03 from 5,000
 to 50,000 pieces).
@@ -110,7 +111,7 @@ class StreamingWindows(Dataset):
                  window: int, max_shift: int, time_axis: int = 0):
         self.reader, self.representation, self.kind = reader, representation, kind
         self.rows, self.shift_counts, self.starts = index["rows"], index["shifts"], index["starts"]
-        self.bounds, self.lowest_shifts = index["bounds"], index["lowest_shifts"]
+        self.bounds, self.lowest_shifts, self.lengths = index["bounds"], index["lowest_shifts"], index["lengths"]
         self.window = window + 1 if kind == "tokens" else window
         self.max_shift, self.time_axis = max_shift, time_axis
         per_piece = np.diff(self.bounds) * self.shift_counts
@@ -150,11 +151,17 @@ class StreamingWindows(Dataset):
         (`GridRepresentation.step_ids`), so an item of a long piece costs what a short one does."""
         rep = self.representation
         notes, tpq = self.reader.notes(int(self.rows[piece]))
-        steps = rep.note_steps(notes["pitch"], notes["start"], notes["duration"], notes["is_drum"], tpq, shift)
-        length = steps[3] + 2  # tokens of the piece: bos, one per step, eos
+        length = int(self.lengths[piece])  # tokens of the piece: bos, one per step, eos (any transposition)
         start = min(int(self.starts[self.bounds[piece] + k]), max(0, length - self.window))
         stop = min(start + self.window, length)
-        ids = rep.step_ids(*steps, max(start - 1, 0), min(stop - 1, steps[3]))
+        first, last = max(start - 1, 0), min(stop - 1, length - 2)  # the steps the window shows
+        # Only notes whose ticks can reach those steps (one step of margin around the rounding: a
+        # superset; `step_ids` keeps the exact ones): a long piece costs what its window holds.
+        ticks = tpq / rep.config.steps_per_quarter
+        tick, end_tick = notes["start"], notes["start"].astype(np.int64) + notes["duration"]
+        near = (tick <= (last + 1) * ticks) & (end_tick >= (first - 2) * ticks)
+        steps = rep.note_steps(*(notes[key][near] for key in ("pitch", "start", "duration", "is_drum")), tpq, shift)
+        ids = rep.step_ids(*steps[:3], length - 2, first, last)
         chunk = np.concatenate([[rep.bos_id]] * (start == 0) + [ids] + [[rep.eos_id]] * (stop == length))
         return token_window(chunk.astype(np.int64), 0, self.window, rep.pad_id)
 
@@ -253,7 +260,7 @@ def _index(reader: PieceReader, representation: Representation, kind: str, rows:
     sounds), its transpositions and a fingerprint (BLAKE2b over the untransposed encodings and the
     shift counts). `cut`: (window, stride, time axis)."""
     window, stride, axis = cut
-    kept, shifts, lowest, starts, bounds, skipped = [], [], [], [], [0], Counter()
+    kept, shifts, lowest, starts, bounds, lengths, skipped = [], [], [], [], [0], [], Counter()
     digest, tokens, quarters = hashlib.blake2b(digest_size=8), 0, 0.0
     for row in rows:
         score = reader.score(row)
@@ -275,10 +282,12 @@ def _index(reader: PieceReader, representation: Representation, kind: str, rows:
         lowest.append(min(piece_shifts))
         starts.extend(offsets)
         bounds.append(len(starts))
+        lengths.append(len(array))
         digest.update(f"{array.dtype.str}{array.shape}x{count};".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
         tokens, quarters = tokens + len(array) - 2, quarters + score.end() / score.ticks_per_quarter
     return {"rows": np.array(kept, np.int64), "shifts": np.array(shifts, np.int64),
             "lowest_shifts": np.array(lowest, np.int8),
             "starts": np.array(starts, np.int32), "bounds": np.array(bounds, np.int64), "skipped": skipped,
+            "lengths": np.array(lengths, np.int32),
             "digest": digest.hexdigest(), "tokens_per_quarter": tokens / max(quarters, 1.0)}
