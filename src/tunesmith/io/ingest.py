@@ -93,10 +93,12 @@ class _Run:
 
     With one worker the parent reads and hashes each file (copies are never parsed) and runs the piece
     checks: the worker's CPU sets the pace and the parent, waiting on it, has a core to spare. With two or
-    more (`lean`, MIDI only), the workers share the cores with the parent, so they read, hash, parse, check and pack
-    each file, and the parent only walks the folder and stores what they send: copies are told apart by the
-    hash a worker returns (a copy then costs a parse). Either way entries are decided in walk order (`later`),
-    so shards and which of two copies is the duplicate do not depend on which worker answered first.
+    more (`lean`, MIDI only), the workers share the cores with the parent, so they read, hash, parse, check
+    and pack each file, and the parent only walks the folder and stores what they send: copies are told
+    apart by the hash a worker returns (a copy then costs a parse). Either way entries are decided in walk
+    order (`later`), so shards and which of two copies is the duplicate do not depend on which worker
+    answered first; the answers that wait for an earlier one count in the read-ahead bound, so a file that
+    runs to its time limit may hold the other workers back for that long.
     """
 
     def __init__(self, src: Path, out: Path, n_workers: int, limits: Limits, writer: DatasetWriter,
