@@ -5,8 +5,9 @@
    mode, one posterior draw per window; "f1" of the sounding units for conv-vae).
 2. Interpolation (issue 12: intermediate pieces each in a key, scale consistency >= 0.9): pairs of valid
    pieces written as MIDI and walked with `generation.latent.interpolate` exactly as `tunesmith
-   interpolate A.mid B.mid --steps 8` does (slerp, greedy decoding); the scale consistency of every
-   intermediate piece (end points left out), its mean, minimum and the share >= 0.9.
+   interpolate A.mid B.mid --steps 8` does (slerp, greedy decoding; and sampled at --temperature 1.0): the
+   scale consistency of every intermediate piece (end points left out), its mean, minimum and the share
+   >= 0.9, with the notes and pitch classes per piece (a one-note line would be in a key trivially).
 3. Prior samples (issue 11: OA >= 0.90 against the corpus in the model's own representation, PCH KL
    small), side by side in one run: the checkpoint sampling from N(0, I) and from its fitted mixture
    prior (`tunesmith fit-prior`), each measured by `benchmarks/quality.py`'s `measure` (32 x 16 bars).
@@ -39,6 +40,7 @@ from tunesmith.generation.latent_prior import rebuild_with_prior  # noqa: E402
 from tunesmith.io.atomic import write_atomic  # noqa: E402
 from tunesmith.io.midi import read_midi, write_midi  # noqa: E402
 from tunesmith.models.checkpoint import load_model  # noqa: E402
+from tunesmith.models.distributions import SamplingConfig  # noqa: E402
 from tunesmith.models.vae import active_units, kl_per_dim  # noqa: E402
 
 
@@ -62,18 +64,26 @@ def latent_figures(loaded, data) -> dict:
             **{k: round(v, 4) for k, v in figures.items()}}
 
 
-def interpolation_figures(checkpoint: str, scores: list, pairs: int, steps: int) -> dict:
-    """Scale consistency of the intermediate pieces of `pairs` interpolations between valid pieces."""
+def interpolation_figures(checkpoint: str, scores: list, pairs: int, steps: int,
+                          temperature: float | None = None) -> dict:
+    """Scale consistency, notes and pitch classes of the intermediate pieces of `pairs` interpolations between
+    valid pieces (greedy decoding, as `tunesmith interpolate` writes them, or sampled at `temperature`)."""
     order = np.random.default_rng(0).permutation(len(scores))[: 2 * pairs]
-    values = []
+    sampling = SamplingConfig(temperature=temperature) if temperature else None
+    values, notes, classes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(0, len(order) - 1, 2):
             a, b = (write_midi(scores[j], Path(tmp) / f"{j}.mid") for j in order[i : i + 2])
-            files = interpolate(checkpoint, a, b, steps, Path(tmp) / f"path{i}")
-            values += [scale_consistency(read_midi(f)) for f in files[1:-1]]
+            for path in interpolate(checkpoint, a, b, steps, Path(tmp) / f"path{i}", sampling=sampling)[1:-1]:
+                score = read_midi(path)
+                values.append(scale_consistency(score))
+                notes.append(score.note_num())
+                classes.append(len({n.pitch % 12 for t in score.tracks for n in t.notes}))
     values = [v for v in values if not math.isnan(v)]
-    return {"pairs": len(order) // 2, "steps": steps, "pieces": len(values), "mean": float(np.mean(values)),
-            "min": float(np.min(values)), "share_at_least_0.9": float(np.mean(np.array(values) >= 0.9))}
+    return {"pairs": len(order) // 2, "steps": steps, "decoding": f"temperature {temperature}" if temperature
+            else "greedy", "pieces": len(values), "mean": float(np.mean(values)), "min": float(np.min(values)),
+            "share_at_least_0.9": float(np.mean(np.array(values) >= 0.9)), "notes": float(np.mean(notes)),
+            "pitch_classes": float(np.mean(classes))}
 
 
 def prior_rows(loaded, args: argparse.Namespace) -> list[dict]:
@@ -92,7 +102,7 @@ def prior_rows(loaded, args: argparse.Namespace) -> list[dict]:
 
 
 def report(result: dict) -> str:
-    lat, interp = result["latent"], result["interpolation"]
+    lat = result["latent"]
     lines = [f"# VAE figures: {result['checkpoint']}", "", f"`python benchmarks/vae.py {result['checkpoint']}` "
              f"({result['settings']})", "", "| latent (valid windows) | value |", "|---|---|",
              f"| active units | {lat['active_units']} / {lat['latent_dim']} |",
@@ -100,11 +110,14 @@ def report(result: dict) -> str:
              f"{', '.join(f'{v:.3f}' for v in lat['kl_per_dim_quartiles'])} |"]
     lines += [f"| {name} (eval mode, one posterior draw) | {lat[name]:.4f} |"
               for name in ("nelbo", "recon", "accuracy", "f1") if name in lat]
-    lines += ["", f"Interpolations ({interp['pairs']} pairs of valid pieces, {interp['steps']} steps, slerp, greedy "
-              f"as `tunesmith interpolate` writes them): scale consistency of the {interp['pieces']} intermediate "
-              f"pieces: mean **{interp['mean']:.3f}**, min {interp['min']:.3f}, share >= 0.9: "
-              f"**{interp['share_at_least_0.9']:.2f}**.", "",
-              "| prior | OA (separating) | weakest feature | real-vs-real | random | PCH KL | shorter | copies |",
+    first = result["interpolation"][0]
+    lines += ["", f"Interpolations ({first['pairs']} pairs of valid pieces, {first['steps']} steps, slerp, as "
+              f"`tunesmith interpolate` writes them; the {first['pieces']} intermediate pieces):", "",
+              "| decoding | scale consistency: mean | min | share >= 0.9 | notes / pitch classes per piece |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {x['decoding']} | **{x['mean']:.3f}** | {x['min']:.3f} | **{x['share_at_least_0.9']:.2f}** | "
+              f"{x['notes']:.1f} / {x['pitch_classes']:.1f} |" for x in result["interpolation"]]
+    lines += ["", "| prior | OA (separating) | weakest feature | real-vs-real | random | PCH KL | shorter | copies |",
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['prior']} | {r['oa']:.3f} | {r['weakest']} ({r['weakest_oa']:.2f}) | {r['ceiling']:.3f} | "
               f"{r['floor']:.3f} | {r['pch_kl']:.3f} | {r['shorter_than_asked']}/{r['pieces']} | {r['copies']} |"
@@ -128,7 +141,8 @@ def main() -> None:
     section = {**loaded.checkpoint["run_config"]["data"], "transpose": 0}  # held-out pieces, as they are
     data = prepare_data(DataConfig(**section), loaded.model.data_kind, loaded.representation)
     result = {"checkpoint": args.checkpoint, "latent": latent_figures(loaded, data),
-              "interpolation": interpolation_figures(args.checkpoint, data.scores["valid"], args.pairs, args.steps),
+              "interpolation": [interpolation_figures(args.checkpoint, data.scores["valid"], args.pairs, args.steps, t)
+                                for t in (None, 1.0)],
               "prior": prior_rows(loaded, args),
               "settings": f"pairs={args.pairs}, steps={args.steps}, n={args.n}, bars={args.bars}, seed={args.seed}"}
     text = report(result)
