@@ -15,7 +15,13 @@ from tunesmith.data.build import prepare_data
 from tunesmith.generation.generate import GenerateRequest, generate_scores
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.midinet import MidiNet, MidiNetConfig
-from tunesmith.models.midinet_bars import fit_to_chords, key_statistics, out_of_key_mass, pitches_to_bars
+from tunesmith.models.midinet_bars import (
+    fit_to_chords,
+    key_statistics,
+    out_of_key_mass,
+    pitches_to_bars,
+    relative_histograms,
+)
 from tunesmith.representations.bars import BarsRepresentation, chord_vectors
 from tunesmith.training.config import load_config
 from tunesmith.training.loop import train
@@ -73,20 +79,42 @@ def test_out_of_key_term_and_statistics():
     assert float(out_of_key_mass(logits, c_sharp_free)) == pytest.approx(0.5, abs=1e-6)
 
 
-def test_key_term_trains_the_generator_toward_the_key():
-    """Only the out-of-key term (no adversarial or matching weights): a few steps lower the mass."""
+def test_relative_histograms_count_from_the_pieces_key_and_register():
+    c_song = np.stack([_bar([60, 64, 67, 72])])  # C E G C' (mean 65.75 -> 66), main class C
+    d_song = np.roll(c_song, 2, axis=-1)  # the same a tone higher
+    hists = [relative_histograms(torch.from_numpy(song).float(), torch.from_numpy(piece_profile(song))[None])
+             for song in (c_song, d_song)]
+    assert torch.allclose(hists[0], hists[1])  # transposition changes nothing, relative to the piece
+    expected = torch.zeros(37)
+    expected[[0, 4, 7]] = torch.tensor([0.5, 0.25, 0.25])  # degrees 0, 4, 7 from C
+    expected[12 + 12 + torch.tensor([-6, -2, 1, 6])] = 0.25  # 60, 64, 67, 72 around 66
+    assert torch.allclose(hists[0][0], expected)
+
+
+def test_key_match_trains_the_generator_toward_the_key():
+    """Only the key-matching term (no adversarial or matching weights): a few steps on C major songs
+    lower it and the generator's mass off the key."""
     torch.manual_seed(0)
     model = MidiNet(MidiNetConfig(**SMALL, profile=True, lambda_key=1.0))
+    scale = torch.from_numpy(_bar([60, 62, 64, 65, 67, 69, 71, 72]))
     batch = model.example_batch(16)
-    batch["profile"][:, :12] = torch.tensor([1.0, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]) / 7  # C major
+    batch["bar"] = scale.expand(16, -1, -1).clone()
+    batch["profile"] = torch.from_numpy(piece_profile(scale[None].numpy())).expand(16, -1).clone()
     optimizer = torch.optim.Adam(model.generator.parameters(), lr=1e-2)
-    first = float(model.generator_loss(batch)["out_of_key"])
-    for _ in range(20):
+
+    def measure() -> tuple[float, float]:  # (key_match, share of generated notes off the key)
+        torch.manual_seed(1)
+        key_match = float(model.generator_loss(batch)["key_match"].detach())
+        torch.manual_seed(1)
+        return key_match, float(model.validation_metrics(batch)["out_of_key_gen"])
+
+    first = measure()
+    for _ in range(30):
         optimizer.zero_grad()
-        model.generator_loss(batch)["out_of_key"].backward()
+        model.generator_loss(batch)["key_match"].backward()
         optimizer.step()
-    assert float(model.generator_loss(batch)["out_of_key"]) < first / 2
-    assert "out_of_key_gen" in model.validation_metrics(batch)
+    last = measure()
+    assert last[0] < first[0] / 2 and last[1] < first[1] / 2, (first, last)
     with pytest.raises(UserError, match="profile"):
         MidiNet.validate_config(MidiNetConfig(**SMALL, lambda_key=1.0))
 
@@ -104,7 +132,7 @@ def test_models_without_profiles_keep_their_shapes_and_buffers():
 @pytest.fixture(scope="module")
 def key_run(tmp_path_factory) -> Path:
     config = load_config(RECIPE, ["trainer.max_epochs=2", "model.config.profile=true",
-                                  "model.config.lambda_key=1.0"])
+                                  "model.config.lambda_key=10.0"])
     return train(config, tmp_path_factory.mktemp("midinet_key") / "run")
 
 

@@ -102,3 +102,24 @@ def fit_to_chords(pitches: Tensor, profiles: np.ndarray, chords: np.ndarray) -> 
     moved = pitches.long() + torch.from_numpy(shifts)[:, None]
     moved = torch.where(pitches >= 0, moved.clamp(0, N_PITCHES - 1), pitches.long())
     return moved, np.stack([transpose_profile(p, int(s)) for p, s in zip(profiles, shifts, strict=True)])
+
+
+REGISTER_REACH = 12  # semitones either side of a piece's mean pitch in `relative_histograms`
+
+
+def relative_histograms(bars: Tensor, profile: Tensor) -> Tensor:
+    """Bars (B, T, 128) of pieces with profiles (B, 14) -> (B, 12 + 25) histograms relative to each
+    piece: [:12] the share of steps on each pitch class counted from the piece's most used one (so a
+    C major bar of a C major song and a D major bar of a D major song look alike); [12:] the share on
+    each pitch from 12 below to 12 above the piece's (rounded) mean pitch. Rests count in neither."""
+    b = len(bars)
+    pitch = torch.arange(N_PITCHES, device=bars.device)
+    anchor = profile[:, :12].argmax(-1)  # (B,)
+    fold = F.one_hot((pitch[None] - anchor[:, None]) % 12, 12).to(bars.dtype)  # (B, 128, 12)
+    classes = torch.bmm(bars, fold).mean(1)  # (B, 12)
+    centre = (60 + 12 * profile[:, 12]).round().long()  # (B,)
+    window = (centre[:, None] + torch.arange(-REGISTER_REACH, REGISTER_REACH + 1, device=bars.device)[None])
+    inside = (window >= 0) & (window < N_PITCHES)
+    steps = bars.mean(1)  # (B, 128) share of steps per pitch
+    register = torch.gather(steps, 1, window.clamp(0, N_PITCHES - 1)) * inside
+    return torch.cat([classes, register.reshape(b, -1)], dim=-1)

@@ -5,7 +5,7 @@ the bar's chord (13, when `chords`) followed by the piece's profile (14, when `p
 discriminator's is the chord alone. A discriminator that also saw the profile won every batch (training
 accuracy 1.0 from step 3,000 on, against 0.7 without it) and the generator wandered off (validation
 pitch-class KL 0.30 -> 0.84): judging a bar against its piece's key and register is too easy a tell.
-The generator learns the profile from its own key term instead (`MidiNet.generator_loss`).
+The generator learns the profile from its own key-matching term instead (`MidiNet.generator_loss`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class MidiNetConfig:
     # condition G and D on the piece's profile (key: pitch-class shares, register: mean and spread;
     # data.bar_pairs.piece_profile), so consecutive bars stay in one key and register. Off: the seed.
     profile: bool = False
-    # weight of G's off-profile term: softmax mass on pitches outside the piece's key (pitch classes it
-    # never uses) or register (over 2.5 standard deviations from its mean pitch)
+    # weight of G's key matching: the mean-matching term on pitch classes and pitches counted from each
+    # piece's main pitch class and mean pitch (`midinet_bars.relative_histograms`)
     lambda_key: float = 0.0
 
     @property
