@@ -119,6 +119,10 @@ def test_warm_start_grows_vocabulary_rows_from_the_same_kind():
     grown = grown_weights(old, new, row_sources(old_vocab, new_vocab), 3)
     assert grown["embed"].tolist() == [[0, 1], [2, 3], [4, 5], [2, 3], [2, 3]]  # mean row for X_1
     assert grown["bias"].tolist() == [1, 2, 3, 2, 2] and grown["w"].tolist() == [1, 1, 1, 1]
+    jittered = grown_weights(old, new, row_sources(old_vocab, new_vocab), 3, frozenset({"embed"}), 0.5)
+    assert jittered["embed"][:3].tolist() == grown["embed"][:3].tolist()  # old rows untouched
+    assert 0 < (jittered["embed"][3:] - grown["embed"][3:]).abs().max() < 5 * 0.5 * old["embed"].std()
+    assert jittered["bias"].tolist() == grown["bias"].tolist()  # only the weights named
     with pytest.raises(UserError, match="only the vocabulary may differ"):
         grown_weights(old, {**new, "w": torch.zeros(5)}, row_sources(old_vocab, new_vocab), 3)
 

@@ -12,6 +12,10 @@ few bars); instead, with `--ending model`:
   without notes), `EndingWatch` records the model's P(EOS | piece so far);
 - the piece ends where that probability is highest, and is cut at the first bar line at or after its
   last note's end, so the final chord is held to the bar line.
+
+A model with bar countdown tokens (`events` with `countdown`) does not need the watch: it reads how many
+bars are left at every bar line and ends the piece itself (`generation/countdown.py`); there `--ending
+model` lets it choose when to start its countdown, between `bars` and `bars + extra_bars(bars)` bars.
 """
 
 from __future__ import annotations

@@ -7,8 +7,12 @@ Used to give a shipped token model new tokens without training it again from scr
 every weight is copied; a weight whose first axis runs over the old vocabulary (token embedding, output
 layer and its bias) is rebuilt over the new one, row by token string: a token the old vocabulary holds
 keeps its row; a new one takes the row of the old token of the same kind ("Bar_3" <- "Bar_None", the
-part before the first "_"), or the mean row where there is none. The run then trains as `tunesmith train`
-does (the same loop, checkpoints and logs), and `tunesmith train --resume RUN_DIR` continues it.
+part before the first "_"), or the mean row where there is none. In the input embeddings, the new rows
+then get Gaussian noise of `--noise` (default 0.5) times the embedding's spread: rows copied exactly
+would be nearly indistinguishable to the network for hundreds of steps (Adam moves a weight by about
+the learning rate per step, while rows of different tokens lie about 15 apart in lstm-bach), so the new
+tokens would carry no information. The run then trains as `tunesmith train` does (the same loop,
+checkpoints and logs), and `tunesmith train --resume RUN_DIR` continues it.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ def row_sources(old_vocab: list[str], new_vocab: list[str]) -> list[int]:
 
 
 def grown_weights(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor], sources: list[int],
-                  old_size: int) -> dict[str, torch.Tensor]:
+                  old_size: int, noisy: frozenset[str] = frozenset(), noise: float = 0.0,
+                  seed: int = 0) -> dict[str, torch.Tensor]:
     """`new`'s state dict filled from `old`: same shapes copied; (old_size, ...) -> (len(sources), ...) rows
-    regrown by `sources`. Any other difference is a UserError (the recipe's model is not the checkpoint's)."""
+    regrown by `sources`, the rows of new tokens (index >= old_size) of the weights named in `noisy` plus
+    N(0, (noise x the weight's std)^2). Any other difference is a UserError (the recipe's model is not
+    the checkpoint's)."""
     out = {}
     for name, target in new.items():
         weight = old.get(name)
@@ -48,13 +55,18 @@ def grown_weights(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor], so
                 raise UserError(f"weight {name} is {tuple(weight.shape)} in the checkpoint and "
                                 f"{tuple(target.shape)} in the recipe's model: only the vocabulary may differ")
             index = torch.tensor(sources)
-            weight = torch.where((index >= 0).view(-1, *[1] * (weight.dim() - 1)),
-                                 weight[index.clamp(min=0)], weight.mean(0, keepdim=True))
+            grown = torch.where((index >= 0).view(-1, *[1] * (weight.dim() - 1)),
+                                weight[index.clamp(min=0)], weight.mean(0, keepdim=True))
+            if name in noisy and noise > 0:
+                generator = torch.Generator().manual_seed(seed)
+                jitter = torch.randn(grown[old_size:].shape, generator=generator) * noise * weight.std()
+                grown[old_size:] += jitter.to(grown.dtype)
+            weight = grown
         out[name] = weight.clone()
     return out
 
 
-def warm_start(recipe: Path, source: str, run_dir: Path, overrides: list[str]) -> Path:
+def warm_start(recipe: Path, source: str, run_dir: Path, overrides: list[str], noise: float = 0.5) -> Path:
     """Train `recipe` into `run_dir` starting from the weights of checkpoint `source` (module docstring)."""
     if (run_dir / "checkpoints" / "last.ckpt").exists():
         raise UserError(f"{run_dir} already holds a run; continue it with tunesmith train --resume {run_dir}")
@@ -67,8 +79,10 @@ def warm_start(recipe: Path, source: str, run_dir: Path, overrides: list[str]) -
     try:
         run = loop._setup(config, run_dir, False, False, device, cluster)
         old_vocab, new_vocab = loaded.representation.vocab, run.data.representation.vocab
-        weights = grown_weights(loaded.model.state_dict(), run.model.state_dict(),
-                                row_sources(old_vocab, new_vocab), len(old_vocab))
+        embeddings = frozenset(f"{name}.weight" for name, module in run.model.named_modules()
+                               if isinstance(module, torch.nn.Embedding))
+        weights = grown_weights(loaded.model.state_dict(), run.model.state_dict(), row_sources(old_vocab, new_vocab),
+                                len(old_vocab), embeddings, noise, config.trainer.seed)
         run.model.load_state_dict(weights)
         try:
             loop._run_epochs(run)
@@ -86,9 +100,10 @@ def main() -> None:
     parser.add_argument("--from", dest="source", required=True, help="checkpoint file, run folder or shipped name")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="key=value recipe override")
+    parser.add_argument("--noise", type=float, default=0.5, help="new embedding rows: noise x the embedding's std")
     args = parser.parse_args()
     try:
-        print(warm_start(args.recipe, args.source, args.out, args.overrides))
+        print(warm_start(args.recipe, args.source, args.out, args.overrides, args.noise))
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
 
