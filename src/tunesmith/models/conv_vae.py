@@ -24,7 +24,8 @@ and becomes one channel x time x key image (B, channels, window, keys).
 Generation is one-shot (`sample`): one z ~ p(z) per window (N(0, I), or with `prior_components` a
 Gaussian mixture fitted to the training posteriors after training, one component per piece), windows
 decoded and concatenated until `plan.bars` 4/4 bars at `steps_per_quarter` are covered; each unit is a Bernoulli draw at
-`--temperature` (default 1: the model's distribution).
+`--temperature` (default 1: the model's distribution), or, with `decoding: expected` and no sampling
+option, the expected number of units, `voices` per step (`conv_vae_decoding.py`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from torch.nn import functional as F  # noqa: N812
 from tunesmith.core.constants import N_PITCHES, PIANO_KEYS
 from tunesmith.core.errors import UserError
 from tunesmith.models.base import Likelihood, MusicModel, SamplePlan, check_choice, check_positive
-from tunesmith.models.distributions import sample_bernoulli
+from tunesmith.models.conv_vae_decoding import expected_roll
+from tunesmith.models.distributions import is_default, sample_bernoulli
 from tunesmith.models.vae import LatentTerms, MixturePrior, negative_elbo, reparameterize
 
 # frame name -> (keys, channels, channels come first in a frame); multitrack decodes at this velocity
@@ -62,6 +64,10 @@ class ConvVAEConfig:
     free_bits: float = 0.0
     steps_per_quarter: int = 4  # the representation's grid (sets how many frames make a bar)
     elbo_samples: int = 8  # posterior draws per window when scoring (seeded: repeatable)
+    # default and greedy decoding: "bernoulli" (a draw per unit; greedy: p > 1/2) or "expected" (the expected
+    # count of units, at most `voices` per step: conv_vae_decoding.py); --temperature always draws per unit
+    decoding: str = "bernoulli"
+    voices: int = 4
     # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
     # training windows' posteriors after training (`tunesmith fit-prior`; N(0, I) until fitted)
     prior_components: int = 0
@@ -120,6 +126,8 @@ class ConvVAE(MusicModel):
     @classmethod
     def validate_config(cls, config: ConvVAEConfig) -> None:
         check_choice(config, "frame", tuple(FRAMES))
+        check_choice(config, "decoding", ("bernoulli", "expected"))
+        check_positive(config, "voices")
         check_positive(config, "window", "latent_dim", "channels", "layers", "hidden", "steps_per_quarter",
                        "elbo_samples")
         check_positive(config, "kl_warmup_steps", "free_bits", "prior_components", minimum=0)
@@ -251,10 +259,16 @@ class ConvVAE(MusicModel):
                        ) -> list[np.ndarray]:
         """Latents (n, D) -> n arrays of `n_steps` steps in the representation's layout; one latent fills
         one window, repeated when `n_steps` exceeds it."""
-        probs = self.eval().decode_logits(z)
+        images = self.draw(self.eval().decode_logits(z), sampling, generator)
         reps = math.ceil(n_steps / self.config.window)
-        images = sample_bernoulli(probs.repeat(1, 1, reps, 1), sampling, generator)[:, :, :n_steps]
-        return [self.from_image(image) for image in images]
+        return [self.from_image(image) for image in images.repeat(1, 1, reps, 1)[:, :, :n_steps]]
+
+    def draw(self, logits: Tensor, sampling, generator: torch.Generator | None = None) -> Tensor:
+        """Window logits (B, C, T, K) -> {0, 1} images: per-unit draws when a temperature is asked for or
+        the config's decoding is "bernoulli"; else by expected counts (`conv_vae_decoding`)."""
+        if self.config.decoding == "bernoulli" or not (sampling.greedy or is_default(sampling)):
+            return sample_bernoulli(logits, sampling, generator)
+        return expected_roll(torch.sigmoid(logits), self.config.voices, onset_plane=not self.channels_first)
 
     @torch.no_grad()
     def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
@@ -266,7 +280,7 @@ class ConvVAE(MusicModel):
         z = torch.randn(plan.n * n_windows, self.config.latent_dim, generator=generator)
         if self.prior is not None:
             z = self.prior.place(z, self.prior.draw_components(plan.n, generator).repeat_interleave(n_windows))
-        images = sample_bernoulli(self.decode_logits(z), plan.sampling, generator)
+        images = self.draw(self.decode_logits(z), plan.sampling, generator)
         c, w, k = images.shape[1:]
         pieces = images.reshape(plan.n, n_windows, c, w, k).permute(0, 2, 1, 3, 4).reshape(plan.n, c, -1, k)
         return [self.from_image(piece[:, :n_steps]) for piece in pieces]
