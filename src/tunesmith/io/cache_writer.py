@@ -265,10 +265,7 @@ class Parts(list):
     them one after the other, so the bulk of a shard (the per-note arrays) is never joined in memory."""
 
     dtype: np.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return sum(len(part) for part in self)
+    nbytes: int = 0  # bytes of all the slices, counted as they are added
 
     def __len__(self) -> int:  # items, as for an array
         return self.nbytes // self.dtype.itemsize
@@ -322,7 +319,9 @@ def _columns(pieces: list[tuple]) -> dict[str, Parts]:
         view, offset = memoryview(blob), 0
         for name, itemsize, g in sizes:
             end = offset + counts[g] * itemsize
-            parts[name].append(view[offset:end])
+            column = parts[name]
+            column.append(view[offset:end])
+            column.nbytes += end - offset
             offset = end
     return parts
 
