@@ -9,8 +9,11 @@ that deduplication does not skip the work. Every parser reads the same files; no
 notes symusic finds in each file, for all parsers alike. Timings are the best of `--runs` passes,
 interleaved, because this machine may be shared: the load average before and after is printed with
 the results, and two-process figures only mean something when two cores are idle (load average well
-under 1 on 2 cores). The CPU time per file is printed too: where CPU is scarce, wall time follows the
-total CPU of the parent and the workers; with a core free for each, it follows the busiest process.
+under 1 on 2 cores). The CPU time per file (user + sys) of the parent and of the workers is printed too,
+with the speeds it allows on two idle cores: where CPU is scarce, wall time follows the total CPU of the
+parent and the workers; with a core free for each, it follows the busiest process. One worker's parent
+(reading, hashing, piece checks, shards) runs beside it on the second core, so two workers / one worker is
+at most 2 x one worker's CPU per file / a two-worker run's total CPU per file (the last line).
 Results go to benchmarks/results/ingest.txt.
 
 Rows:
