@@ -136,3 +136,14 @@ def test_the_training_start_hook_runs_once_for_a_new_run_and_not_on_resume(tmp_p
     more = [f"data.source={MULTITRACK}", "trainer.max_steps=3", "trainer.checkpoint_every=1"]
     train(load_config(shipped_recipe("debug/band"), more), run, resume=True)
     assert calls == [1]  # the resumed run has what the hook prepared in its checkpoint
+
+
+def test_with_voicing_the_expected_rule_counts_each_bar_so_no_bar_is_left_empty():
+    probs = torch.full((1, 5, 2, 32, 128), 1e-6)
+    probs[0, 0, :, 0:2, 60] = 0.9  # bar 1: sure, 1.8 units' worth
+    probs[0, 0, :, 16:18, 62] = 0.3  # bar 2: unsure, 0.6 units' worth
+    logits = torch.logit(probs)
+    per_window = DecodingStats(32, voicing=False, bar=16).decode(logits, "expected", None)[1]
+    per_bar = DecodingStats(32, voicing=True, bar=16).decode(logits, "expected", None)[1]
+    assert per_window[0, 0, 16:].sum() == 0 and per_window[0, 0, :16].sum() == 2  # 2.4 -> 2 units, both in bar 1
+    assert per_bar[0, 0, :16].sum() == 2 and per_bar[0, 0, 16:].sum() == 1  # 1.8 -> 2 and 0.6 -> 1
