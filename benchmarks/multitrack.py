@@ -177,7 +177,7 @@ def report(r: dict) -> str:
                  "latents' (the seed's figures are in its own scale; its drum latents had collapsed).")
     lines += ["\n## Continuations: bars an instrument plays where the real continuation has it (target >= 80 %)\n",
               "| " + " | ".join(MULTITRACK_GROUPS) + " |", "|---|---|---|---|---|",
-              "| " + " | ".join(f"{100 * pr[g]:.0f} %" for g in MULTITRACK_GROUPS) + " |"]
+              "| " + " | ".join(f"{100 * pr[g]:.1f} %" for g in MULTITRACK_GROUPS) + " |"]
     lines += ["\n## Prior samples vs real 16-bar excerpts: overlapping area (target: within 0.1 of real vs real)\n",
               "| feature set | generated vs real | real vs real | gap |", "|---|---|---|---|"]
     for g, value in prior["overlap_area"].items():
