@@ -34,6 +34,13 @@ data; "sample", Bernoulli onsets at the model's odds, the first band-5's rule, w
 come from per-instrument, per-pitch and per-step tables measured on the training data (`band_decoding`).
 With `feedback` the next step starts from the encoding of the window just written instead of the latent
 drawn; measured mid-training it made the melodic groups fade to silence within 6 windows, so it is off.
+`voicing` and `harmony` (band_decoding.py) keep each melodic part in one register with its usual number of
+voices and rank its pitches by the band's pooled pitch classes per bar; the chain decodes all windows at once
+so a part's register follows the whole piece. `presence` adds a "plays in the next window" coin per group
+before its latent (latent_predictor.py; a silent group's latent is the encoding of an empty window): tried
+for band-5 and not shipped (it lowered piano presence in continuations).
+The training loop calls `start_training` before the first step of a new run: the `codec_from` autoencoder
+is loaded there.
 Drums are hits of one step.
 """
 
