@@ -27,10 +27,11 @@ from tunesmith.evaluation.provenance import generated_in_model_terms, reference_
 from tunesmith.evaluation.runs import PieceSet, load_set
 from tunesmith.generation.generate import GenerateRequest, generate_scores
 from tunesmith.generation.outputs import provenance
+from tunesmith.io.atomic import write_atomic
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
 
-SHIPPED = ("lstm-bach", "transformer-bach", "jsb-best", "midinet")
+SHIPPED = ("lstm-bach", "transformer-bach", "jsb-best", "midinet", "bach-vae")
 READ_FACTOR = 10  # read up to this many times --limit pieces, to find --limit pieces that are long enough
 FALLBACK = "bach"  # when a checkpoint's training source is not on this machine (jsb-best: a JSB file)
 
@@ -105,8 +106,9 @@ def main() -> None:
         else f"temperature={args.temperature}, top_p={args.top_p}"
     settings = f"n={args.n}, bars={args.bars}, seed={args.seed}, {sampling}"
     title = "# Music quality of the shipped models"
-    (args.out / "quality.md").write_text(f"{title}\n\n`python benchmarks/quality.py` ({settings})\n\n{text}")
-    (args.out / "quality.json").write_text(json.dumps(rows, indent=1, default=float) + "\n")
+    report = f"{title}\n\n`python benchmarks/quality.py` ({settings})\n\n{text}"
+    write_atomic(args.out / "quality.md", report.encode())
+    write_atomic(args.out / "quality.json", (json.dumps(rows, indent=1, default=float) + "\n").encode())
 
 
 if __name__ == "__main__":
