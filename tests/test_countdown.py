@@ -178,3 +178,19 @@ def test_primer_bars_are_relabelled_with_their_distance_to_the_end():
     bars = [rep.vocab[i] for i in relabelled if rep.vocab[i].startswith("Bar")]
     assert bars[-2:] == ["Bar_3", "Bar_2"] and set(bars[:-2]) == {"Bar_None"}
     assert np.array_equal(rep.countdown.far(relabelled), rep.countdown.far(ids))
+
+
+def test_the_shipped_countdown_model_generates_exact_bars_from_the_cli(tmp_path, monkeypatch, capsys):
+    import json
+
+    from symusic import Score
+
+    from cli_run import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "lstm-bach-form", "--out", str(tmp_path), "--n", "2",
+                           "--bars", "2", "--seed", "5")
+    assert code == 0, err
+    scores = [Score(str(p)) for p in sorted(tmp_path.glob("sample_*.mid"))]
+    assert len(scores) == 2 and all(s.end() == 8 * s.ticks_per_quarter and s.note_num() > 4 for s in scores)
+    decoding = json.loads((tmp_path / "generation.json").read_text())["decoding"]
+    assert decoding["constrained"] and decoding["invalid_tokens"] == 0
