@@ -157,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [measure(name, args) for name in args.checkpoints]
     text = (f"# Endings\n\n`python benchmarks/endings.py {' '.join(args.checkpoints)} --n {args.n} --bars "
-            f"{args.bars}` (seed {args.seed})\n\n" + table(rows, args))
+            f"{args.bars} --pieces {args.pieces}` (seed {args.seed})\n\n" + table(rows, args))
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out / "endings.md", text.encode())
