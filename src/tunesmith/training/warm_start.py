@@ -18,6 +18,7 @@ checkpoints and logs), and `tunesmith train --resume RUN_DIR` continues it.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -104,8 +105,9 @@ def main() -> None:
     args = parser.parse_args()
     try:
         print(warm_start(args.recipe, args.source, args.out, args.overrides, args.noise))
-    except UserError as error:
-        raise SystemExit(f"error: {error}") from None
+    except UserError as error:  # bad input: one sentence and exit 2, as the tunesmith command does
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
