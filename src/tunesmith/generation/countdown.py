@@ -22,18 +22,15 @@ line (`EventsGrammar.expect`), so the model always knows how many bars remain an
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
 import torch
 from symusic import Score
 
-from tunesmith.core.score import bar_line_after, cut_at
+from tunesmith.core.score import bar_line_after
 from tunesmith.generation.endings import extra_bars
 from tunesmith.generation.sampling import GrammarConstraint, sample_sequence
-
-log = logging.getLogger(__name__)
 
 
 def counts_down(rep) -> bool:
@@ -64,31 +61,24 @@ def generate_counted(stream, count: int, request, generator: torch.Generator) ->
         low, high = (math.ceil(tick / bar_ticks) - 1 - done_bars for tick in (least, most))
         stream.grammar.expect(constraint.state, low, high)
     if request.steps is not None:
-        new = sample_sequence(stream.loaded.model, prefix, request.steps, request.sampling, generator, banned,
-                              constraint=constraint)
-        stream._record(request, constraint, new)
-        return [stream.decode(row) for row in new.tolist()]
+        return stream.sample_steps(prefix, request, generator, banned, constraint)
     eos = rep.eos_id
 
     def finished(drawn: torch.Tensor) -> bool:
-        return all(eos in row or stream._span(row) >= most for row in drawn.tolist())
+        return all(eos in row or stream.span(row) >= most for row in drawn.tolist())
 
-    budget = stream._budget(request.bars + (extra_bars(request.bars) if ending == "model" else 0))
+    budget = stream.budget(request.bars + (extra_bars(request.bars) if ending == "model" else 0))
     new = sample_sequence(stream.loaded.model, prefix, budget, request.sampling, generator, banned,
                           constraint=constraint, finished=finished, check_every=8)
-    stream._record(request, constraint, new)
+    stream.record(request, constraint, new)
     return [_piece(stream, row, eos, least, most, bar_ticks, done_bars) for row in new.tolist()]
 
 
 def _piece(stream, row: list[int], eos: int, least: int, most: int, bar_ticks: int, done_bars: int) -> Score:
-    """One drawn row (ids after the prefix) -> its piece, cut at its end (module docstring)."""
-    ended = eos in row
-    row = row[:row.index(eos)] if ended else row
-    if not ended and stream._span(row) < least:
-        log.warning("a piece reached only %d of %d ticks within %d tokens", stream._span(row), least, len(row))
-    end = least
-    if least != most:  # --ending model: the bar line after the last bar the model opened
-        bars = done_bars + stream.rep.countdown.n_bars(np.asarray(row, np.int64))
-        last = bars * bar_ticks if ended else stream._span(row)
-        end = min(most, bar_line_after(stream.clock, 1, max(last, least) - 1))
-    return cut_at(stream.decode(row), end)
+    """One drawn row (ids after the prefix) -> its piece, cut at its end (module docstring): after EOS,
+    the end of the last bar the model opened."""
+    if eos not in row:
+        return stream.finish(row, least, most)
+    row = row[:row.index(eos)]
+    bars = done_bars + stream.rep.countdown.n_bars(np.asarray(row, np.int64))
+    return stream.finish(row, least, most, last=bars * bar_ticks)

@@ -82,21 +82,22 @@ class TokenStream:
         constraint = None if self.grammar is None else \
             GrammarConstraint(self.grammar, self.body, count, getattr(request, "constrain", True))
         if request.steps is not None:
-            new = sample_sequence(model, prefix, request.steps, sampling, generator, banned, constraint=constraint)
-            self._record(request, constraint, new)
-            return [self.decode(row) for row in new.tolist()]
+            return self.sample_steps(prefix, request, generator, banned, constraint)
         if getattr(request, "ending", "bars") == "model":
             return self._generate_to_model_ending(count, request, generator, prefix, constraint)
-        budget, end = self._budget(request.bars), bar_line_after(self.clock, request.bars, self.primer_end)
+        budget, end = self.budget(request.bars), bar_line_after(self.clock, request.bars, self.primer_end)
         new = sample_sequence(model, prefix, budget, sampling, generator, banned, constraint=constraint,
-                              finished=lambda drawn: all(self._span(r) >= end for r in drawn.tolist()))
-        self._record(request, constraint, new)
-        pieces = []
-        for row in new.tolist():
-            if self._span(row) < end:
-                log.warning("a piece reached only %d of %d ticks within %d tokens", self._span(row), end, budget)
-            pieces.append(cut_at(self.decode(row), end))
-        return pieces
+                              finished=lambda drawn: all(self.span(r) >= end for r in drawn.tolist()))
+        self.record(request, constraint, new)
+        return [self.finish(row, end, end) for row in new.tolist()]
+
+    def sample_steps(self, prefix: torch.Tensor, request, generator: torch.Generator, banned: list[int],
+                     constraint: GrammarConstraint | None) -> list[Score]:
+        """`--steps`: exactly `request.steps` tokens after `prefix` (count, n) per piece, decoded uncut."""
+        new = sample_sequence(self.loaded.model, prefix, request.steps, request.sampling, generator, banned,
+                              constraint=constraint)
+        self.record(request, constraint, new)
+        return [self.decode(row) for row in new.tolist()]
 
     def _generate_to_model_ending(self, count: int, request, generator: torch.Generator, prefix: torch.Tensor,
                                   grammar: GrammarConstraint | None) -> list[Score]:
@@ -108,22 +109,30 @@ class TokenStream:
         watch = EndingWatch(grammar, rep.eos_id, count)
 
         def finished(drawn: torch.Tensor) -> bool:
-            spans = np.array([self._span(r) for r in drawn.tolist()])
+            spans = np.array([self.span(r) for r in drawn.tolist()])
             watch.ready |= spans >= least
             return bool(np.all(spans >= most))
 
-        budget = self._budget(request.bars + extra_bars(request.bars))
+        budget = self.budget(request.bars + extra_bars(request.bars))
         banned = sorted({rep.pad_id, rep.bos_id, rep.eos_id})
         new = sample_sequence(self.loaded.model, prefix, budget, request.sampling, generator, banned,
                               constraint=watch, finished=finished, check_every=8)
-        self._record(request, watch, new)
-        pieces = []
-        for body in watch.ends(new.tolist()):
-            end = min(most, bar_line_after(self.clock, 1, max(self._span(body), least) - 1))
-            pieces.append(cut_at(self.decode(body), end))
-        return pieces
+        self.record(request, watch, new)
+        return [self.finish(body, least, most) for body in watch.ends(new.tolist())]
 
-    def _record(self, request, constraint: GrammarConstraint | None, new: torch.Tensor) -> None:
+    def finish(self, body: list[int], least: int, most: int, last: int | None = None) -> Score:
+        """A drawn row (ids after the prefix) -> its piece. Exact length (`least == most`, ticks): cut
+        there. A range (`--ending model`): cut at the first bar line after `last` (default: where the
+        tokens reach), no earlier than `least` and no later than `most`. A row that falls short of
+        `least` without ending itself (`last` None: it ran out of tokens) is kept as it is and logged."""
+        reach = self.span(body)
+        if reach < least and last is None:
+            log.warning("a piece reached only %d of %d ticks within %d tokens", reach, least, len(body))
+        end = least if least == most else \
+            min(most, bar_line_after(self.clock, 1, max(reach if last is None else last, least) - 1))
+        return cut_at(self.decode(body), end)
+
+    def record(self, request, constraint: GrammarConstraint | None, new: torch.Tensor) -> None:
         """Per piece of this batch (new: (count, n) ids), tokens sampled and how many the grammar forbids,
         appended to `request.decoding` (without a grammar every sequence decodes: 0)."""
         report = getattr(request, "decoding", None)
@@ -140,10 +149,11 @@ class TokenStream:
     def decode(self, row: list[int]) -> Score:
         return self.rep.decode(np.asarray(self.body + row, dtype=np.int64))
 
-    def _span(self, row: list[int]) -> int:
+    def span(self, row: list[int]) -> int:
+        """Ticks the primer and `row` (ids after the prefix) reach."""
         return self.rep.span(np.asarray(self.body + row, dtype=np.int64))
 
-    def _budget(self, bars: int) -> int:
+    def budget(self, bars: int) -> int:
         """Most tokens drawn for `bars` bars: 4x the training data's tokens per 4/4 bar, and 64 more."""
         per_quarter = float(self.loaded.checkpoint.get("provenance", {}).get("tokens_per_quarter", 8.0))
         return int(bars * 4 * per_quarter * 4) + 64
