@@ -34,7 +34,7 @@ Grammars per token representation (`grammar_for`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -68,8 +68,7 @@ class GrammarState:
 
     def repeated(self, batch: int) -> GrammarState:
         """This one-row state copied to `batch` rows."""
-        rows = (self.phase, self.time, self.program, self.floor, self.low, self.high)
-        return GrammarState(*(np.repeat(row[:1], batch) for row in rows))
+        return GrammarState(*(np.repeat(getattr(self, f.name)[:1], batch) for f in fields(self)))
 
 
 class ConstantGrammar:
@@ -80,8 +79,7 @@ class ConstantGrammar:
         self.mask[banned] = False
 
     def start(self, batch: int) -> GrammarState:
-        zeros = np.zeros(batch, np.int64)
-        return GrammarState(zeros, zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy())
+        return GrammarState(*(np.zeros(batch, np.int64) for _ in fields(GrammarState)))
 
     def allowed(self, state: GrammarState) -> np.ndarray:
         """(batch, vocab) bool."""
