@@ -1,0 +1,70 @@
+"""End-aligned training windows (issue 11, item 2: models that learn form).
+
+Cut into windows of W tokens at stride W/2, a piece of ~600 tokens gives ~5 windows of which one holds
+its end token, and the bar countdown tokens of its last bars (`representations/countdown.py`) sit in a
+minority of windows: the network sees few piece ends per step and learns slowly that the end comes
+after `Bar_0`'s bar and never after a `Bar_k`, k > 0. `with_end_windows` adds windows that hold a
+piece's end to the (piece, offset) index of `datasets.TokenWindows` until they make up `share` of it.
+
+The added windows start at `len - W + j * step` for j = 0 .. `variants` - 1 (step = W / (2 x variants)),
+so the end falls at different places of a window (the tail past the end is padding, which the loss
+skips) and one piece's ending is not repeated as the same window only. Items stay pure functions of
+their index (`training/loader.py`).
+
+Off by default. On with the environment variable `TUNESMITH_END_WINDOWS=SHARE` (0 <= SHARE < 1), read
+by `TokenWindows` when built: it applies to every token dataset built in that process, the validation
+windows included (their loss is then over the same end-heavy mix).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ENV = "TUNESMITH_END_WINDOWS"
+
+
+def env_share() -> float:
+    """The share asked for in `TUNESMITH_END_WINDOWS`, 0.0 when unset; a bad value exits 2."""
+    text = os.environ.get(ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share < 1:
+        print(f"error: {ENV} must be a number in [0, 1), not {text!r}", file=sys.stderr)
+        raise SystemExit(2)
+    return share
+
+
+def holds_end(length: int, offset: int, window: int) -> bool:
+    """Whether the window [offset, offset + window) of a piece of `length` tokens holds its last token."""
+    return offset + window >= length
+
+
+def end_offsets(length: int, window: int, variants: int = 4) -> list[int]:
+    """Offsets of up to `variants` windows that hold the end of a piece of `length` tokens, each keeping
+    at least half a window of the piece; [0] for a piece no longer than the window."""
+    if length <= window:
+        return [0]
+    step = max(1, window // (2 * variants))
+    return [length - window + j * step for j in range(variants) if j * step <= window // 2]
+
+
+def with_end_windows(index: list[tuple[int, int]], lengths: list[int], window: int, share: float,
+                     variants: int = 4) -> list[tuple[int, int]]:
+    """`index` plus added (piece, offset) windows that hold a piece's end, so that a `share` of the
+    result (rounded down) holds one. Added windows go round the pieces in order, each piece's
+    `end_offsets` in turn. `lengths[i]`: tokens of piece i; `window`: tokens per item."""
+    if not 0 <= share < 1:
+        raise ValueError(f"share must be in [0, 1), not {share}")
+    have = sum(holds_end(lengths[p], o, window) for p, o in index)
+    extra = max(0, int((share * len(index) - have) / (1 - share)))
+    if not extra or not lengths:
+        return list(index)
+    offsets = [end_offsets(n, window, variants) for n in lengths]
+    added = [(i % len(lengths), offsets[i % len(lengths)][(i // len(lengths)) % len(offsets[i % len(lengths)])])
+             for i in range(extra)]
+    return list(index) + added
