@@ -1,5 +1,6 @@
 """audio-vaegan's session-5 options: key shares matched as distributions (`share_weight`), a patch-level
-discriminator (`d_patch`) and fine-tuning from a checkpoint (`init_from`); old configs keep their behaviour."""
+discriminator (`d_patch`) and fine-tuning from a checkpoint (`trainer.init_from`); old configs keep their
+behaviour."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tunesmith.evaluation.audio_metrics import chunk_features
 from tunesmith.models import make_config, model_class
 from tunesmith.models.audio_vaegan_layers import key_shares, statistics_gap
 from tunesmith.models.checkpoint import save_checkpoint
+from tunesmith.training.init_from import initialise_from
 
 NAME = "audio-vaegan"
 RECIPES = Path(__file__).parents[1] / "src" / "tunesmith" / "recipes"
@@ -86,36 +88,33 @@ def test_init_from_copies_the_weights_and_keeps_a_new_patch_head(tmp_path, one_t
     for p in source.parameters():
         p.data.normal_()
     _save(source, tmp_path / "source.ckpt")
-    model = build(mode="both", d_patch=True, init_from=str(tmp_path / "source.ckpt"))
+    model = build(mode="both", d_patch=True)
     fresh_head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("discriminator.patch.")}
-    model.start_training()
+    counts = initialise_from(model, NAME, None, str(tmp_path / "source.ckpt"))
     state = model.state_dict()
     for name, value in source.state_dict().items():
         assert torch.equal(state[name], value), name
     assert fresh_head and all(torch.equal(state[k], v) for k, v in fresh_head.items())
-    plain = build(mode="both")
-    plain.start_training()  # no init_from: nothing loaded
-    assert torch.equal(plain.state_dict()["encoder.mu.weight"], build(mode="both").state_dict()["encoder.mu.weight"])
+    assert counts == {"copied": len(source.state_dict()), "grown": 0, "fresh": len(fresh_head)}
 
 
 def test_init_from_a_checkpoint_of_another_shape_is_one_sentence(tmp_path, one_thread):
     _save(build(mode="both", width=4), tmp_path / "narrow.ckpt")
-    model = build(mode="both", init_from=str(tmp_path / "narrow.ckpt"))
-    with pytest.raises(UserError, match="does not fit this model") as error:
-        model.start_training()
+    with pytest.raises(UserError, match="only the vocabulary may differ") as error:
+        initialise_from(build(mode="both"), NAME, None, str(tmp_path / "narrow.ckpt"))
     assert "\n" not in str(error.value)
     with pytest.raises(UserError, match="no checkpoint"):
-        build(init_from=str(tmp_path / "missing.ckpt")).start_training()
+        initialise_from(build(), NAME, None, str(tmp_path / "missing.ckpt"))
 
 
 def test_a_session_4_config_builds_the_old_model(one_thread):
     """The session-4 recipe names none of the new fields: no share term, D's one logit per chunk."""
     recipe = yaml.safe_load((RECIPES / "audio-vaegan-bach.yaml").read_text())["model"]["config"]
-    assert not {"share_weight", "d_patch", "init_from"} & set(recipe)
+    assert not {"share_weight", "d_patch"} & set(recipe)
     cls = model_class(NAME)
     small = {**recipe, **cls.debug_config(), "mode": "both"}
     model = cls(make_config(NAME, small, cls.debug_dims()))
-    assert (model.config.share_weight, model.config.d_patch, model.config.init_from) == (0.0, False, "")
+    assert (model.config.share_weight, model.config.d_patch) == (0.0, False)
     assert model.discriminator.patch is None
     batch = model.example_batch(2)
     assert model._critic(batch["target"], batch["context"]).shape == (2,)

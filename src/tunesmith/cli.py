@@ -118,10 +118,17 @@ def train(
     allow_data_change: bool = typer.Option(
         False, "--allow-data-change",
         help="With --resume: continue even though the data differs from the checkpoint's (by default an error)."),
+    init_from: str = typer.Option(
+        None, "--init-from", help="Start the new run from this checkpoint's weights (file, run folder or shipped "
+                                  "name; new vocabulary tokens grow rows): --set trainer.init_from=CKPT."),
 ) -> None:
     """Train a model family on a corpus, dataset folder or MIDI folder, as a YAML recipe describes."""
     if config is None and resume is None:
         raise UserError("give a recipe (tunesmith train configs/NAME.yaml) or --resume RUN_DIR")
+    if init_from is not None:
+        if resume is not None:
+            raise UserError("--init-from starts a new run; a resumed run continues from its own checkpoint")
+        set_ = [*set_, f"trainer.init_from={init_from}"]
     if config is not None:
         require_file(config, "config file")
     if resume is None:

@@ -31,7 +31,8 @@ Losses (weights in the config; the trainer is `training/gan_phases.py`):
 - D: BCE(D(real + n), 1 - label_smoothing) + BCE(D(fake + n), 0); instance noise n ~ N(0, s^2),
   s = instance_noise x (1 - progress) (annealed to 0 over training; the seed kept 0.05, on real only).
   With `d_patch`, D also gives a logit per patch of the chunk and the BCE averages over all of them.
-- Fine-tuning: `init_from` names a checkpoint whose weights start a new run (`start_training`).
+- Fine-tuning: `trainer.init_from` (`tunesmith train --init-from CKPT`) starts a new run from a checkpoint's
+  G and D; a part the checkpoint lacks (a new patch head) keeps its fresh values (training/init_from.py).
 - Pretraining (steps in batches): `pretrain_g_steps` of G alone (reconstruction + KL + statistics), then
   `pretrain_d_steps` of D alone with its own optimizer (the seed stepped G's optimizer there, so its D
   was never pretrained). Then `d_steps` D updates and `g_steps` G updates in turn, each update
@@ -96,7 +97,6 @@ class AudioVAEGANConfig:
     key_profile: bool = False  # a per-chunk, per-key bias from the latent summary (which keys the chunk uses)
     share_weight: float = 0.0  # G: each key's share of a chunk's energy matched as a distribution over the batch
     d_patch: bool = False  # D also gives one logit per ~2-s patch of the chunk (`Discriminator`)
-    init_from: str = ""  # an audio-vaegan checkpoint whose weights start a new run (fine-tuning; see start_training)
     mbd_kernels: int = 10
     mbd_dim: int = 5
     rec_weight: float = 2.0
@@ -325,24 +325,6 @@ class AudioVAEGAN(MusicModel):
         accuracy = ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean()) / 2
         return {"loss": rec + key_gap + silence_gap, "reconstruction": rec, "key_energy_gap": key_gap,
                 "silence_gap": silence_gap, "d_accuracy": accuracy}
-
-    def start_training(self) -> None:
-        """Before the first step of a new run: the weights of `init_from` (G and D; parts the source lacks,
-        such as a new patch head, keep their fresh values). A resumed run has them in its own checkpoint."""
-        if not self.config.init_from:
-            return
-        from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint
-
-        source = self.config.init_from
-        payload = load_checkpoint(resolve_checkpoint(source))
-        own = self.state_dict()
-        weights = {k: v for k, v in payload.get("weights", {}).items()
-                   if k in own and tuple(v.shape) == tuple(own[k].shape)}
-        missing = [k for k in own if k not in weights and not k.startswith("discriminator.patch.")]
-        if missing:
-            raise UserError(f"model config init_from: {source} does not fit this model ({len(missing)} of "
-                            f"{len(own)} weights missing or of another shape, first {missing[0]})")
-        self.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()}, strict=False)
 
     # ---- generation -------------------------------------------------------------------------------
 

@@ -104,6 +104,9 @@ class TrainerConfig(Strict):
     # auto: bf16 autocast on a CUDA GPU that has it, else fp32; fp16 (with a GradScaler) needs CUDA
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: Annotated[bool | str, BeforeValidator(_auto_or_bool)] = "auto"  # torch.compile; auto: on CUDA only
+    # a checkpoint (file, run folder or shipped name) whose weights start a new run; see training/init_from.py
+    init_from: str | None = None
+    init_noise: Annotated[float, Field(ge=0.0, le=10.0)] = 0.5  # init_from: new vocabulary rows' noise x std
 
     @model_validator(mode="after")
     def _precision_fits_device(self) -> TrainerConfig:

@@ -30,13 +30,14 @@ from tunesmith.core.errors import UserError
 from tunesmith.data.build import PreparedData, prepare_data
 from tunesmith.io.atomic import sweep_temp_files
 from tunesmith.models import data_dims, make_config, model_class
-from tunesmith.models.checkpoint import build_or_explain, save_checkpoint
+from tunesmith.models.checkpoint import build_or_explain, resolve_checkpoint, save_checkpoint
 from tunesmith.training import distributed
 from tunesmith.training.checkpoint import rng_state
 from tunesmith.training.config import RunConfig, TrainerConfig, check_device, dump_config, load_config, parse_config
 from tunesmith.training.curves import plot_learning_curves
 from tunesmith.training.distributed import SINGLE, Cluster
 from tunesmith.training.engine import Engine, resolve_compile, resolve_precision
+from tunesmith.training.init_from import initialise_from
 from tunesmith.training.loader import EpochSampler, epoch_batches, make_loader, valid_batches
 from tunesmith.training.logs import NullLog, RunLog
 from tunesmith.training.objectives import OBJECTIVES
@@ -142,8 +143,10 @@ def _setup(config: RunConfig, run_dir: Path, resume: bool, allow_data_change: bo
     checkpoint = restored.checkpoint if restored else None
     torch.manual_seed(tr.seed)
     cls = model_class(config.model.name)
-    if checkpoint is None:  # a wrong model config is one sentence now, not after minutes of data loading
+    if checkpoint is None:  # a wrong model config or init_from is one sentence now, not after minutes of data loading
         make_config(config.model.name, config.model.config, cls.debug_dims())
+        if tr.init_from:
+            resolve_checkpoint(tr.init_from)
     _set_threads(config, cls, device, cluster)
     data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None)
     distributed.check_same("the encoded training data", data.provenance.get("train_data_blake2b"), cluster)
@@ -151,8 +154,11 @@ def _setup(config: RunConfig, run_dir: Path, resume: bool, allow_data_change: bo
         check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)
     model = restored.model if restored else build_or_explain(config.model.name, _model_config(config, data),
                                                              "the recipe's model.config")
-    if checkpoint is None:
-        model.start_training()  # before the optimizer and DDP see the weights
+    if checkpoint is None:  # a new run: before the optimizer and DDP see the weights
+        model.start_training()
+        if tr.init_from:
+            initialise_from(model, config.model.name, getattr(data.representation, "vocab", None), tr.init_from,
+                            tr.init_noise, tr.seed)
     model = model.to(device)
     objective = OBJECTIVES[cls.objective](model, config.optim)
     _set_engine(objective, config, precision, device, cluster)
