@@ -116,7 +116,7 @@ class StreamingWindows(Dataset):
         self.max_shift, self.time_axis = max_shift, time_axis
         per_piece = np.diff(self.bounds) * self.shift_counts
         # Token representations that encode from note arrays (grid) skip building a Score per item.
-        self.from_notes = kind == "tokens" and hasattr(representation, "step_ids") and not reader.normalize_key
+        self.from_notes = kind == "tokens" and representation.encodes_note_arrays and not reader.normalize_key
         self.item_bounds = np.concatenate([[0], np.cumsum(per_piece)])
 
     def __len__(self) -> int:

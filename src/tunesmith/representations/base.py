@@ -29,6 +29,9 @@ class Representation(ABC):
     name: ClassVar[str]
     Config: ClassVar[type]
     is_tokens: ClassVar[bool] = False
+    # True where the class has `note_steps(...)` and `step_ids(pitch, begin, end, n_steps, first, stop)`: a
+    # window encoded straight from a cache's note arrays (streamed data), without building a Score.
+    encodes_note_arrays: ClassVar[bool] = False
     # Note-table fields (`core.score.NOTE_FIELDS`) that survive decode(encode(s)); the law compares these.
     note_fields: ClassVar[tuple[str, ...]] = ("pitch", "start", "duration")
 

@@ -49,6 +49,7 @@ class GridRepresentation(Representation):
     name = "grid"
     Config = GridConfig
     is_tokens = True
+    encodes_note_arrays = True
     vocab: ClassVar[list[str]] = list(VOCAB)
     vocab_size: ClassVar[int] = len(VOCAB)
     pad_id, bos_id, eos_id = 0, 1, 2
