@@ -113,3 +113,21 @@ def test_initialise_from_refuses_a_checkpoint_that_provides_too_little(source_ru
     config = dataclasses.replace(old.model.config, num_layers=8)  # six extra layers: most weights are fresh
     with pytest.raises(UserError, match="does not fit this model"):
         initialise_from(build_or_explain("lstm", config, "test"), "lstm", old.representation.vocab, str(source_run))
+
+
+def test_a_family_rule_widens_weights_the_vocabulary_cannot_explain(source_run, one_thread, monkeypatch):
+    """`MusicModel.grown_weight`: a family that knows how to widen a trained weight (zero-padded here) is
+    asked before the shape difference is refused."""
+    old = load_model(source_run)
+    model = build_or_explain("lstm", dataclasses.replace(old.model.config, hidden_size=24), "test")
+
+    def padded(name, weight, shape):
+        grown = torch.zeros(shape, dtype=weight.dtype)
+        grown[tuple(slice(0, n) for n in weight.shape)] = weight
+        return grown
+
+    monkeypatch.setattr(model, "grown_weight", padded)
+    counts = initialise_from(model, "lstm", old.representation.vocab, str(source_run))
+    assert counts["fresh"] == 0 and counts["grown"] > 0
+    before, after = old.model.state_dict()["head.weight"], model.state_dict()["head.weight"]
+    assert torch.equal(after[:, :16], before) and not after[:, 16:].any()

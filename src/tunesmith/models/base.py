@@ -126,6 +126,12 @@ class MusicModel(nn.Module):
         """Once, before the first step of a new training run (not of a resumed one, whose checkpoint holds
         what this prepared): e.g. load pretrained parts the config names; default: nothing to prepare."""
 
+    def grown_weight(self, name: str, weight: Tensor, shape: tuple[int, ...]) -> Tensor | None:
+        """`trainer.init_from`: the checkpoint's `weight` made to fit this model's `name` of `shape`, for a
+        family whose config can widen a trained model (e.g. a new condition input), or None when it
+        cannot (the default; vocabulary growth is handled for every token family in training/init_from)."""
+        return None
+
     def generation_options(self) -> frozenset[str]:
         """The options this instance honours (a config may narrow the class's `options`)."""
         return self.options

@@ -11,6 +11,8 @@ One way for every family to fine-tune or grow a trained model:
   `trainer.init_noise` (default 0.5) times the embedding's spread: rows copied exactly would be nearly
   indistinguishable to the network for hundreds of steps (Adam moves a weight by about the learning rate
   per step, while rows of different tokens lie about 15 apart in lstm-bach);
+- a weight the family knows how to widen (`MusicModel.grown_weight`, e.g. MidiNet given a longer
+  condition) takes the family's rule;
 - a weight the checkpoint lacks (a new head, e.g. audio-vaegan's patch discriminator) keeps its fresh
   value and is named in the log.
 
@@ -29,6 +31,7 @@ from typing import Any
 import torch
 
 from tunesmith.core.errors import UserError
+from tunesmith.models.base import MusicModel
 from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint
 from tunesmith.representations import representation_from_dict
 
@@ -58,7 +61,7 @@ def grown_rows(weight: torch.Tensor, sources: list[int], new: list[bool], noise:
     return grown
 
 
-def initialise_from(model: torch.nn.Module, family: str, vocab: list[str] | None, source: str,
+def initialise_from(model: MusicModel, family: str, vocab: list[str] | None, source: str,
                     noise: float = 0.5, seed: int = 0) -> dict[str, int]:
     """Load checkpoint `source`'s weights into `model` (a `family` model whose representation has token
     strings `vocab`, None for non-token data) as the module docstring says. Returns counts: copied,
@@ -77,7 +80,7 @@ def initialise_from(model: torch.nn.Module, family: str, vocab: list[str] | None
             counts["fresh"] += 1
             continue
         if weight.shape != target.shape:
-            weight = _grow(name, weight, target, rows, source, noise if name in embeddings else 0.0, seed)
+            weight = _grow(model, name, weight, target, rows, source, noise if name in embeddings else 0.0, seed)
             counts["grown"] += 1
         else:
             counts["copied"] += 1
@@ -111,11 +114,14 @@ def _vocabulary_map(payload: dict[str, Any], vocab: list[str] | None,
     return row_sources(list(old), list(vocab)), [token not in known for token in vocab]
 
 
-def _grow(name: str, weight: torch.Tensor, target: torch.Tensor, rows: tuple[list[int], list[bool]] | None,
-          source: str, noise: float, seed: int) -> torch.Tensor:
-    """`weight` regrown over the new vocabulary, or a UserError when only the vocabulary cannot explain
-    the shape difference."""
-    if rows is None or weight.shape[1:] != target.shape[1:] or target.shape[0] != len(rows[0]):
+def _grow(model: MusicModel, name: str, weight: torch.Tensor, target: torch.Tensor,
+          rows: tuple[list[int], list[bool]] | None, source: str, noise: float, seed: int) -> torch.Tensor:
+    """`weight` regrown over the new vocabulary, or widened by the family's own rule
+    (`MusicModel.grown_weight`), or a UserError when neither explains the shape difference."""
+    if rows is not None and weight.shape[1:] == target.shape[1:] and target.shape[0] == len(rows[0]):
+        return grown_rows(weight, *rows, noise, seed)
+    widened = model.grown_weight(name, weight, tuple(target.shape))
+    if widened is None or tuple(widened.shape) != tuple(target.shape):
         raise UserError(f"init_from: weight {name} is {tuple(weight.shape)} in {source} and "
                         f"{tuple(target.shape)} in the recipe's model: only the vocabulary may differ")
-    return grown_rows(weight, *rows, noise, seed)
+    return widened
