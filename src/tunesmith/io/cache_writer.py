@@ -34,56 +34,9 @@ from tunesmith.io.cache import (
     load_manifest,
 )
 from tunesmith.io.cache_checksums import CHECKSUM, checksum_bytes, new_checksum
+from tunesmith.io.packing import pack_score, piece_arrays, unpack_piece  # noqa: F401 (their old home)
 
 log = logging.getLogger(__name__)
-
-
-def pack_score(score) -> tuple[bytes, tuple[int, ...], int, list[str]]:
-    """One score as (raw bytes of its arrays in PIECE_DTYPES order, the length of each GROUPS group,
-    tpq, track names): one buffer crosses the process boundary, built with a single copy.
-
-    Notes are grouped by track, in symusic's order within a track.
-    """
-    tracks = list(score.tracks)
-    per_track = [track.notes.numpy() for track in tracks]
-    tempos, sigs = score.tempos.numpy(), score.time_signatures.numpy()
-    # Native-endian views named as the cache names them: symusic's int8 pitch and velocity are
-    # 0-127, so reading their bytes as u8 changes nothing.
-    sources = {
-        "pitch": [n["pitch"] for n in per_track], "start": [n["time"] for n in per_track],
-        "duration": [n["duration"] for n in per_track], "velocity": [n["velocity"] for n in per_track],
-        "track_program": [np.array([t.program for t in tracks], np.uint8)],
-        "track_is_drum": [np.array([t.is_drum for t in tracks], np.bool_)],
-        "track_notes": [np.array([len(n["time"]) for n in per_track], np.int64)],
-        "tempo_time": [tempos["time"]], "tempo_mspq": [tempos["mspq"]],
-        "ts_time": [sigs["time"]], "ts_numerator": [sigs["numerator"]],
-        "ts_denominator": [sigs["denominator"]],
-    }
-    parts = [_raw(a, dtype) for name, dtype in PIECE_DTYPES.items() for a in sources[name]]
-    counts = (sum(len(a) for a in sources["pitch"]), len(tracks), len(tempos["time"]), len(sigs["time"]))
-    return b"".join(parts), counts, int(score.ticks_per_quarter), [t.name for t in tracks]
-
-
-def _raw(array: np.ndarray, dtype) -> np.ndarray:
-    """`array` for a byte join as `dtype`: itself when its items have that width (symusic's int8
-    pitch and velocity are 0-127, the same bytes as u8), else converted."""
-    return array if array.itemsize == np.dtype(dtype).itemsize else array.astype(dtype)
-
-
-def piece_arrays(score) -> dict:
-    """The arrays of PIECE_DTYPES for one score, plus 'tpq' and 'track_names' (see `pack_score`)."""
-    return unpack_piece(pack_score(score))
-
-
-def unpack_piece(packed: tuple[bytes, tuple[int, ...], int, list[str]]) -> dict:
-    """The arrays of a `pack_score` result (read-only views of its buffer), plus 'tpq' and 'track_names'."""
-    blob, counts, tpq, names = packed
-    arrays, offset = {}, 0
-    for n, group in zip(counts, GROUPS.values(), strict=True):
-        for name, dtype in group.items():
-            arrays[name] = np.frombuffer(blob, dtype, n, offset)
-            offset += n * np.dtype(dtype).itemsize
-    return {**arrays, "tpq": tpq, "track_names": names}
 
 
 class DatasetWriter:

@@ -1,11 +1,10 @@
 """Checks on a parsed score, in two stages; each raises `SkipFile("category: detail")`.
 
 `check_size` runs in the guarded worker right after symusic, before any numpy array exists: note
-count and ticks per quarter. `check_piece` runs on the score's piece arrays (`cache_writer.
-piece_arrays`, bounded by the note cap): tick range, tempo map, meters, length in seconds, note
-durations, notes per tick. Both run in the guarded worker: `read_midi` through `check_score`,
-ingest on the arrays the worker packs (`worker_child.handle_task`), so that ingest's parent only stores
-them; with a single worker the parent runs `check_piece` itself (the `ingest._Run` docstring says why).
+count and ticks per quarter. `check_piece` runs on the score's piece arrays (`packing.score_columns`,
+bounded by the note cap): tick range, tempo map, meters, length in seconds, note durations, notes per
+tick. Both run in the guarded worker: `read_midi` through `check_score`, ingest on the arrays it is
+about to pack (`packing.pack_checked`), so that ingest's parent only stores them.
 """
 
 from __future__ import annotations
@@ -31,28 +30,36 @@ def check_size(score: Score, limits: Limits) -> None:
 
 def check_score(score: Score, limits: Limits) -> None:
     """Every check on a whole score, including the ticks of events the cache does not keep."""
-    from tunesmith.io.cache_writer import piece_arrays
+    from tunesmith.io.packing import score_columns
 
     check_size(score, limits)
     if score.start() < 0:  # delta times summed past 2**31 wrap around to negative ticks
         raise SkipFile(TICK_OVERFLOW)
     if score.end() > limits.max_ticks:
         raise SkipFile(f"too long: last event at tick {score.end()} (cap {limits.max_ticks})")
-    check_piece(piece_arrays(score), limits)
+    check_piece(score_columns(score), limits)
 
 
 def check_piece(piece: dict, limits: Limits) -> None:
-    """Checks on piece arrays (ticks, µs per quarter): tick range, tempos, meters, length, notes."""
+    """Checks on piece arrays (ticks, µs per quarter): tick range, tempos, meters, length, notes.
+
+    `piece` holds 'start', 'duration' (notes), 'tempo_time', 'tempo_mspq', 'ts_time', 'ts_numerator',
+    'ts_denominator' and 'tpq' (`packing.unpack_piece`, or `packing.score_columns` before packing)."""
     start, duration = piece["start"], piece["duration"]
-    if len(start) and (start.min() < 0 or duration.min() < 0):
-        raise SkipFile(TICK_OVERFLOW)
-    note_end = int(np.add(start, duration, dtype=np.int64).max()) if len(start) else 0
+    note_end = 0
+    if len(start):
+        if _MIN(start) < 0 or _MIN(duration) < 0:
+            raise SkipFile(TICK_OVERFLOW)
+        note_end = int(_MAX(np.add(start, duration, dtype=np.int64)))
     maps = (piece["tempo_time"], piece["tempo_mspq"], piece["ts_time"], piece["ts_numerator"], piece["ts_denominator"])
     short = len(maps[0]) <= SHORT_MAP and len(maps[2]) <= SHORT_MAP
     seconds = (_check_short_maps if short else _check_maps)(note_end, piece["tpq"], *maps, limits=limits)
     if seconds > limits.max_seconds:
         raise SkipFile(f"too long: {seconds / 3600:.1f} hours (cap {limits.max_seconds / 3600:.1f} hours)")
     check_notes_per_tick(start, limits)
+
+
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce  # the ufuncs, without ndarray.min's Python wrapper
 
 
 # Tempo and meter maps this short are checked as Python lists: most files have a few events, and a

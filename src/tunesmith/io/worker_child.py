@@ -28,13 +28,10 @@ def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limit
         data = read_named_file(path, limits)
     if kind == "score":
         return parse_bytes(data, limits)
-    from tunesmith.io.cache_writer import pack_score, unpack_piece
-    from tunesmith.io.checks import check_piece
+    from tunesmith.io.packing import pack_checked, pack_score
 
-    packed = pack_score(parse_bytes(data, limits, checked=False))
-    if kind == "table":
-        check_piece(unpack_piece(packed), limits)
-    return packed
+    score = parse_bytes(data, limits, checked=False)
+    return pack_checked(score, limits) if kind == "table" else pack_score(score)
 
 
 def worker_main() -> None:
@@ -104,7 +101,7 @@ def _warm_up() -> None:
     so that the first file's deadline measures parsing, not imports."""
     from symusic import Score
 
-    from tunesmith.io import cache_writer, checks  # noqa: F401 (imported for their import cost)
+    from tunesmith.io import checks, packing  # noqa: F401 (imported for their import cost)
 
     tiny = b"MThd\0\0\0\6\0\0\0\1\1\xe0MTrk\0\0\0\x0c\0\x90\x3c\x40\x60\x80\x3c\0\0\xff\x2f\0"
     for track in Score.from_midi(tiny).tracks:
