@@ -15,6 +15,7 @@ from tunesmith.evaluation.multitrack_metrics import (
     group_metrics,
     multitrack_report,
     overlap_ceiling,
+    presence_precision,
     presence_recall,
 )
 
@@ -49,6 +50,19 @@ def test_presence_recall_counts_bars_where_the_reference_plays():
     recall = presence_recall([band(with_bass=False)], [band()])
     assert recall["piano"] == 1.0 and recall["drums"] == 1.0 and recall["bass"] == 0.0
     assert math.isnan(recall["guitar"])
+
+
+def test_presence_precision_counts_bars_where_the_generated_piece_plays():
+    # the generated piece has bass in both bars, the reference none: recall undefined, precision 0
+    precision = presence_precision([band()], [band(with_bass=False)])
+    recall = presence_recall([band()], [band(with_bass=False)])
+    assert precision["bass"] == 0.0 and math.isnan(recall["bass"])
+    assert precision["piano"] == 1.0 and math.isnan(precision["guitar"])
+    # a piano that plays in bar 2 too, where the reference's piano rests: recall 1, precision 1/2
+    full = band()
+    full.tracks[0].notes.append(make_track([62], [4 * Q], [Q], program=0).notes[0])
+    assert presence_recall([full], [band()])["piano"] == 1.0
+    assert presence_precision([full], [band()])["piano"] == 0.5
 
 
 def test_real_music_overlaps_real_music_and_a_broken_set_does_not():

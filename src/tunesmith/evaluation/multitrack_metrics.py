@@ -14,7 +14,9 @@ group that stops early has empty bars. Per piece and group [MG] (H.-W. Dong et a
   centroids per bar (`metrics.tonal_distance` on the two groups' notes).
 
 `presence_recall`: for aligned pieces (a generated continuation and the real one), the share of bars in
-which a group plays among the bars where the reference has it. `group_overlap`: the Yang & Lerch
+which a group plays among the bars where the reference has it; `presence_precision` the other way round,
+the share of the bars a group plays in where the reference has it too (a part that plays everywhere
+has recall 1 and the precision of chance). `group_overlap`: the Yang & Lerch
 overlapping area of each group's features (`compare.compare_sets`, per-group features), with the
 real-vs-real ceiling: the same figure between two halves of the reference. Torch-free.
 """
@@ -106,14 +108,30 @@ def presence_recall(generated: Sequence[Score], reference: Sequence[Score], skip
     """Per group: #(bars where both play) / #(bars where the reference plays), over aligned pairs of
     pieces (bar i of one against bar i of the other, from bar `skip_bars`, e.g. after a primer); NaN
     for a group the reference never plays."""
-    hits = np.zeros(len(MULTITRACK_GROUPS))
-    wanted = np.zeros(len(MULTITRACK_GROUPS))
+    hits, wanted, _ = _presence_counts(generated, reference, skip_bars)
+    return {name: float(hits[g] / wanted[g]) if wanted[g] else NAN for g, name in enumerate(MULTITRACK_GROUPS)}
+
+
+def presence_precision(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int = 0
+                       ) -> dict[str, float]:
+    """Per group: #(bars where both play) / #(bars where the generated piece plays), aligned as
+    `presence_recall`; NaN for a group the generated pieces never play."""
+    hits, _, played = _presence_counts(generated, reference, skip_bars)
+    return {name: float(hits[g] / played[g]) if played[g] else NAN for g, name in enumerate(MULTITRACK_GROUPS)}
+
+
+def _presence_counts(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group (5,): bars where both play, bars where the reference plays, bars where the generated
+    piece plays, over aligned pairs of pieces from bar `skip_bars` (the shorter piece's bars)."""
+    hits, wanted, played = (np.zeros(len(MULTITRACK_GROUPS)) for _ in range(3))
     for gen, ref in zip(generated, reference, strict=True):
         g_plays, r_plays = bar_activity(gen)[0][:, skip_bars:], bar_activity(ref)[0][:, skip_bars:]
         n = min(g_plays.shape[1], r_plays.shape[1])
         hits += (g_plays[:, :n] & r_plays[:, :n]).sum(1)
         wanted += r_plays[:, :n].sum(1)
-    return {name: float(hits[g] / wanted[g]) if wanted[g] else NAN for g, name in enumerate(MULTITRACK_GROUPS)}
+        played += g_plays[:, :n].sum(1)
+    return hits, wanted, played
 
 
 def group_overlap(reference: Sequence[Score], generated: Sequence[Score]) -> dict[str, float]:
