@@ -25,7 +25,8 @@ Generation is one-shot (`sample`): one z ~ p(z) per window (N(0, I), or with `pr
 Gaussian mixture fitted to the training posteriors after training, one component per piece), windows
 decoded and concatenated until `plan.bars` 4/4 bars at `steps_per_quarter` are covered; each unit is a Bernoulli draw at
 `--temperature` (default 1: the model's distribution), or, with `decoding: expected` and no sampling
-option, the expected number of units, `voices` per step (`conv_vae_decoding.py`).
+option, the expected number of units, `voices` per step, or with `decoding: cells` per quarter cell up to
+`voices` keys drawn by their probability (`conv_vae_decoding.py`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from torch.nn import functional as F  # noqa: N812
 from tunesmith.core.constants import N_PITCHES, PIANO_KEYS
 from tunesmith.core.errors import UserError
 from tunesmith.models.base import Likelihood, MusicModel, SamplePlan, check_choice, check_positive
-from tunesmith.models.conv_vae_decoding import expected_roll
+from tunesmith.models.conv_vae_decoding import cell_roll, expected_roll
 from tunesmith.models.distributions import is_default, sample_bernoulli
 from tunesmith.models.vae import LatentTerms, MixturePrior, negative_elbo, reparameterize
 
@@ -64,10 +65,12 @@ class ConvVAEConfig:
     free_bits: float = 0.0
     steps_per_quarter: int = 4  # the representation's grid (sets how many frames make a bar)
     elbo_samples: int = 8  # posterior draws per window when scoring (seeded: repeatable)
-    # default and greedy decoding: "bernoulli" (a draw per unit; greedy: p > 1/2) or "expected" (the expected
-    # count of units, at most `voices` per step: conv_vae_decoding.py); --temperature always draws per unit
+    # default and greedy decoding: "bernoulli" (a draw per unit; greedy: p > 1/2), "expected" (the expected
+    # count of units, at most `voices` per step) or "cells" (per cell of `cell` steps, `voices` keys at most,
+    # drawn by probability; greedy: the most probable): conv_vae_decoding.py; --temperature draws per unit
     decoding: str = "bernoulli"
     voices: int = 4
+    cell: int = 4  # steps per cell of the "cells" rule (4: a quarter at 4 steps per quarter)
     # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
     # training windows' posteriors after training (`tunesmith fit-prior`; N(0, I) until fitted)
     prior_components: int = 0
@@ -126,11 +129,14 @@ class ConvVAE(MusicModel):
     @classmethod
     def validate_config(cls, config: ConvVAEConfig) -> None:
         check_choice(config, "frame", tuple(FRAMES))
-        check_choice(config, "decoding", ("bernoulli", "expected"))
-        check_positive(config, "voices")
+        check_choice(config, "decoding", ("bernoulli", "expected", "cells"))
+        check_positive(config, "voices", "cell")
         check_positive(config, "window", "latent_dim", "channels", "layers", "hidden", "steps_per_quarter",
                        "elbo_samples")
         check_positive(config, "kl_warmup_steps", "free_bits", "prior_components", minimum=0)
+        if config.decoding == "cells" and config.window % config.cell:
+            raise UserError(f"model config cell must divide the window ({config.window} steps) for decoding: "
+                            f"cells, got {config.cell}")
         if config.window < 2**config.layers:
             raise UserError(f"model config window must be at least 2**layers = {2**config.layers} steps, "
                             f"got {config.window}")
@@ -265,9 +271,13 @@ class ConvVAE(MusicModel):
 
     def draw(self, logits: Tensor, sampling, generator: torch.Generator | None = None) -> Tensor:
         """Window logits (B, C, T, K) -> {0, 1} images: per-unit draws when a temperature is asked for or
-        the config's decoding is "bernoulli"; else by expected counts (`conv_vae_decoding`)."""
+        the config's decoding is "bernoulli"; else by expected counts or cells (`conv_vae_decoding`; cells
+        drawn with `generator`, or the most probable ones when greedy)."""
         if self.config.decoding == "bernoulli" or not (sampling.greedy or is_default(sampling)):
             return sample_bernoulli(logits, sampling, generator)
+        if self.config.decoding == "cells":
+            return cell_roll(torch.sigmoid(logits), self.config.voices, self.config.cell, not self.channels_first,
+                             None if sampling.greedy else generator)
         return expected_roll(torch.sigmoid(logits), self.config.voices, onset_plane=not self.channels_first)
 
     @torch.no_grad()
