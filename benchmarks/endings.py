@@ -11,9 +11,13 @@ For each token checkpoint (REMI `events` models: lstm-bach, lstm-bach-form, tran
 2. Endings (`evaluation.form`): the fraction of pieces that close with a cadence (tonic in the bass,
    tonic chord, held a beat), for the real held-out pieces (whole), the same pieces cut after B bars,
    generated pieces of exactly B bars (`--ending bars`, the default) and generated pieces that end
-   where the model draws its end token at a bar line at least B bars in (`--ending model`).
+   where the model draws its end token at a bar line at least B bars in (`--ending model`); with
+   `--endings ... best`, also exact-bar pieces each kept as the best of `--candidates` draws by the
+   model's own P(EOS) where it ended (countdown models only: `generation/best_ending.py`, a decoding
+   option, not learned form).
 
-Usage: python benchmarks/endings.py [CKPT ...] [--n 32] [--bars 8] [--pieces 20] [--out benchmarks/results]
+Usage: python benchmarks/endings.py [CKPT ...] [--n 32] [--bars 8] [--pieces 20] [--endings bars model [best]]
+       [--candidates 8] [--out benchmarks/results]
 Writes benchmarks/results/endings.md, endings.json and endings.png (P(EOS) against bars before the end).
 """
 
@@ -29,7 +33,7 @@ from tunesmith.core.score import bars_after
 from tunesmith.data.splits import split_of
 from tunesmith.evaluation.form import ending_rates
 from tunesmith.evaluation.runs import load_set
-from tunesmith.generation.generate import GenerateRequest, generate_scores
+from tunesmith.generation.generate import GenerateRequest, generate_scores, with_checkpoint_defaults
 from tunesmith.io.atomic import write_atomic
 from tunesmith.models.checkpoint import load_model
 from tunesmith.scoring.endings import ending_profile
@@ -99,7 +103,12 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     row = {"model": name, "profile": profile, "real_whole": ending_rates(scores),
            "real_cut": ending_rates([bars_after(s, args.bars) for s in scores])}
     for ending in args.endings:
-        request = GenerateRequest(n=args.n, bars=args.bars, seed=args.seed, ending=ending)
+        if ending == "best" and getattr(rep, "countdown", None) is None:
+            row["generated_best"] = {"cadence": float("nan")}  # best-of draws need countdown generation
+            continue
+        request = with_checkpoint_defaults(loaded, GenerateRequest(
+            n=args.n, bars=args.bars, seed=args.seed, ending="bars" if ending == "best" else ending))
+        request.candidates = args.candidates if ending == "best" else 1
         row[f"generated_{ending}"] = ending_rates(generate_scores(loaded, request))
     return row
 
@@ -145,6 +154,12 @@ def plot(rows: list[dict], path: Path) -> None:
     write_atomic(path, lambda out: figure.savefig(out, format="png", dpi=100))
 
 
+def _extra(args: argparse.Namespace) -> str:
+    """The non-default options of the command line, as written in the report's header."""
+    text = f" --endings {' '.join(args.endings)}" if args.endings != ["bars", "model"] else ""
+    return text + (f" --candidates {args.candidates}" if "best" in args.endings else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="*", default=list(DEFAULT))
@@ -152,12 +167,13 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--pieces", type=int, default=20, help="held-out pieces for the profile")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--endings", nargs="+", default=["bars", "model"])
+    parser.add_argument("--endings", nargs="+", default=["bars", "model"], choices=["bars", "model", "best"])
+    parser.add_argument("--candidates", type=int, default=8, help="draws per piece for --endings best")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     rows = [measure(name, args) for name in args.checkpoints]
     text = (f"# Endings\n\n`python benchmarks/endings.py {' '.join(args.checkpoints)} --n {args.n} --bars "
-            f"{args.bars} --pieces {args.pieces}` (seed {args.seed})\n\n" + table(rows, args))
+            f"{args.bars} --pieces {args.pieces}{_extra(args)}` (seed {args.seed})\n\n" + table(rows, args))
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out / "endings.md", text.encode())

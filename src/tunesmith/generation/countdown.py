@@ -16,6 +16,8 @@ line (`EventsGrammar.expect`), so the model always knows how many bars remain an
   end (it is known); otherwise (`--ending model`, `--steps`) they are all "far". Bars are REMI's (4/4,
   as the model was trained); for a primer in another meter the requested end (in the primer's meter)
   is mapped to the REMI bar it falls in.
+- `candidates = m > 1` (a request attribute; exact bars only): each piece is drawn m times and the draw
+  whose end the model believed in most is kept (`generation/best_ending.py`: a decoding option).
 - `--no-constrain` or `--steps`: nothing is forced; the end token stays banned as for other models, and
   the model writes what countdown it likes (the grammar still counts the tokens it breaks).
 """
@@ -28,7 +30,9 @@ import numpy as np
 import torch
 from symusic import Score
 
+from tunesmith.core.errors import UserError
 from tunesmith.core.score import bar_line_after
+from tunesmith.generation.best_ending import EosRecorder, Kept, best_rows, candidates_of
 from tunesmith.generation.endings import extra_bars
 from tunesmith.generation.sampling import GrammarConstraint, sample_sequence
 
@@ -50,6 +54,8 @@ def generate_counted(stream, count: int, request, generator: torch.Generator) ->
         most = least if ending == "bars" else \
             bar_line_after(stream.clock, request.bars + extra_bars(request.bars), stream.primer_end)
     done_bars = countdown.n_bars(stream.body)  # REMI bars the primer opened
+    m = _candidates(request, enforce, ending)
+    count *= m  # rows g*m .. g*m + m - 1 are the candidates of piece g
     if enforce and ending == "bars":
         body = countdown.label(stream.body, math.ceil(least / bar_ticks))
     else:
@@ -68,10 +74,26 @@ def generate_counted(stream, count: int, request, generator: torch.Generator) ->
         return all(eos in row or stream.span(row) >= most for row in drawn.tolist())
 
     budget = stream.budget(request.bars + (extra_bars(request.bars) if ending == "model" else 0))
+    watch = EosRecorder(constraint, eos) if m > 1 else constraint
     new = sample_sequence(stream.loaded.model, prefix, budget, request.sampling, generator, banned,
-                          constraint=constraint, finished=finished, check_every=8)
+                          constraint=watch, finished=finished, check_every=8)
+    if m > 1:
+        keep = best_rows(watch.end_scores(new.tolist()), m)
+        new, constraint = new[keep], Kept(watch, keep)
     stream.record(request, constraint, new)
     return [_piece(stream, row, eos, least, most, bar_ticks, done_bars) for row in new.tolist()]
+
+
+def _candidates(request, enforce: bool, ending: str) -> int:
+    """Draws per piece (`best_ending.candidates_of`); more than one only for exact bars under the grammar."""
+    try:
+        m = candidates_of(request)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if m > 1 and not (enforce and ending == "bars" and request.steps is None):
+        raise UserError("candidates > 1 needs exact bars under the grammar (--ending bars, no --steps, "
+                        "no --no-constrain)")
+    return m
 
 
 def _piece(stream, row: list[int], eos: int, least: int, most: int, bar_ticks: int, done_bars: int) -> Score:

@@ -1,0 +1,83 @@
+"""Best-of-m endings for countdown generation (generation/best_ending.py): with the shipped countdown
+model, `candidates = m` keeps, per piece, the draw whose end the model believed in most, the piece still
+has exactly the requested bars, and bad settings are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tunesmith.generation.best_ending as best_ending
+import tunesmith.generation.countdown as countdown
+from tunesmith.core.errors import UserError
+from tunesmith.generation.best_ending import EosRecorder, best_rows, candidates_of
+from tunesmith.generation.generate import GenerateRequest, generate_scores, with_checkpoint_defaults
+from tunesmith.models.checkpoint import load_model
+
+
+def test_best_rows_takes_the_highest_of_each_group_and_the_first_on_ties():
+    assert best_rows(np.array([0.1, 0.5, 0.2, -1, -1, -1, 0.3, 0.3, 0.0]), 3) == [1, 3, 6]
+    assert best_rows(np.array([0.2, 0.1]), 1) == [0, 1]
+
+
+class _Inner:
+    enforce, invalid = True, np.zeros(2, np.int64)
+
+    def allowed(self, device="cpu"):
+        return torch.ones(2, 3, dtype=torch.bool)
+
+    def update(self, ids):
+        pass
+
+
+def test_end_scores_are_the_probability_where_each_row_drew_its_end():
+    recorder = EosRecorder(_Inner(), eos_id=2)
+    for logits in ([[0.0, 0.0, 0.0], [0.0, 0.0, 5.0]], [[0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]):
+        recorder.observe(torch.tensor(logits))
+    scores = recorder.end_scores([[0, 2], [1, 1]])  # row 0 ends at step 1; row 1 never does
+    assert scores[1] == -1 and scores[0] == pytest.approx(np.exp(2) / (np.exp(2) + 2))
+
+
+@pytest.fixture(scope="module")
+def form():
+    return load_model("lstm-bach-form")
+
+
+def _request(loaded, m: int, **kw) -> GenerateRequest:
+    request = with_checkpoint_defaults(loaded, GenerateRequest(n=3, bars=4, seed=0, **kw))
+    request.candidates = m
+    return request
+
+
+def test_best_of_m_keeps_the_most_believed_end_and_exact_bars(form, monkeypatch):
+    seen, kept = [], []
+    original = best_ending.EosRecorder.end_scores
+
+    def spy(self, rows):
+        seen.append(original(self, rows))
+        return seen[-1]
+
+    def keep(scores, m):
+        kept.append(best_rows(scores, m))
+        return kept[-1]
+
+    monkeypatch.setattr(best_ending.EosRecorder, "end_scores", spy)
+    monkeypatch.setattr(countdown, "best_rows", keep)
+    request = _request(form, 6)
+    pieces = generate_scores(form, request)
+    bar = 4 * form.representation.tpq
+    assert len(pieces) == 3 and all(p.end() == 4 * bar for p in pieces)  # exactly the requested bars
+    scores = seen[0].reshape(3, 6)
+    assert len(request.decoding["pieces"]) == 3  # only the kept draws are reported
+    assert kept[0] == (scores.argmax(1) + 6 * np.arange(3)).tolist()  # each piece's own 6 draws
+    assert (scores.max(1) > 0).all()  # in each group some draw ended in the last bar
+    assert len({tuple(row) for row in scores.round(6)}) == 3  # the draws differ
+
+
+def test_bad_candidate_settings_are_refused(form):
+    with pytest.raises(UserError, match="candidates must be"):
+        generate_scores(form, _request(form, 0))
+    with pytest.raises(UserError, match="exact bars"):
+        generate_scores(form, _request(form, 2, ending="model"))
+    assert candidates_of(GenerateRequest()) == 1
