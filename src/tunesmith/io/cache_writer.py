@@ -268,7 +268,7 @@ def _columns(pieces: list[tuple]) -> dict[str, Parts]:
     sizes = [(name, np.dtype(dtype).itemsize, g) for g, group in enumerate(GROUPS.values())
              for name, dtype in group.items()]
     parts = {name: Parts() for name, _, _ in sizes}
-    for blob, counts, _, _ in pieces:
+    for blob, counts, *_ in pieces:  # (blob, counts, tpq, names[, ring lease])
         view, offset = memoryview(blob), 0
         for name, itemsize, g in sizes:
             end = offset + counts[g] * itemsize

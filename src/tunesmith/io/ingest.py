@@ -2,10 +2,9 @@
 
 The parent walks the folder (regular files only, no symlink following, names as raw bytes), decides
 what it can without parsing (not a regular file, unchanged since the last run) and hands the rest to
-guarded parser processes (`workers.py`). With one worker the parent reads and hashes each file first
-(a copy of a file already seen is never parsed); with two or more the workers read and hash them
-(`_Run` says why). Entries are decided in walk order; results are buffered into shards
-(`cache_writer.py`); `report.json` and `quarantine.txt` describe every MIDI-named file of the walk.
+guarded parser processes (`workers.py`), which read, hash, parse, check and pack each file (`_Run`
+says why). Entries are decided in walk order; results are buffered into shards (`cache_writer.py`);
+`report.json` and `quarantine.txt` describe every MIDI-named file of the walk.
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ from pathlib import Path
 from tunesmith.core.errors import SkipFile, UserError
 from tunesmith.io.atomic import write_atomic
 from tunesmith.io.cache import folder_state, read_manifest
-from tunesmith.io.cache_writer import DatasetWriter, unpack_piece
-from tunesmith.io.checks import check_piece
+from tunesmith.io.cache_writer import DatasetWriter
 from tunesmith.io.midi import Limits, display_name, file_kind, is_midi_name, read_file_bytes
 from tunesmith.io.workers import BATCH_FILES, borrow_pool, cap_workers, return_pool
 
@@ -89,25 +87,21 @@ def check_arguments(src: Path, out: Path, workers: int) -> tuple[Path, Path, int
 
 
 class _Run:
-    """State of one ingest run: decisions in walk order, the parser pool, the shard writer.
+    """State of one ingest run: decisions in walk order, the shard writer; what a subclass adds: `submit`
+    (hand a file over), `collect` (decide on the answers), `drain` and `close`.
 
-    With one worker the parent reads and hashes each file (copies are never parsed) and runs the piece
-    checks: the worker's CPU sets the pace and the parent, waiting on it, has a core to spare. With two or
-    more (`lean`, MIDI only), the workers share the cores with the parent, so they read, hash, parse, check
-    and pack each file, and the parent only walks the folder and stores what they send: copies are told
-    apart by the hash a worker returns (a copy then costs a parse). Either way entries are decided in walk
-    order (`later`), so shards and which of two copies is the duplicate do not depend on which worker
-    answered first; the answers that wait for an earlier one count in the read-ahead bound, so a file that
-    runs to its time limit may hold the other workers back for that long.
+    Entries are decided in walk order (`later`), so shards and which of two copies is the duplicate do
+    not depend on which worker answered first. This base reads and hashes each file in the parent before
+    `submit(idx, entry, sha, data)`, so a copy of a file already seen is never decoded (audio ingest);
+    MIDI ingest (`_MidiRun`) leaves that to its workers.
     """
 
-    def __init__(self, src: Path, out: Path, n_workers: int, limits: Limits, writer: DatasetWriter,
-                 lean: bool = False):
+    def __init__(self, src: Path, out: Path, n_workers: int, limits: Limits, writer):
         self.root, self.out, self.limits, self.writer = os.fsencode(src), out, limits, writer
-        self.n_workers, self.pool, self.lean = n_workers, None, lean
+        self.n_workers, self.pool = n_workers, None
         self.records: list[dict | None] = []
         self.first: dict[str, str] = {}  # sha256 -> path of the first file with it in this run
-        self.pending: dict[int, tuple[Entry, str | None]] = {}
+        self.pending: dict[int, object] = {}
         self.waiting: dict[int, Callable[[], None]] = {}  # decisions made before an earlier entry's
         self.next_idx = 0  # the first entry not yet decided
         self.parsed = self.reused = 0
@@ -126,29 +120,34 @@ class _Run:
             self.next_idx += 1
             action()
 
-    def decide(self, idx: int, rec: dict, piece: tuple | None = None, new: bool = True) -> None:
+    def decide(self, idx: int, rec: dict, piece=None, new: bool = True) -> None:
         self.later(idx, lambda: self.store(idx, rec, piece, new))
 
-    def store(self, idx: int, rec: dict, piece: tuple | None = None, new: bool = True) -> None:
-        """Record the decision on entry `idx`; a new one goes to the writer with its piece (`pack_score`)."""
+    def store(self, idx: int, rec: dict, piece=None, new: bool = True) -> None:
+        """Record the decision on entry `idx`; a new one goes to the writer with its piece."""
         self.records[idx] = rec
         if new:
             self.writer.add(rec, piece)
             if self.writer.full:
-                self.writer.commit()
+                self.commit()
         if self.bar is not None:
             self.bar.update(1)
 
+    def commit(self) -> None:
+        self.writer.commit()
+
     def triage(self, idx: int, entry: Entry) -> None:
-        """Decide `entry` without parsing when possible, else submit it to the parser pool."""
+        """Decide `entry` without decoding when possible, else hand it over (`hand_over`)."""
         if not stat.S_ISREG(entry.mode):
             reason = f"not a regular file: {file_kind(entry.mode)}"
             return self.decide(idx, self.record(entry, None, "skipped", reason))
         prior = self.writer.files.get(os.fsdecode(entry.rel))
         if prior and (prior["size"], prior["mtime_ns"]) == (entry.size, entry.mtime_ns) and self.final(prior):
             return self.reuse(idx, prior)
-        if self.lean:
-            return self.submit(idx, entry, None, None)
+        self.hand_over(idx, entry)
+
+    def hand_over(self, idx: int, entry: Entry) -> None:
+        """Read and hash the file here; decide a copy at once, submit the rest with their bytes."""
         try:
             data = read_file_bytes(os.path.join(self.root, entry.rel), self.limits, follow_symlinks=False)
         except SkipFile as reason:
@@ -191,22 +190,34 @@ class _Run:
         self.first[sha] = path
         return None
 
-    def submit(self, idx: int, entry: Entry, sha: str | None, data: bytes | None) -> None:
-        """Hand `data` (lean: the file's path) to a parser. Workers run the piece checks
-        (`checks.check_piece`) except with one worker, where the parent runs them (see the class)."""
+
+class _MidiRun(_Run):
+    """MIDI ingest: the workers read, hash, parse, check and pack each file; the parent walks the folder
+    and stores what they send (the pieces' bytes through shared rings, `ring.py`), so its share of the
+    CPU stays small and two workers on two cores are not held back by it. Copies are told apart by the
+    hash a worker returns (a copy costs a parse). The answers that wait for an earlier entry's count in
+    the read-ahead bound, so a file that runs to its time limit may hold the other workers back for that
+    long."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.leases: list = []  # ring leases of the pieces the writer buffers (`ring.Lease`)
+
+    def commit(self) -> None:
+        """Write the writer's buffer as a shard, then let the workers reuse the ring space it held."""
+        self.writer.commit()
+        for lease in self.leases:
+            lease.release()
+        self.leases = []
+
+    def hand_over(self, idx: int, entry: Entry) -> None:
+        """Hand the file of `entry` to a parser (`worker_child._answer`, kind 'table-file')."""
         if self.pool is None:
             self.pool = borrow_pool(self.n_workers, self.limits)
-        self.pending[idx] = (entry, sha)
-        if self.lean:
-            self.pool.submit(idx, "table-file", path=os.path.join(self.root, entry.rel))
-        else:
-            self.pool.submit(idx, "table-unchecked" if self.n_workers == 1 else "table", data=data)
+        self.pending[idx] = entry
+        self.pool.submit(idx, "table-file", path=os.path.join(self.root, entry.rel))
         self.parsed += 1
-        if not self.lean:
-            self.collect(0.0)
-            while self._ahead():
-                self.collect(None)
-        elif self._ahead():  # lean tasks are a path each: top the workers up a batch each at a time, so
+        if self._ahead():  # tasks are a path each: top the workers up a batch each at a time, so that
             while self._ahead(BATCH_FILES * self.n_workers):  # a poll per file costs no CPU, nor a batch of one
                 self.collect(None)
 
@@ -218,32 +229,30 @@ class _Run:
                 or pool.queued_bytes > READ_AHEAD_BYTES * n)
 
     def collect(self, timeout: float | None) -> None:
+        """Decide, in walk order, on the answers the workers have sent."""
         for idx, ok, payload in self.pool.poll(timeout):
-            entry, sha = self.pending.pop(idx)
-            if self.lean:
-                self.later(idx, lambda i=idx, e=entry, o=ok, p=payload: self.answered(i, e, o, p))
-                continue
-            if ok and self.n_workers == 1:  # see the class docstring
-                try:
-                    check_piece(unpack_piece(payload), self.limits)
-                except SkipFile as reason:
-                    ok, payload = False, str(reason)
-            if ok:
-                self.decide(idx, self.record(entry, sha, "ok", n_notes=payload[1][0]), payload)
-            else:
-                self.decide(idx, self.record(entry, sha, "skipped", payload))
+            entry = self.pending.pop(idx)
+            self.later(idx, lambda i=idx, e=entry, o=ok, p=payload: self.answered(i, e, o, p))
 
     def answered(self, idx: int, entry: Entry, ok: bool, payload) -> None:
-        """Decide entry `idx` from a lean worker's answer (`worker_child._answer`, kind 'table-file')."""
+        """Decide entry `idx` from a worker's answer (`worker_child._answer`, kind 'table-file')."""
         if ok:
             sha, ok, payload = payload
         else:  # unread, or the worker died or overran: hash it here, so its copies are not parsed again
             sha = self.hash_again(entry) if payload.startswith(WORKER_LOST) else None
         if sha is not None and (known := self.copy_record(entry, sha)) is not None:
-            return self.store(idx, known)
+            return self.discard(idx, known, payload if ok else None)
         if not ok:
             return self.store(idx, self.record(entry, sha, "skipped", payload))
+        if len(payload) > 4:  # held until the shard with it is written (`commit`)
+            self.leases.append(payload[4])
         self.store(idx, self.record(entry, sha, "ok", n_notes=payload[1][0]), payload)
+
+    def discard(self, idx: int, rec: dict, piece: tuple | None) -> None:
+        """Store `rec` without the piece a worker packed (a copy): its ring space is free again."""
+        if piece is not None and len(piece) > 4:
+            piece[4].release()
+        self.store(idx, rec)
 
     def hash_again(self, entry: Entry) -> str | None:
         try:
@@ -253,11 +262,15 @@ class _Run:
         return hashlib.sha256(data).hexdigest()
 
     def drain(self) -> None:
+        """Wait for every answer, then commit what the writer buffers (so the rings are free again)."""
         while self.pool is not None and self.pool.busy:
             self.collect(None)
         assert not self.waiting, "ingest left entries undecided"  # every answer has come back
+        self.commit()
 
     def close(self) -> None:
+        for lease in self.leases:  # an interrupted run: its buffered pieces are dropped
+            lease.release()
         if self.pool is not None:
             return_pool(self.pool)  # kept warm for the next run in this process, closed if interrupted
 
@@ -284,7 +297,7 @@ def ingest_folder(src: Path, out: Path, workers: int = 0, limits: Limits = Limit
     writer = DatasetWriter(out, str(src), limits.as_dict(), shard_files=shard_files, repair=repair)
     try:
         entries, unlisted = walk_files(os.fsencode(src))
-        run = _Run(src, out, n_workers, limits, writer, lean=n_workers >= 2)
+        run = _MidiRun(src, out, n_workers, limits, writer)
         run_all(run, entries)
     finally:
         writer.release()

@@ -18,6 +18,7 @@ from tunesmith.io.cache import GROUPS
 # symusic's field names for the note group's arrays, in GROUPS["notes"] order.
 _NOTE_FIELDS = ("pitch", "time", "duration", "velocity")
 _NOTE_SIZES = tuple(np.dtype(dtype).itemsize for dtype in GROUPS["notes"].values())
+_GROUP_BYTES = tuple(sum(np.dtype(dtype).itemsize for dtype in group.values()) for group in GROUPS.values())
 _MAP_NAMES = (*GROUPS["tempos"], *GROUPS["ts"])
 _MAP_SIZES = tuple(np.dtype(dtype).itemsize for group in ("tempos", "ts") for dtype in GROUPS[group].values())
 
@@ -28,19 +29,21 @@ def pack_score(score) -> tuple[bytes, tuple[int, ...], int, list[str]]:
     return score_columns(score)["_packed"]
 
 
-def pack_checked(score, limits) -> tuple[bytes, tuple[int, ...], int, list[str]]:
-    """`pack_score`, after every check of `checks.check_piece` on the same arrays (SkipFile)."""
+def pack_checked(score, limits, ring=None) -> tuple:
+    """`pack_score`, after every check of `checks.check_piece` on the same arrays (SkipFile). With a
+    `ring.RingWriter` that has room, the blob is packed into the ring and given as its `RingRef`."""
     from tunesmith.io.checks import check_piece
 
-    columns = score_columns(score)
+    columns = score_columns(score, ring)
     check_piece(columns, limits)
     return columns["_packed"]
 
 
-def score_columns(score) -> dict:
+def score_columns(score, ring=None) -> dict:
     """What `checks.check_piece` reads of one score, taken from its packed piece: 'start' and 'duration'
-    (int32 ticks, read-only views of the blob), the tempo and meter maps (symusic's own arrays: ticks,
-    µs per quarter), 'tpq' and 'track_names'; '_packed' holds the `pack_score` result itself."""
+    (int32 ticks, views of the blob), the tempo and meter maps (symusic's own arrays: ticks, µs per
+    quarter), 'tpq' and 'track_names'; '_packed' holds the `pack_score` result itself, its blob packed
+    into `ring` (a `ring.RingWriter`) and given as a `RingRef` when the ring has room."""
     tracks = list(score.tracks)
     per_track = [track.notes.numpy() for track in tracks]
     tempos, sigs = score.tempos.numpy(), score.time_signatures.numpy()
@@ -49,11 +52,14 @@ def score_columns(score) -> dict:
     counts = [len(n["time"]) for n in per_track]
     parts = [n[field] for field in _NOTE_FIELDS for n in per_track]  # int8 pitch, velocity: 0-127 as u8
     parts += [bytes([t.program for t in tracks]), bytes([t.is_drum for t in tracks]), array("q", counts), *maps]
-    blob, n_notes = b"".join(parts), sum(counts)
-    packed = (blob, (n_notes, len(tracks), len(maps[0]), len(maps[2])), int(score.ticks_per_quarter),
-              [t.name for t in tracks])
-    return {"start": np.frombuffer(blob, np.int32, n_notes, n_notes),
-            "duration": np.frombuffer(blob, np.int32, n_notes, 5 * n_notes),
+    lengths = (sum(counts), len(tracks), len(maps[0]), len(maps[2]))
+    n_notes, ref = lengths[0], None
+    if ring is not None:
+        ref = ring.put(parts, sum(n * size for n, size in zip(lengths, _GROUP_BYTES, strict=True)))
+    buffer, at = ring.buffer(ref) if ref is not None else (b"".join(parts), 0)
+    packed = (ref or buffer, lengths, int(score.ticks_per_quarter), [t.name for t in tracks])
+    return {"start": np.frombuffer(buffer, np.int32, n_notes, at + n_notes),
+            "duration": np.frombuffer(buffer, np.int32, n_notes, at + 5 * n_notes),
             **dict(zip(_MAP_NAMES, maps, strict=True)), "tpq": packed[2], "track_names": packed[3],
             "_packed": packed}
 

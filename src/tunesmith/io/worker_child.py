@@ -1,7 +1,8 @@
 """What runs inside a guarded parser process (`io.workers.ParserPool` starts it as
-`python -c "from tunesmith.io.worker_child import worker_main; worker_main()" FD LIMITS_JSON`): it warms
-up, caps its own address space, then answers batches of parse tasks over its socket until EOF. Every
-failure becomes a one-line reason in the answer, never a crash of the parent."""
+`python -c "from tunesmith.io.worker_child import worker_main; worker_main()" FD LIMITS_JSON [RING_FD
+RING_SIZE]`): it warms up, caps its own address space (its ring mapped first), then answers batches of
+parse tasks over its socket until EOF. Every failure becomes a one-line reason in the answer, never a
+crash of the parent."""
 
 from __future__ import annotations
 
@@ -14,32 +15,34 @@ from multiprocessing.connection import Connection
 
 from tunesmith.core.errors import SkipFile
 from tunesmith.io.midi import Limits, parse_bytes, read_file_bytes, read_named_file
+from tunesmith.io.ring import RingWriter
 
 
-def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limits):
+def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limits, ring=None):
     """Do one task in this process, on `data` or else the file at `path`.
 
-    kind 'score' -> the fully checked Score; kind 'table' -> `cache_writer.pack_score` of it, with
-    every check of `checks.check_piece` run here on the packed arrays; kind 'table-unchecked' -> the
-    same, checked only by `checks.check_size`: the receiver runs `check_piece` (see `ingest.py`).
-    Kind 'table-file' (read and hashed here first) is answered by `_answer`.
+    kind 'score' -> the fully checked Score; kind 'table' -> `packing.pack_checked` of it (every check
+    of `checks.check_piece` run here on the arrays being packed; the blob in `ring`, a
+    `ring.RingWriter`, when it has room). Kind 'table-file' (read and hashed here first) is answered
+    by `_answer`.
     """
     if data is None:
         data = read_named_file(path, limits)
     if kind == "score":
         return parse_bytes(data, limits)
-    from tunesmith.io.packing import pack_checked, pack_score
+    from tunesmith.io.packing import pack_checked
 
-    score = parse_bytes(data, limits, checked=False)
-    return pack_checked(score, limits) if kind == "table" else pack_score(score)
+    return pack_checked(parse_bytes(data, limits, checked=False), limits, ring)
 
 
 def worker_main() -> None:
-    """Child entry point (argv: socket fd, Limits as JSON): announce 'ready', then answer each batch
-    of tasks [(key, kind, path, data), ...] with [(key, ok, result or reason), ...] until EOF."""
+    """Child entry point (argv: socket fd, Limits as JSON[, ring fd, ring size]): announce 'ready', then
+    answer each batch (ring released offset, [(key, kind, path, data), ...]) with [(key, ok, result or
+    reason), ...] until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     conn = Connection(int(sys.argv[1]))
     limits = Limits(**json.loads(sys.argv[2]))
+    ring = RingWriter(int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else None
     _warm_up()
     limit_address_space(limits.parse_memory_bytes)
     conn.send("ready")
@@ -50,22 +53,26 @@ def worker_main() -> None:
             return
         if message is None:
             return
-        conn.send([_answer(task, limits) for task in message])
+        released, tasks = message
+        if ring is not None:
+            ring.released = released
+        conn.send([_answer(task, limits, ring) for task in tasks])
 
 
-def _answer(message: tuple, limits: Limits) -> tuple:
-    """(key, ok, result or reason) of one task. Kind 'table-file' (ingest with two or more workers: the
-    parent only walks the folder and stores) reads the file at `path` here (no symlink followed, as the
-    parent's walk) and hashes it: ok=False with the reason when it cannot be read, else ok=True and
-    (sha256 hex, ok, `handle_task(kind='table')` result or reason), so the parent can tell copies apart
-    whatever the parse gave."""
+def _answer(message: tuple, limits: Limits, ring=None) -> tuple:
+    """(key, ok, result or reason) of one task. Kind 'table-file' (ingest: the parent only walks the
+    folder and stores) reads the file at `path` here (no symlink followed, as the parent's walk) and
+    hashes it: ok=False with the reason when it cannot be read, else ok=True and (sha256 hex, ok,
+    `handle_task(kind='table')` result or reason), so the parent can tell copies apart whatever the
+    parse gave."""
     key, kind, path, data = message
     if kind != "table-file":
-        return key, *_attempt(limits, handle_task, kind, path, data, limits)
+        return key, *_attempt(limits, handle_task, kind, path, data, limits, ring)
     ok, data = _attempt(limits, read_file_bytes, path, limits, False)
     if not ok:
         return key, False, data
-    return key, True, (hashlib.sha256(data).hexdigest(), *_attempt(limits, handle_task, "table", None, data, limits))
+    sha = hashlib.sha256(data).hexdigest()
+    return key, True, (sha, *_attempt(limits, handle_task, "table", None, data, limits, ring))
 
 
 def _attempt(limits: Limits, function, *args) -> tuple[bool, object]:

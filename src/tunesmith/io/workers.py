@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from tunesmith.core.errors import SkipFile
 from tunesmith.io.midi import Limits
+from tunesmith.io.ring import Ring, new_ring, resolve, ring_fds
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class _Worker:
     ready: bool = False  # said 'ready': imports done, memory capped
     inflight: deque = field(default_factory=deque)  # (tasks, bytes) batches; the head is being parsed
     started: float = field(default_factory=time.monotonic)  # when the head batch (or start-up) began
+    ring: Ring | None = None  # where it packs ingest's pieces (`ring.py`)
 
 
 class ParserPool:
@@ -107,13 +109,18 @@ class ParserPool:
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         self._queue_budget = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
         code = "from tunesmith.io.worker_child import worker_main; worker_main()"
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(self.limits.as_dict())],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            env=_child_env(),
-        )
-        theirs.close()  # so the parent sees EOF when the worker dies
-        return _Worker(process, Connection(ours.detach()))
+        ring = new_ring()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(self.limits.as_dict()), *ring_fds(ring)],
+                pass_fds=[theirs.fileno(), *([ring.fd] if ring else [])], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, env=_child_env(),
+            )
+        finally:
+            theirs.close()  # so the parent sees EOF when the worker dies
+            if ring is not None:
+                os.close(ring.fd)  # the worker has its own
+        return _Worker(process, Connection(ours.detach()), ring=ring)
 
     @property
     def busy(self) -> bool:
@@ -156,7 +163,7 @@ class ParserPool:
                     self._pending.extendleft(reversed(tasks))
                     break  # wait for the worker to take what it has: send() must never block
                 try:
-                    worker.conn.send([task.message for task in tasks])
+                    worker.conn.send((worker.ring.released if worker.ring else 0, [task.message for task in tasks]))
                 except OSError:  # the worker is gone: poll() answers its tasks; an idle one is replaced
                     self._pending.extendleft(reversed(tasks))
                     if not worker.inflight:
@@ -186,7 +193,7 @@ class ParserPool:
                     continue
                 self.queued_bytes -= worker.inflight.popleft()[1]
                 worker.started = time.monotonic()
-                results.extend(message)
+                results.extend(message if worker.ring is None else resolve(tuple(message), worker.ring))
         except (EOFError, OSError):
             code = worker.process.wait()
             if not worker.ready:
