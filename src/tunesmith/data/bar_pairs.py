@@ -10,6 +10,10 @@ songs), for evaluating whole generated phrases against real ones.
 Each item also carries its piece's `profile` (`piece_profile`): where the whole piece lives, in key and
 register. A model conditioned on it (MidiNet's `profile` option) is told the key of the song it writes
 a bar of, so bar after bar stays in one key and one register instead of drifting.
+
+And its `history` (`history_features`): what the piece did in its last `HISTORY_BARS` bars and where
+in an 8-bar phrase the bar falls. A model that sees only the bar before has a fixed point: a bar that
+reproduces itself (MidiNet's `history` option gives it this longer view).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from torch.utils.data import Dataset
 
 PROFILE_DIM = 14  # 12 pitch-class shares + mean pitch + pitch spread
 REGISTER_CENTRE = 60  # MIDI middle C: the profile's mean pitch is measured from it, in octaves
+HISTORY_BARS = 4  # bars back that `history_features` summarises
+PHRASE_BARS = 8  # the bar's position counts modulo this (Essen songs: 4- and 8-bar phrases)
+HISTORY_DIM = 12 + 2 + 1 + PHRASE_BARS  # recent pitch classes, recent register, repeat flag, position
 
 
 def piece_profile(bars: np.ndarray) -> np.ndarray:
@@ -49,9 +56,32 @@ def transpose_profile(profile: np.ndarray, shift: int) -> np.ndarray:
     return out
 
 
+def history_features(before: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """The history (23,) float32 of the bar that follows `before` (n, T, 128) one-hot bars, the piece's
+    bars so far (n may be 0), in a piece with `profile` (14,) (`piece_profile`).
+
+    [:12] share of the sounding steps of the last `HISTORY_BARS` bars on each pitch class (zeros if
+    silent); [12] their mean pitch minus the piece's, in octaves; [13] their pitch spread, in octaves;
+    [14] 1 when the last bar repeats the one before it exactly (and holds notes); [15:] one-hot of the
+    bar's index n modulo `PHRASE_BARS`.
+    """
+    out = np.zeros(HISTORY_DIM, np.float32)
+    recent = np.asarray(before[-HISTORY_BARS:]) if len(before) else np.zeros((0, 1, 1))
+    recent_profile = piece_profile(recent) if len(recent) else out[:PROFILE_DIM]
+    if recent_profile[:12].any():
+        out[:12] = recent_profile[:12]
+        out[12] = recent_profile[12] - profile[12]
+        out[13] = recent_profile[13]
+    if len(before) >= 2 and np.asarray(before[-1]).any() and np.array_equal(before[-1], before[-2]):
+        out[14] = 1.0
+    out[15 + len(before) % PHRASE_BARS] = 1.0
+    return out
+
+
 class BarPairs(Dataset):
     """Items: {"bar": float32 (T, 128), "prev": float32 (T, 128), "chord": float32 (13,),
-    "profile": float32 (14,) the piece's `piece_profile`}."""
+    "profile": float32 (14,) the piece's `piece_profile`, "history": float32 (23,) the bar's
+    `history_features`}."""
 
     def __init__(self, pieces: list[tuple[np.ndarray, np.ndarray]]) -> None:
         self.pieces = pieces
@@ -68,7 +98,8 @@ class BarPairs(Dataset):
         return {"bar": torch.from_numpy(bars[i].astype(np.float32)),
                 "prev": torch.from_numpy(prev.astype(np.float32)),
                 "chord": torch.from_numpy(np.asarray(chords[i], np.float32)),
-                "profile": torch.from_numpy(self.profiles[piece])}
+                "profile": torch.from_numpy(self.profiles[piece]),
+                "history": torch.from_numpy(history_features(bars[:i], self.profiles[piece]))}
 
     def phrases(self, n_bars: int = 8) -> dict[str, np.ndarray]:
         """Non-overlapping phrases of `n_bars` bars from each piece's start: {"bars": (n, n_bars, T, 128)

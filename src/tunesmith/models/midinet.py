@@ -30,12 +30,15 @@ pitch, spread; `data.bar_pairs.piece_profile`), and `lambda_key` weighs its soft
 profile. In generation the profile is the primer's, or that of the training piece of the seed-bank
 bar it starts from (moved to the key that best fits `--chords`).
 
-Generation (`sample`, one shot per bar): each new bar comes from fresh noise and the bar before it (a
-primer's last bar with notes, or a random bar of the seed bank, which is not written). Without
-sampling options each step is the generator's argmax, as in training; `--temperature`, `--top-k`,
-`--top-p` draw from the softmax over pitch + rest instead. Either way only pitches inside the central
-90 % of the bank's real bars (the training melodies) can sound: the generator's logits outside it are
-noise it was never pushed away from (MIDI 125 squeaks). `--chords` (chord models only) cycles.
+History (`history`, off by default). Even in key, a generator that sees one bar back repeats itself:
+a bar that reproduces itself is a fixed point, and the first profile model's melodies settled into a
+one-bar figure after a few bars. With `history` the condition also holds the bar's history
+(`data.bar_pairs.history_features`: pitch classes and register of the last 4 bars, whether the last bar
+repeated the one before, the bar's place in an 8-bar phrase), and `lambda_repeat` weighs a batch-moment
+term matching how much of each bar repeats the bar before it (real bars vs generated ones).
+
+Generation (`sample`, one shot per bar; `midinet_generate.py`) starts from a primer's last bar with
+notes or a random bar of the seed bank; `--chords` (chord models only) cycles.
 """
 
 from __future__ import annotations
@@ -48,29 +51,27 @@ from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
-from tunesmith.data.bar_pairs import PROFILE_DIM, piece_profile
+from tunesmith.data.bar_pairs import PROFILE_DIM, history_features, piece_profile
 from tunesmith.evaluation.density import pitch_class_kl
-from tunesmith.models.base import MAX_DEPTH, MusicModel, SamplePlan, check_fraction, check_positive
-from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
+from tunesmith.models.base import MAX_DEPTH, MusicModel, check_fraction, check_positive
 from tunesmith.models.midinet_bars import (
     N_PITCHES,
     bar_statistics,
     bars_to_pitches,
-    fit_to_chords,
     key_statistics,
-    last_filled_bar,
     out_of_key_mass,
-    pitches_to_bars,
     relative_histograms,
+    repeat_share,
 )
+from tunesmith.models.midinet_generate import MidiNetSampling
 from tunesmith.models.midinet_layers import straight_through_onehot
 from tunesmith.models.midinet_nets import Conditioner, Discriminator, Generator, MidiNetConfig
-from tunesmith.representations.bars import CHORD_DIM, chord_vector
+from tunesmith.representations.bars import CHORD_DIM
 
 __all__ = ["Conditioner", "Discriminator", "Generator", "MidiNet", "MidiNetConfig"]
 
 
-class MidiNet(MusicModel):
+class MidiNet(MidiNetSampling, MusicModel):
     """Attention MidiNet: bar-by-bar conv GAN on the previous bar (and chords), self-attention as a flag.
 
     Holds the generator, the discriminator and the seed bank of real bars (buffers `bank_pitches`
@@ -111,9 +112,11 @@ class MidiNet(MusicModel):
         check_positive(config, "noise_dim", "gen_hidden", "gen_channels", "cond_channels", "disc_first_channels",
                        "disc_channels", "disc_hidden")
         check_positive(config, "d_steps", "g_steps", maximum=MAX_DEPTH)
-        check_positive(config, "lambda_mean", "lambda_feature", "lambda_key", "seed_bank", minimum=0)
+        check_positive(config, "lambda_mean", "lambda_feature", "lambda_key", "lambda_repeat", "seed_bank", minimum=0)
         if config.lambda_key > 0 and not config.profile:
             raise UserError("model config lambda_key needs profile: true (the key comes from the piece's profile)")
+        if config.history and not config.profile:
+            raise UserError("model config history needs profile: true (its register is the piece's)")
         check_positive(config, "tau", minimum=1e-3)
         check_fraction(config, "label_smoothing", "chord_dropout")
 
@@ -137,7 +140,9 @@ class MidiNet(MusicModel):
         bar, prev = bars(), bars()
         profile = torch.from_numpy(np.stack([piece_profile(torch.stack([p, b]).numpy())
                                              for p, b in zip(prev, bar, strict=True)]))
-        return {"bar": bar, "prev": prev, "chord": chord, "profile": profile}
+        history = torch.from_numpy(np.stack([history_features(p[None].numpy(), f.numpy())
+                                             for p, f in zip(prev, profile, strict=True)]))
+        return {"bar": bar, "prev": prev, "chord": chord, "profile": profile, "history": history}
 
     def generator_parameters(self):
         return self.generator.parameters()
@@ -157,16 +162,18 @@ class MidiNet(MusicModel):
         return chord
 
     def condition(self, batch: dict[str, Tensor]) -> Tensor | None:
-        """The condition vector (B, cond_dim) of a batch: [chord (after dropout), profile], or None."""
-        return self.join(self.chord_input(batch), batch["profile"].float() if self.config.profile else None)
+        """The condition vector (B, cond_dim) of a batch: [chord (after dropout), profile, history], or None."""
+        return self.join(self.chord_input(batch), batch["profile"].float() if self.config.profile else None,
+                         batch["history"].float() if self.config.history else None)
 
     def chord_of(self, cond: Tensor | None) -> Tensor | None:
         """The chord part of a condition vector: what the discriminator sees (see `midinet_nets`)."""
         return None if cond is None or not self.config.chords else cond[:, : self.config.chord_dim]
 
     @staticmethod
-    def join(chord: Tensor | None, profile: Tensor | None) -> Tensor | None:
-        parts = [part for part in (chord, profile) if part is not None]
+    def join(*parts: Tensor | None) -> Tensor | None:
+        """The non-None parts (B, D_i) side by side (B, sum D_i), or None when all are None."""
+        parts = [part for part in parts if part is not None]
         return torch.cat(parts, dim=-1) if parts else None
 
     def generate_logits(self, prev: Tensor, cond: Tensor | None, noise: Tensor | None = None) -> Tensor:
@@ -221,6 +228,9 @@ class MidiNet(MusicModel):
             loss = loss + self.config.lambda_key * out["key_match"]
             with torch.no_grad():
                 out["out_of_key"] = out_of_key_mass(logits, profile, self.config.tau)
+        if self.config.lambda_repeat > 0:
+            out["repeat_match"] = 0.5 * (repeat_share(fake, prev).mean() - repeat_share(real, prev).mean()) ** 2
+            loss = loss + self.config.lambda_repeat * out["repeat_match"]
         return {"loss": loss, **out}
 
     @torch.no_grad()
@@ -248,6 +258,10 @@ class MidiNet(MusicModel):
             out.update({"out_of_key_gen": keys["gen"]["out_of_key"], "leap_real": keys["real"]["leap"],
                         "leap_gen": keys["gen"]["leap"]})
             out["loss"] += keys["gen"]["out_of_key"] + abs(keys["real"]["leap"] - keys["gen"]["leap"]) / 12
+        if self.config.history:  # how much of a bar repeats the bar before: real vs generated
+            out.update({f"repeat_{who}": float(repeat_share(bars, prev).mean())
+                        for who, bars in (("real", real), ("gen", fake))})
+            out["loss"] += abs(out["repeat_real"] - out["repeat_gen"])
         real_logit, _ = self.discriminator(real, self.chord_of(cond))
         fake_logit, _ = self.discriminator(fake, self.chord_of(cond))
         out["d_accuracy"] = float(((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2)
@@ -268,99 +282,3 @@ class MidiNet(MusicModel):
         if self.config.profile:
             self.bank_profiles[index] = batch["profile"][:size].float()
         self.bank_count += len(pitches)
-
-    # ---- generation ---------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
-        """`plan.n` pieces (context bars + `plan.bars` new bars, 16, 128) uint8, in the bars layout.
-
-        A model with profiles writes each piece in the key and register of a real piece: the primer's
-        (its whole profile), else the training piece of the seed-bank bar it starts from, moved to the
-        key that fits `--chords` best when chords are given (`fit_to_chords`)."""
-        self.eval()
-        chords = self.chord_plan(plan.chords, plan.bars)
-        if plan.context is not None:
-            context = torch.from_numpy(np.asarray(plan.context, dtype=np.float32))
-            start = last_filled_bar(context).expand(plan.n, -1, -1)
-            profiles = torch.from_numpy(piece_profile(context.numpy())).expand(plan.n, -1)
-        else:
-            context = None
-            start, profiles = self.bank_start(plan.n, generator, None if chords is None else chords.numpy())
-        bars = self.continue_bars(start, plan.bars, chords, generator, plan.sampling,
-                                  profiles if self.config.profile else None)
-        if context is not None:
-            bars = torch.cat([context.expand(plan.n, -1, -1, -1), bars], dim=1)
-        return [piece.numpy().astype(np.uint8) for piece in bars]
-
-    def chord_plan(self, names: list[str] | None, n_bars: int) -> Tensor | None:
-        """(n_bars, 13) chord vectors for the new bars (cycling `names`; "no chord" without names), or
-        None for a model trained without chords."""
-        if not self.config.chords:
-            return None
-        if not names:
-            return torch.zeros(n_bars, self.config.chord_dim)
-        vectors = np.stack([chord_vector(name) for name in names])
-        return torch.from_numpy(vectors[np.arange(n_bars) % len(vectors)])
-
-    def bank_bars(self, n: int, generator: torch.Generator) -> Tensor:
-        """`n` random real bars (n, T, 128) from the seed bank stored in the checkpoint."""
-        return self.bank_start(n, generator)[0]
-
-    def bank_start(self, n: int, generator: torch.Generator,
-                   chords: np.ndarray | None = None) -> tuple[Tensor, Tensor | None]:
-        """`n` random real bars (n, T, 128) from the seed bank and their pieces' profiles (n, 14) (None
-        for a model without profiles); with chords (m, 13), each bar and profile moved to the key
-        that fits them best."""
-        filled = int(min(self.bank_count.item(), self.config.seed_bank))
-        if filled == 0:
-            raise UserError("this checkpoint holds no real bars to start from; give a --primer MIDI file")
-        pick = torch.randint(0, filled, (n,), generator=generator)
-        pitches = self.bank_pitches[pick]
-        if not self.config.profile:
-            return pitches_to_bars(pitches), None
-        profiles = self.bank_profiles[pick].numpy()
-        if chords is not None:
-            pitches, profiles = fit_to_chords(pitches, profiles, chords)
-        return pitches_to_bars(pitches), torch.from_numpy(np.asarray(profiles, np.float32))
-
-    def pitch_range(self) -> tuple[int, int]:
-        """The central 90 % (5th to 95th percentile) of the pitches in the seed bank's real bars: where
-        the training melodies live, without the rare extremes a GAN over-produces (all 128 when empty)."""
-        filled = int(min(self.bank_count.item(), self.config.seed_bank))
-        pitches = self.bank_pitches[:filled].float()
-        pitches = pitches[pitches >= 0]
-        if not len(pitches):
-            return 0, N_PITCHES - 1
-        low, high = torch.quantile(pitches, torch.tensor([0.05, 0.95]))
-        return int(low.floor()), int(high.ceil())
-
-    @torch.no_grad()
-    def continue_bars(self, start: Tensor, n_bars: int, chords: Tensor | None, generator: torch.Generator,
-                      sampling: SamplingConfig | None = None, profiles: Tensor | None = None) -> Tensor:
-        """`n_bars` bars after `start` (B, T, 128) -> (B, n_bars, T, 128) one-hot floats. `chords`:
-        (n_bars, 13) shared, (B, n_bars, 13) per piece, or None. `profiles` (B, 14): the pieces'
-        profiles for a model with profiles (default: each start bar's own)."""
-        prev, out = start.float(), []
-        if self.config.profile and profiles is None:
-            profiles = torch.from_numpy(np.stack([piece_profile(bar[None]) for bar in prev.numpy()]))
-        if not self.config.profile:
-            profiles = None
-        if chords is not None and chords.dim() == 2:
-            chords = chords.expand(len(prev), -1, -1)
-        low, high = self.pitch_range()
-        outside = torch.ones(N_PITCHES + 1, dtype=torch.bool)
-        outside[low : high + 1] = outside[N_PITCHES] = False
-        for i in range(n_bars):
-            noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
-            cond = self.join(None if chords is None else chords[:, i].float(),
-                             None if profiles is None else profiles.float())
-            logits = self.generate_logits(prev, cond, noise)
-            logits = logits.masked_fill(outside, float("-inf"))
-            if sampling is None or is_default(sampling):
-                choice = logits.argmax(-1)
-            else:
-                choice = sample_categorical(logits, sampling, generator)
-            prev = F.one_hot(choice, N_PITCHES + 1)[..., :N_PITCHES].float()
-            out.append(prev)
-        return torch.stack(out, dim=1)

@@ -123,3 +123,9 @@ def relative_histograms(bars: Tensor, profile: Tensor) -> Tensor:
     steps = bars.mean(1)  # (B, 128) share of steps per pitch
     register = torch.gather(steps, 1, window.clamp(0, N_PITCHES - 1)) * inside
     return torch.cat([classes, register.reshape(b, -1)], dim=-1)
+
+
+def repeat_share(bars: Tensor, prev: Tensor) -> Tensor:
+    """(B,) share of the steps of each bar (B, T, 128) that sound the same pitch as the same step of the
+    bar before it (B, T, 128); 1 for a bar that repeats its predecessor note for note (rests aside)."""
+    return (bars * prev).sum((1, 2)) / bars.shape[1]

@@ -1,7 +1,8 @@
 """MidiNet's networks and configuration (the model, its losses and generation: `midinet.py`).
 
 Layout (B, T, C) throughout (`midinet_layers.py`). The generator's condition vector `cond` (B, D) is
-the bar's chord (13, when `chords`) followed by the piece's profile (14, when `profile`), or None; the
+the bar's chord (13, when `chords`) followed by the piece's profile (14, when `profile`) and the bar's
+history (23, when `history`), or None; the
 discriminator's is the chord alone. A discriminator that also saw the profile won every batch (training
 accuracy 1.0 from step 3,000 on, against 0.7 without it) and the generator wandered off (validation
 pitch-class KL 0.30 -> 0.84): judging a bar against its piece's key and register is too easy a tell.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from tunesmith.data.bar_pairs import PROFILE_DIM
+from tunesmith.data.bar_pairs import HISTORY_DIM, PROFILE_DIM
 from tunesmith.models.midinet_bars import N_PITCHES
 from tunesmith.models.midinet_layers import PairDown, PairUp, SelfAttention, StepNorm, broadcast_cat
 from tunesmith.representations.bars import CHORD_DIM
@@ -47,6 +48,12 @@ class MidiNetConfig:
     # weight of G's key matching: the mean-matching term on pitch classes and pitches counted from each
     # piece's main pitch class and mean pitch (`midinet_bars.relative_histograms`)
     lambda_key: float = 0.0
+    # condition G on the bar's history too (data.bar_pairs.history_features: the last 4 bars' pitch
+    # classes and register, a repeated-bar flag, the place in an 8-bar phrase). Off: one bar back only.
+    history: bool = False
+    # weight of G's repeat matching: batch mean of the share of a bar repeating the bar before it,
+    # generated vs real (`midinet_bars.repeat_share`)
+    lambda_repeat: float = 0.0
 
     @property
     def chord_dim(self) -> int:
@@ -54,8 +61,8 @@ class MidiNetConfig:
 
     @property
     def cond_dim(self) -> int:
-        """Width of the generator's condition vector [chord, profile] (D takes the chord alone)."""
-        return self.chord_dim + (PROFILE_DIM if self.profile else 0)
+        """Width of the generator's condition vector [chord, profile, history] (D takes the chord alone)."""
+        return self.chord_dim + (PROFILE_DIM if self.profile else 0) + (HISTORY_DIM if self.history else 0)
 
 
 class Conditioner(nn.Module):

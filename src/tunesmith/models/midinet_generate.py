@@ -1,0 +1,136 @@
+"""MidiNet's generation (mixed into `midinet.MidiNet`): bar after bar from a start bar, the seed bank of
+real bars stored in the weights, chords cycled over the new bars, and (with the `history` option) each
+bar's history recomputed from the bars written so far (`data.bar_pairs.history_features`).
+
+Each new bar comes from fresh noise and the bar before it (a primer's last bar with notes, or a random
+bar of the seed bank, which is not written). Without sampling options each step is the generator's
+argmax, as in training; `--temperature`, `--top-k`, `--top-p` draw from the softmax over pitch + rest
+instead. Either way only pitches inside the central 90 % of the bank's real bars (the training
+melodies) can sound: the generator's logits outside it are noise it was never pushed away from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F  # noqa: N812
+
+from tunesmith.core.errors import UserError
+from tunesmith.data.bar_pairs import history_features, piece_profile
+from tunesmith.models.base import SamplePlan
+from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
+from tunesmith.models.midinet_bars import N_PITCHES, fit_to_chords, last_filled_bar, pitches_to_bars
+from tunesmith.representations.bars import chord_vector
+
+
+class MidiNetSampling:
+    """Generation methods of `MidiNet` (needs `config`, `generate_logits`, `join` and the bank buffers)."""
+
+    @torch.no_grad()
+    def sample(self, plan: SamplePlan, generator: torch.Generator) -> list[np.ndarray]:
+        """`plan.n` pieces (context bars + `plan.bars` new bars, 16, 128) uint8, in the bars layout.
+
+        A model with profiles writes each piece in the key and register of a real piece: the primer's
+        (its whole profile), else the training piece of the seed-bank bar it starts from, moved to the
+        key that fits `--chords` best when chords are given (`fit_to_chords`)."""
+        self.eval()
+        chords = self.chord_plan(plan.chords, plan.bars)
+        before = None
+        if plan.context is not None:
+            context = torch.from_numpy(np.asarray(plan.context, dtype=np.float32))
+            start = last_filled_bar(context).expand(plan.n, -1, -1)
+            profiles = torch.from_numpy(piece_profile(context.numpy())).expand(plan.n, -1)
+            before = context[:-1].expand(plan.n, -1, -1, -1)  # the history sees the whole primer
+        else:
+            context = None
+            start, profiles = self.bank_start(plan.n, generator, None if chords is None else chords.numpy())
+        bars = self.continue_bars(start, plan.bars, chords, generator, plan.sampling,
+                                  profiles if self.config.profile else None, before)
+        if context is not None:
+            bars = torch.cat([context.expand(plan.n, -1, -1, -1), bars], dim=1)
+        return [piece.numpy().astype(np.uint8) for piece in bars]
+
+    def chord_plan(self, names: list[str] | None, n_bars: int) -> Tensor | None:
+        """(n_bars, 13) chord vectors for the new bars (cycling `names`; "no chord" without names), or
+        None for a model trained without chords."""
+        if not self.config.chords:
+            return None
+        if not names:
+            return torch.zeros(n_bars, self.config.chord_dim)
+        vectors = np.stack([chord_vector(name) for name in names])
+        return torch.from_numpy(vectors[np.arange(n_bars) % len(vectors)])
+
+    def bank_bars(self, n: int, generator: torch.Generator) -> Tensor:
+        """`n` random real bars (n, T, 128) from the seed bank stored in the checkpoint."""
+        return self.bank_start(n, generator)[0]
+
+    def bank_start(self, n: int, generator: torch.Generator,
+                   chords: np.ndarray | None = None) -> tuple[Tensor, Tensor | None]:
+        """`n` random real bars (n, T, 128) from the seed bank and their pieces' profiles (n, 14) (None
+        for a model without profiles); with chords (m, 13), each bar and profile moved to the key
+        that fits them best."""
+        filled = int(min(self.bank_count.item(), self.config.seed_bank))
+        if filled == 0:
+            raise UserError("this checkpoint holds no real bars to start from; give a --primer MIDI file")
+        pick = torch.randint(0, filled, (n,), generator=generator)
+        pitches = self.bank_pitches[pick]
+        if not self.config.profile:
+            return pitches_to_bars(pitches), None
+        profiles = self.bank_profiles[pick].numpy()
+        if chords is not None:
+            pitches, profiles = fit_to_chords(pitches, profiles, chords)
+        return pitches_to_bars(pitches), torch.from_numpy(np.asarray(profiles, np.float32))
+
+    def pitch_range(self) -> tuple[int, int]:
+        """The central 90 % (5th to 95th percentile) of the pitches in the seed bank's real bars: where
+        the training melodies live, without the rare extremes a GAN over-produces (all 128 when empty)."""
+        filled = int(min(self.bank_count.item(), self.config.seed_bank))
+        pitches = self.bank_pitches[:filled].float()
+        pitches = pitches[pitches >= 0]
+        if not len(pitches):
+            return 0, N_PITCHES - 1
+        low, high = torch.quantile(pitches, torch.tensor([0.05, 0.95]))
+        return int(low.floor()), int(high.ceil())
+
+    def histories(self, written: Tensor, profiles: Tensor) -> Tensor:
+        """(B, 23) history vectors of the bars that follow `written` (B, n, T, 128), the pieces' bars so
+        far, for pieces with `profiles` (B, 14)."""
+        rows = [history_features(piece.numpy(), profile.numpy()) for piece, profile in zip(written, profiles,
+                                                                                          strict=True)]
+        return torch.from_numpy(np.stack(rows))
+
+    @torch.no_grad()
+    def continue_bars(self, start: Tensor, n_bars: int, chords: Tensor | None, generator: torch.Generator,
+                      sampling: SamplingConfig | None = None, profiles: Tensor | None = None,
+                      before: Tensor | None = None) -> Tensor:
+        """`n_bars` bars after `start` (B, T, 128) -> (B, n_bars, T, 128) one-hot floats. `chords`:
+        (n_bars, 13) shared, (B, n_bars, 13) per piece, or None. `profiles` (B, 14): the pieces'
+        profiles for a model with profiles (default: each start bar's own). `before` (B, n, T, 128): the
+        bars before `start`, for a model with `history` (default none: `start` is the piece's first)."""
+        prev, out = start.float(), []
+        if self.config.profile and profiles is None:
+            profiles = torch.from_numpy(np.stack([piece_profile(bar[None]) for bar in prev.numpy()]))
+        if not self.config.profile:
+            profiles = None
+        if chords is not None and chords.dim() == 2:
+            chords = chords.expand(len(prev), -1, -1)
+        written = prev[:, None] if before is None else torch.cat([before.float(), prev[:, None]], dim=1)
+        low, high = self.pitch_range()
+        outside = torch.ones(N_PITCHES + 1, dtype=torch.bool)
+        outside[low : high + 1] = outside[N_PITCHES] = False
+        for i in range(n_bars):
+            noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
+            history = self.histories(written, profiles) if self.config.history else None
+            cond = self.join(None if chords is None else chords[:, i].float(),
+                             None if profiles is None else profiles.float(), history)
+            logits = self.generate_logits(prev, cond, noise)
+            logits = logits.masked_fill(outside, float("-inf"))
+            if sampling is None or is_default(sampling):
+                choice = logits.argmax(-1)
+            else:
+                choice = sample_categorical(logits, sampling, generator)
+            prev = F.one_hot(choice, N_PITCHES + 1)[..., :N_PITCHES].float()
+            out.append(prev)
+            written = torch.cat([written, prev[:, None]], dim=1)
+        return torch.stack(out, dim=1)
