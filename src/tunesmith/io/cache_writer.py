@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -264,19 +265,24 @@ def _pack(pieces: list[tuple]) -> tuple[dict, list[np.ndarray | Parts]]:
 def _columns(pieces: list[tuple]) -> dict[str, Parts]:
     """Each PIECE_DTYPES array of every piece as byte slices of the buffers the workers packed, piece
     after piece (no numpy array per piece and array: the writer's CPU per file is what two parser
-    workers on two cores wait on)."""
-    sizes = [(name, np.dtype(dtype).itemsize, g) for g, group in enumerate(GROUPS.values())
-             for name, dtype in group.items()]
-    parts = {name: Parts() for name, _, _ in sizes}
-    for blob, counts, *_ in pieces:  # (blob, counts, tpq, names[, ring lease])
-        view, offset = memoryview(blob), 0
-        for name, itemsize, g in sizes:
-            end = offset + counts[g] * itemsize
-            column = parts[name]
-            column.append(view[offset:end])
-            column.nbytes += end - offset
-            offset = end
+    workers on two cores wait on). Cut points come from one numpy pass over all pieces; the slices of
+    a piece are one list, and the lists are turned into columns by one transposition."""
+    counts = np.array([piece[1] for piece in pieces], np.int64)  # (pieces, groups)
+    widths = counts[:, _COLUMN_GROUP] * _COLUMN_SIZE  # bytes of each column of each piece
+    cuts = np.zeros((len(pieces), len(_COLUMN_SIZE) + 1), np.int64)
+    np.cumsum(widths, axis=1, out=cuts[:, 1:])
+    rows = [[view[a:b] for a, b in pairwise(row)] for view, row in
+            zip(map(memoryview, [piece[0] for piece in pieces]), cuts.tolist(), strict=True)]
+    parts = {}
+    for name, column, nbytes in zip(PIECE_DTYPES, zip(*rows, strict=True), widths.sum(axis=0).tolist(),
+                                    strict=True):
+        parts[name] = Parts(column)
+        parts[name].nbytes = nbytes
     return parts
+
+
+_COLUMN_GROUP = np.array([g for g, group in enumerate(GROUPS.values()) for _ in group])  # each column's group
+_COLUMN_SIZE = np.array([np.dtype(dtype).itemsize for dtype in PIECE_DTYPES.values()])  # bytes per item
 
 
 def _write_arrays(path: Path, arrays: list[np.ndarray | Parts]) -> dict:

@@ -9,6 +9,7 @@ says why). Entries are decided in walk order; results are buffered into shards (
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tunesmith.core.errors import SkipFile, UserError
@@ -41,6 +43,11 @@ class Entry:
     mode: int
     size: int
     mtime_ns: int
+
+    @cached_property
+    def path(self) -> str:
+        """`rel` as the dataset records it (os.fsdecode)."""
+        return os.fsdecode(self.rel)
 
 
 def walk_files(root: bytes,
@@ -109,7 +116,7 @@ class _Run:
 
     def record(self, entry: Entry, sha: str | None, status: str, reason: str | None = None,
                n_notes: int | None = None) -> dict:
-        return {"path": os.fsdecode(entry.rel), "size": entry.size, "mtime_ns": entry.mtime_ns,
+        return {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns,
                 "sha256": sha, "status": status, "reason": reason, "n_notes": n_notes}
 
     def later(self, idx: int, action: Callable[[], None]) -> None:
@@ -141,7 +148,7 @@ class _Run:
         if not stat.S_ISREG(entry.mode):
             reason = f"not a regular file: {file_kind(entry.mode)}"
             return self.decide(idx, self.record(entry, None, "skipped", reason))
-        prior = self.writer.files.get(os.fsdecode(entry.rel))
+        prior = self.writer.files.get(entry.path)
         if prior and (prior["size"], prior["mtime_ns"]) == (entry.size, entry.mtime_ns) and self.final(prior):
             return self.reuse(idx, prior)
         self.hand_over(idx, entry)
@@ -177,7 +184,7 @@ class _Run:
     def copy_record(self, entry: Entry, sha: str) -> dict | None:
         """The record of `entry` when content `sha` was met before (a duplicate, or this very file touched
         since the last run); None after noting `entry` as the first file with it."""
-        path = os.fsdecode(entry.rel)
+        path = entry.path
         earlier = self.first.get(sha)
         known = self.writer.by_sha.get(sha)
         if earlier is None and known is not None and self.final(known):
@@ -295,12 +302,16 @@ def ingest_folder(src: Path, out: Path, workers: int = 0, limits: Limits = Limit
         raise UserError(f"--out {out} was built from {manifest['source']}, not {src}: use another folder")
     started = time.perf_counter()
     writer = DatasetWriter(out, str(src), limits.as_dict(), shard_files=shard_files, repair=repair)
+    collecting = gc.isenabled()
+    gc.disable()  # the run's records are kept to the end: collections only rescan them (~10% of its CPU)
     try:
         entries, unlisted = walk_files(os.fsencode(src))
         run = _MidiRun(src, out, n_workers, limits, writer)
         run_all(run, entries)
     finally:
         writer.release()
+        if collecting:
+            gc.enable()
     report = _report(run.records, unlisted)
     _write_report(out, report)
     return {**report, "parsed": run.parsed, "reused": run.reused, "repaired": writer.repaired,

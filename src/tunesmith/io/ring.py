@@ -117,12 +117,22 @@ def new_ring() -> Ring | None:
         return None
 
 
-def resolve(obj, ring: Ring):
-    """`obj` (a worker's answer: tuples of plain values) with each tuple that starts with a `RingRef`
-    (a packed piece) turned into (view of the piece in `ring`, its other items..., lease)."""
-    if type(obj) is not tuple or not obj:
-        return obj
-    if type(obj[0]) is RingRef:
-        view, lease = ring.take(obj[0])
-        return (view, *obj[1:], lease)
-    return tuple([resolve(item, ring) for item in obj])
+def resolve(answer: tuple, ring: Ring) -> tuple:
+    """A worker's answer (key, ok, payload) whose packed piece lies in `ring`, with the piece given as
+    (view of its bytes, counts, tpq, names, lease). The piece is the payload itself (kind 'table') or
+    the payload's last item (kind 'table-file': (sha256, ok, piece)); other answers are returned as
+    they are."""
+    key, ok, payload = answer
+    if not ok or type(payload) is not tuple or not payload:
+        return answer
+    if type(payload[0]) is RingRef:
+        return key, ok, _take(payload, ring)
+    piece = payload[-1]
+    if type(piece) is tuple and piece and type(piece[0]) is RingRef:
+        return key, ok, (*payload[:-1], _take(piece, ring))
+    return answer
+
+
+def _take(piece: tuple, ring: Ring) -> tuple:
+    view, lease = ring.take(piece[0])
+    return (view, *piece[1:], lease)

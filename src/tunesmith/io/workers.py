@@ -101,6 +101,7 @@ class ParserPool:
         self.limits, self.depth = limits, max(1, depth)
         self.queued_bytes = 0  # payload bytes of the tasks submitted and not yet answered
         self._pending: deque = deque()
+        self._sent = 0  # tasks in the workers' inflight batches
         self._workers = [self._start() for _ in range(cap_workers(max(1, n_workers)))]
 
     def _start(self) -> _Worker:
@@ -129,7 +130,7 @@ class ParserPool:
     @property
     def backlog(self) -> int:
         """Tasks submitted and not yet answered."""
-        return len(self._pending) + sum(len(tasks) for w in self._workers for tasks, _ in w.inflight)
+        return len(self._pending) + self._sent
 
     def submit(self, key, kind: str, path: bytes | None = None, data: bytes | None = None) -> None:
         """Queue a task on the file at `path`, or on `data` when given; `poll` hands it to a worker."""
@@ -172,6 +173,7 @@ class ParserPool:
                 if not worker.inflight:
                     worker.started = time.monotonic()
                 worker.inflight.append((tasks, size))
+                self._sent += len(tasks)
 
     def _next_batch(self) -> list[_Task]:
         """Pop the next batch from the queue: up to BATCH_FILES tasks and BATCH_BYTES, or one solo."""
@@ -191,9 +193,11 @@ class ParserPool:
                 if message == "ready":
                     worker.ready = True
                     continue
-                self.queued_bytes -= worker.inflight.popleft()[1]
+                tasks, size = worker.inflight.popleft()
+                self.queued_bytes -= size
+                self._sent -= len(tasks)
                 worker.started = time.monotonic()
-                results.extend(message if worker.ring is None else resolve(tuple(message), worker.ring))
+                results.extend(message if worker.ring is None else [resolve(r, worker.ring) for r in message])
         except (EOFError, OSError):
             code = worker.process.wait()
             if not worker.ready:
@@ -223,6 +227,7 @@ class ParserPool:
         else:
             retry = [task._replace(solo=True) for task in head]
         self._pending.extendleft(reversed(retry + [task for tasks, _ in rest for task in tasks]))
+        self._sent -= sum(len(tasks) for tasks, _ in worker.inflight)
         worker.inflight.clear()
         self._replace(worker)
         return answered
