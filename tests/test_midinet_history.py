@@ -131,3 +131,44 @@ def test_history_run_logs_repeats_and_generates(history_run):
         scores = generate_scores(loaded, GenerateRequest(n=2, bars=4, seed=3, chords=chords))
         assert all(score.end() == 4 * 4 * score.ticks_per_quarter for score in scores)
         assert all(len(BarsRepresentation().encode(score)) <= 4 for score in scores)
+
+
+def test_redraws_replace_note_for_note_repeats_only():
+    """A generator that always repeats its previous bar on the first draw: without redraws every bar is
+    the start bar; with one redraw none repeats its predecessor, and only repeating rows were redrawn."""
+    model = MidiNet(MidiNetConfig(**SMALL)).eval()
+    start = torch.from_numpy(np.stack([_bar([60, 62, 64, 65]), _bar([67, 65, 64, 62])]))
+    sizes: list[int] = []
+
+    def repeat_first(prev, cond, outside, generator, sampling):
+        sizes.append(len(prev))
+        first = not model.config.redraws or len(sizes) % 2  # with redraws: calls alternate first / again
+        return prev.clone() if first else torch.roll(prev, 1, dims=-1)
+
+    model.draw_bar = repeat_first
+    chords = torch.zeros(3, 13)
+    same = model.continue_bars(start, 3, chords, torch.Generator().manual_seed(0))
+    assert torch.equal(same, start[:, None].expand(-1, 3, -1, -1))
+    sizes.clear()
+    model.config.redraws = 1
+    bars = model.continue_bars(start, 3, chords, torch.Generator().manual_seed(0))
+    previous = torch.cat([start[:, None], bars[:, :-1]], dim=1)
+    assert not (bars == previous).flatten(2).all(2).any()
+    assert sizes == [2, 2] * 3
+
+
+def test_spread_scale_widens_what_the_generator_is_told():
+    torch.manual_seed(0)
+    model = MidiNet(MidiNetConfig(**SMALL)).eval()
+    start = torch.from_numpy(_bar([60, 64, 67, 72]))[None].expand(3, -1, -1)
+    profiles = torch.from_numpy(piece_profile(start[:1].numpy())).expand(3, -1).clone()
+    kept = profiles.clone()
+
+    def run() -> torch.Tensor:
+        return model.continue_bars(start, 2, torch.zeros(2, 13), torch.Generator().manual_seed(1), None, profiles)
+
+    plain = run()
+    model.config.spread_scale = 50.0  # an untrained generator: a large change, to flip its argmax
+    assert not torch.equal(run(), plain) and torch.equal(profiles, kept)
+    model.config.spread_scale = 1.0
+    assert torch.equal(run(), plain)

@@ -117,7 +117,8 @@ class MidiNet(MidiNetSampling, MusicModel):
             raise UserError("model config lambda_key needs profile: true (the key comes from the piece's profile)")
         if config.history and not config.profile:
             raise UserError("model config history needs profile: true (its register is the piece's)")
-        check_positive(config, "tau", minimum=1e-3)
+        check_positive(config, "tau", "spread_scale", minimum=1e-3)
+        check_positive(config, "redraws", minimum=0, maximum=MAX_DEPTH)
         check_fraction(config, "label_smoothing", "chord_dropout")
 
     def generation_options(self) -> frozenset[str]:

@@ -113,6 +113,9 @@ class MidiNetSampling:
             profiles = torch.from_numpy(np.stack([piece_profile(bar[None]) for bar in prev.numpy()]))
         if not self.config.profile:
             profiles = None
+        told = None if profiles is None else profiles.float().clone()  # the profile G is conditioned on
+        if told is not None:
+            told[:, 13] *= self.config.spread_scale
         if chords is not None and chords.dim() == 2:
             chords = chords.expand(len(prev), -1, -1)
         written = prev[:, None] if before is None else torch.cat([before.float(), prev[:, None]], dim=1)
@@ -120,17 +123,28 @@ class MidiNetSampling:
         outside = torch.ones(N_PITCHES + 1, dtype=torch.bool)
         outside[low : high + 1] = outside[N_PITCHES] = False
         for i in range(n_bars):
-            noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
             history = self.histories(written, profiles) if self.config.history else None
-            cond = self.join(None if chords is None else chords[:, i].float(),
-                             None if profiles is None else profiles.float(), history)
-            logits = self.generate_logits(prev, cond, noise)
-            logits = logits.masked_fill(outside, float("-inf"))
-            if sampling is None or is_default(sampling):
-                choice = logits.argmax(-1)
-            else:
-                choice = sample_categorical(logits, sampling, generator)
-            prev = F.one_hot(choice, N_PITCHES + 1)[..., :N_PITCHES].float()
+            cond = self.join(None if chords is None else chords[:, i].float(), told, history)
+            bar = self.draw_bar(prev, cond, outside, generator, sampling)
+            for _ in range(self.config.redraws):
+                again = (bar == prev).flatten(1).all(1) & prev.flatten(1).any(1)  # note-for-note repeats
+                if not again.any():
+                    break
+                bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None, outside,
+                                           generator, sampling)
+            prev = bar
             out.append(prev)
             written = torch.cat([written, prev[:, None]], dim=1)
         return torch.stack(out, dim=1)
+
+    def draw_bar(self, prev: Tensor, cond: Tensor | None, outside: Tensor, generator: torch.Generator,
+                 sampling: SamplingConfig | None) -> Tensor:
+        """One new bar (B, T, 128) one-hot after `prev` (B, T, 128) from fresh noise, with pitches where
+        `outside` (129,) is True never chosen; argmax without sampling options."""
+        noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
+        logits = self.generate_logits(prev, cond, noise).masked_fill(outside, float("-inf"))
+        if sampling is None or is_default(sampling):
+            choice = logits.argmax(-1)
+        else:
+            choice = sample_categorical(logits, sampling, generator)
+        return F.one_hot(choice, N_PITCHES + 1)[..., :N_PITCHES].float()

@@ -54,6 +54,11 @@ class MidiNetConfig:
     # weight of G's repeat matching: batch mean of the share of a bar repeating the bar before it,
     # generated vs real (`midinet_bars.repeat_share`)
     lambda_repeat: float = 0.0
+    # generation only (1.0 / 0: as before). The pieces' register spread the generator is told is
+    # multiplied by `spread_scale` (> 1: wider melodies); a new bar that repeats the bar before it
+    # note for note is drawn again (fresh noise) up to `redraws` times.
+    spread_scale: float = 1.0
+    redraws: int = 0
 
     @property
     def chord_dim(self) -> int:
