@@ -14,6 +14,7 @@ from array import array
 import numpy as np
 
 from tunesmith.io.cache import GROUPS
+from tunesmith.io.checks import check_piece
 
 # symusic's field names for the note group's arrays, in GROUPS["notes"] order.
 _NOTE_FIELDS = ("pitch", "time", "duration", "velocity")
@@ -32,8 +33,6 @@ def pack_score(score) -> tuple[bytes, tuple[int, ...], int, list[str]]:
 def pack_checked(score, limits, ring=None) -> tuple:
     """`pack_score`, after every check of `checks.check_piece` on the same arrays (SkipFile). With a
     `ring.RingWriter` that has room, the blob is packed into the ring and given as its `RingRef`."""
-    from tunesmith.io.checks import check_piece
-
     columns = score_columns(score, ring)
     check_piece(columns, limits)
     return columns["_packed"]

@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection
 
 from tunesmith.core.errors import SkipFile
 from tunesmith.io.midi import Limits, parse_bytes, read_file_bytes, read_named_file
+from tunesmith.io.packing import pack_checked
 from tunesmith.io.ring import RingWriter
 
 
@@ -30,8 +31,6 @@ def handle_task(kind: str, path: bytes | None, data: bytes | None, limits: Limit
         data = read_named_file(path, limits)
     if kind == "score":
         return parse_bytes(data, limits)
-    from tunesmith.io.packing import pack_checked
-
     return pack_checked(parse_bytes(data, limits, checked=False), limits, ring)
 
 

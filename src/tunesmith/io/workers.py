@@ -97,7 +97,7 @@ class ParserPool:
     skip reason (including 'parse timed out ...' and 'parser crashed ...').
     """
 
-    def __init__(self, n_workers: int, limits: Limits, depth: int = 4):
+    def __init__(self, n_workers: int, limits: Limits, depth: int = 8):
         self.limits, self.depth = limits, max(1, depth)
         self.queued_bytes = 0  # payload bytes of the tasks submitted and not yet answered
         self._pending: deque = deque()
