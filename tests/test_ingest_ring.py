@@ -68,7 +68,7 @@ def shards(out) -> list[tuple]:
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_small_full_rings_write_the_shards_a_run_without_rings_writes(tmp_path, monkeypatch, n_workers):
     src = tmp_path / "src"
-    for copy in range(4):  # distinct copies (a byte after the last track): enough pieces to go round
+    for copy in range(10):  # distinct copies (a byte after the last track): enough pieces to go round
         shutil.copytree(REALMIDI / "miditok_tests", src / str(copy))
         for path in (src / str(copy)).rglob("*.mid"):
             path.write_bytes(path.read_bytes() + bytes([copy]))
