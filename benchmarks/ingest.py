@@ -11,9 +11,10 @@ interleaved, because this machine may be shared: the load average before and aft
 the results, and two-process figures only mean something when two cores are idle (load average well
 under 1 on 2 cores). The CPU time per file (user + sys) of the parent and of the workers is printed too,
 with the speeds it allows on two idle cores: where CPU is scarce, wall time follows the total CPU of the
-parent and the workers; with a core free for each, it follows the busiest process. One worker's parent
-(reading, hashing, piece checks, shards) runs beside it on the second core, so two workers / one worker is
-at most 2 x one worker's CPU per file / a two-worker run's total CPU per file (the last line).
+parent and the workers; with a core free for each, it follows the busiest process. The workers read, hash,
+parse, check and pack each file; the parent (walking the folder, writing shards) runs beside one worker on
+the second core, so two workers / one worker is at most 2 x one worker's CPU per file / a two-worker run's
+total CPU per file (the last line): the smaller the parent's share, the closer to 2.
 Results go to benchmarks/results/ingest.txt.
 
 Rows:
@@ -230,8 +231,8 @@ def cpu_lines(n_files: int, raw: tuple, ingest: dict) -> list[str]:
     out += [f"On two idle cores: one worker about {raw_ms / one:.2f} x symusic raw (its busiest process, "
             f"{one:.3f} ms per file, sets the pace); two workers about {raw_ms / two:.2f} x (their "
             f"{w2 + p2:.3f} ms of CPU per file over two cores): two workers / one worker about {one / two:.2f} x",
-            f"Two workers / one worker cannot pass 2 x {one:.3f} / (CPU per file of a two-worker run): one worker "
-            f"already keeps a second core {p1 / one:.0%} busy with its parent's share"]
+            f"Two workers / one worker cannot pass 2 x {one:.3f} / {w2 + p2:.3f} = {2 * one / (w2 + p2):.2f} x "
+            f"(CPU per file of one worker, of a two-worker run); one worker's parent: {p1 / one:.0%} of a core"]
     return out
 
 

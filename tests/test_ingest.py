@@ -39,9 +39,9 @@ def parse_calls(monkeypatch) -> list:
     calls: list = []
     submit = workers.ParserPool.submit
 
-    def counting_submit(self, key, kind, path=None, data=None):
+    def counting_submit(self, key, kind, path=None, data=None, **options):
         calls.append(key)
-        submit(self, key, kind, path, data)
+        submit(self, key, kind, path, data, **options)
 
     monkeypatch.setattr(workers.ParserPool, "submit", counting_submit)
     return calls
@@ -158,7 +158,7 @@ def test_rerun_parses_nothing_new_then_only_what_changed(tmp_path, parse_calls):
     assert sorted(dataset.notes(dataset.paths.index("song0.mid"))["pitch"].tolist()) == [40, 41, 42]
 
 
-@pytest.mark.parametrize("n_workers", [1, 2])  # two: the workers read the files, answers come in any order
+@pytest.mark.parametrize("n_workers", [1, 2])  # two: answers come in any order
 def test_a_killed_run_loses_at_most_its_current_shard(tmp_path, parse_calls, monkeypatch, n_workers):
     src, out = tmp_path / "src", tmp_path / "out"
     for i in range(23):
@@ -240,7 +240,7 @@ def test_bad_entries_in_a_folder_are_reported_and_the_run_goes_on(tmp_path):
     assert open_dataset(tmp_path / "out").paths == ["caf\\xe9 \\xff.mid", "good.mid"]
 
 
-@pytest.mark.parametrize("n_workers", [1, 2])  # one worker: the parent runs the piece checks
+@pytest.mark.parametrize("n_workers", [1, 2])
 def test_ingest_gives_every_malformed_file_the_verdict_read_midi_gives(tmp_path, n_workers):
     crowd = b"".join(vlq(0) + bytes([0x90 | i % 16, 30 + i % 60, 80]) for i in range(1500))
     crowd += b"".join(vlq(480 if i == 0 else 0) + bytes([0x80 | i % 16, 30 + i % 60, 0]) for i in range(1500))

@@ -1,5 +1,5 @@
-"""Ingest with two or more workers ('lean': the workers read, hash, parse, check and pack; the parent walks
-and stores): the same dataset, byte for byte, as one worker; copies and poison files as with one worker; a
+"""Ingest with two workers (the workers read, hash, parse, check and pack; the parent walks and stores, as
+with one): the same dataset, byte for byte, as one worker; copies and poison files as with one worker; a
 SIGKILL of the run leaves no worker behind and a rerun completes it as a fresh run would."""
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ from tunesmith.io.cache_writer import DatasetWriter
 from tunesmith.io.midi import Limits, display_name, file_kind, is_midi_name, read_file_bytes
 from tunesmith.io.workers import BATCH_FILES, borrow_pool, cap_workers, return_pool
 
-# Per worker: files handed over and not yet decided (64 small files outlast the parent's writing of a shard,
-# so a worker does not wait for it), and bytes queued.
-READ_AHEAD_FILES, READ_AHEAD_BYTES = 64, 64 << 20
+# Per worker: files handed over and not yet decided (96 small files, three batches, outlast the parent's
+# writing of a shard, so a worker does not wait for it), and bytes queued.
+READ_AHEAD_FILES, READ_AHEAD_BYTES = 96, 64 << 20
 # Skip reasons that may not recur (machine load, I/O): such files are tried again by a rerun.
 TRANSIENT = ("parse timed out", "parser crashed", "out of memory", "cannot open", "cannot read")
 WORKER_LOST = TRANSIENT[:3]  # answers a worker gives without the file's hash (the pool's, or a MemoryError)
@@ -224,14 +224,14 @@ class _MidiRun(_Run):
         if self.pool is None:
             self.pool = borrow_pool(self.n_workers, self.limits)
         self.pending[idx] = entry
-        self.pool.submit(idx, "table-file", path=os.path.join(self.root, entry.rel))
+        self.pool.submit(idx, "table-file", path=os.path.join(self.root, entry.rel), cost=entry.size)
         self.parsed += 1
         if self._ahead():  # tasks are a path each: top the workers up a batch each at a time, so that
             while self._ahead(BATCH_FILES * self.n_workers):  # a poll per file costs no CPU, nor a batch of one
                 self.collect(None)
 
     def _ahead(self, margin: int = 0) -> bool:
-        """Read ahead of the workers, but not without bound: 64 files (less `margin` in all) or 64 MiB per
+        """Read ahead of the workers, but not without bound: 96 files (less `margin` in all) or 64 MiB per
         worker, counting the answers that wait for an earlier entry's."""
         pool, n = self.pool, self.n_workers
         return (pool.backlog + len(self.waiting) >= READ_AHEAD_FILES * n - margin
