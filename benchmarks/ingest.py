@@ -111,7 +111,7 @@ def time_ingest(corpus: Path, out: Path, n_workers: int) -> tuple[float, float, 
     from tunesmith.io.ingest import ingest_folder
     from tunesmith.io.midi import Limits
 
-    pool = workers.borrow_pool(n_workers, Limits())
+    pool = workers.borrow_pool(n_workers, Limits(), rings=True)
     procs = [psutil.Process(w.process.pid) for w in pool._workers]
     workers.return_pool(pool)
     parent, child = cpu_seconds(), sum(sum(p.cpu_times()[:2]) for p in procs)

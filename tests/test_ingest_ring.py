@@ -92,3 +92,13 @@ def test_small_full_rings_write_the_shards_a_run_without_rings_writes(tmp_path, 
     assert small["files"] == plain["files"] and shards(tmp_path / "small") == shards(tmp_path / "plain")
     assert max(lap for lap, _ in taken) >= 1  # the rings went round
     assert small["summary"]["ok"] > len(taken)  # and some pieces did not fit
+
+
+def test_only_ingest_pools_hold_rings():
+    """`read_midi`'s pools map no ring (32 MiB of shared memory per worker is ingest's cost alone)."""
+    plain, ringed = workers.borrow_pool(1, workers.Limits()), workers.borrow_pool(1, workers.Limits(), rings=True)
+    try:
+        assert plain._workers[0].ring is None and ringed._workers[0].ring is not None
+    finally:
+        workers.return_pool(plain)
+        workers.return_pool(ringed)

@@ -222,7 +222,7 @@ class _MidiRun(_Run):
     def hand_over(self, idx: int, entry: Entry) -> None:
         """Hand the file of `entry` to a parser (`worker_child._answer`, kind 'table-file')."""
         if self.pool is None:
-            self.pool = borrow_pool(self.n_workers, self.limits)
+            self.pool = borrow_pool(self.n_workers, self.limits, rings=True)
         self.pending[idx] = entry
         self.pool.submit(idx, "table-file", path=os.path.join(self.root, entry.rel), cost=entry.size)
         self.parsed += 1

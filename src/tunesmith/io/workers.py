@@ -8,9 +8,9 @@ time limit per task and restarts a worker that overran or died; the worker caps 
 space once it has started. Pools are lent and kept warm (`borrow_pool`), so a process pays the
 worker start-up (a few tenths of a second) once, not per file or per call.
 
-A task carries the file's bytes (ingest with one worker has read them to hash them) or its path
-(`read_midi`, and ingest with two or more workers: the worker reads and hashes it); results come back
-pickled over a socket pair.
+A task carries the file's bytes (`read_midi_bytes`) or its path (`read_midi`, and ingest: the worker reads
+and hashes it); results come back pickled over a socket pair. Ingest borrows pools whose workers also
+share a byte ring with the parent (`rings=True`, `ring.py`): the pieces they pack cross no socket.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ class ParserPool:
     skip reason (including 'parse timed out ...' and 'parser crashed ...').
     """
 
-    def __init__(self, n_workers: int, limits: Limits, depth: int = 3):
-        self.limits, self.depth = limits, max(1, depth)
+    def __init__(self, n_workers: int, limits: Limits, depth: int = 3, rings: bool = False):
+        self.limits, self.depth, self.rings = limits, max(1, depth), rings
         self.queued_bytes = 0  # payload bytes of the tasks submitted and not yet answered
         self._pending: deque = deque()
         self._sent = 0  # tasks in the workers' inflight batches
@@ -112,7 +112,7 @@ class ParserPool:
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         self._queue_budget = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
         code = "from tunesmith.io.worker_child import worker_main; worker_main()"
-        ring = new_ring()
+        ring = new_ring() if self.rings else None
         try:
             process = subprocess.Popen(
                 [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(self.limits.as_dict()), *ring_fds(ring)],
@@ -281,21 +281,21 @@ def _child_env() -> dict:
             "OMP_NUM_THREADS": "1"}
 
 
-_IDLE: dict[tuple[int, Limits], ParserPool] = {}  # warm pools waiting for the next borrower
+_IDLE: dict[tuple[int, Limits, bool], ParserPool] = {}  # warm pools waiting for the next borrower
 _IDLE_LOCK = threading.Lock()
 _MAX_IDLE = 4  # pools kept; tests use a few custom Limits
 
 
-def borrow_pool(n_workers: int, limits: Limits) -> ParserPool:
+def borrow_pool(n_workers: int, limits: Limits, rings: bool = False) -> ParserPool:
     """A warm pool of `n_workers` from this process's cache, or a new one. Give it back with
     `return_pool`: workers start once per process, not once per file or per call."""
     with _IDLE_LOCK:
-        pool = _IDLE.pop((n_workers, limits), None)
+        pool = _IDLE.pop((n_workers, limits, rings), None)
     if pool is not None and pool.alive:
         return pool
     if pool is not None:
         pool.close()
-    return ParserPool(n_workers, limits)
+    return ParserPool(n_workers, limits, rings=rings)
 
 
 def return_pool(pool: ParserPool) -> None:
@@ -303,7 +303,7 @@ def return_pool(pool: ParserPool) -> None:
     if pool.busy or not pool.alive:
         pool.close()
         return
-    key = (len(pool._workers), pool.limits)
+    key = (len(pool._workers), pool.limits, pool.rings)
     with _IDLE_LOCK:
         spare = _IDLE.pop(key, None)
         _IDLE[key] = pool
