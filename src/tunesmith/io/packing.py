@@ -47,7 +47,8 @@ def score_columns(score, ring=None) -> dict:
     per_track = [track.notes.numpy() for track in tracks]
     tempos, sigs = score.tempos.numpy(), score.time_signatures.numpy()
     maps = [tempos["time"], tempos["mspq"], sigs["time"], sigs["numerator"], sigs["denominator"]]
-    _check_widths(per_track[:1], maps)
+    if not _WIDTHS_CHECKED:
+        _check_widths(per_track[:1], maps)
     counts = [len(n["time"]) for n in per_track]
     parts = [n[field] for field in _NOTE_FIELDS for n in per_track]  # int8 pitch, velocity: 0-127 as u8
     parts += [bytes([t.program for t in tracks]), bytes([t.is_drum for t in tracks]), array("q", counts), *maps]
@@ -65,10 +66,15 @@ def score_columns(score, ring=None) -> dict:
 
 def _check_widths(notes: list[dict], maps: list[np.ndarray]) -> None:
     """TypeError unless symusic's arrays have the item sizes of the cache's types (their bytes are
-    copied as they are)."""
+    copied as they are); once notes and maps have passed, symusic's types are known for the process."""
+    global _WIDTHS_CHECKED
     widths = [a.itemsize for n in notes for a in (n[field] for field in _NOTE_FIELDS)] + [a.itemsize for a in maps]
     if widths != list(_NOTE_SIZES * len(notes) + _MAP_SIZES):
         raise TypeError("symusic's array types changed: tunesmith.io.packing needs updating")
+    _WIDTHS_CHECKED = bool(notes)
+
+
+_WIDTHS_CHECKED = False
 
 
 def unpack_piece(packed: tuple[bytes, tuple[int, ...], int, list[str]]) -> dict:
