@@ -76,6 +76,11 @@ def feature(row: dict, name: str) -> dict:
     return next(f for f in row["features"] if f["name"] == name)
 
 
+def _mean(value) -> str:
+    """A feature's mean for printing: a number, or '-' for a histogram or matrix."""
+    return f"{value:.2f}" if isinstance(value, int | float) else "-"
+
+
 def line(name: str, temperature: float, row: dict) -> str:
     span = feature(row, "pitch_range")
     return (f"| {name} | {temperature} | {row['oa']:.3f} | {row['weakest']} ({row['weakest_oa']:.2f}) | "
@@ -89,6 +94,7 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.6, 0.7, 0.8])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--features", action="store_true", help="also print each separating feature's OA")
     parser.add_argument("--cache", type=Path, help="pickle file for the read reference")
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--bars", type=int, default=16)
@@ -105,7 +111,13 @@ def main() -> None:
             for temperature in args.temperatures:
                 settings = argparse.Namespace(n=args.n, bars=args.bars, seed=seed, temperature=temperature,
                                               top_p=None, reference=None, limit=args.limit)
-                print(line(f"{spec} | {seed}", temperature, quality.measure(path, settings)), flush=True)
+                row = quality.measure(path, settings)
+                print(line(f"{spec} | {seed}", temperature, row), flush=True)
+                if args.features:
+                    print("  " + ", ".join(f"{f}: {feature(row, f)['overlap_area']:.2f} ("
+                                           f"{_mean(feature(row, f)['generated_mean'])} vs "
+                                           f"{_mean(feature(row, f)['reference_mean'])})"
+                                           for f in row["separating_features"]), flush=True)
 
 
 if __name__ == "__main__":

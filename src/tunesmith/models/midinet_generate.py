@@ -20,7 +20,13 @@ from tunesmith.core.errors import UserError
 from tunesmith.data.bar_pairs import history_features, piece_profile
 from tunesmith.models.base import SamplePlan
 from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
-from tunesmith.models.midinet_bars import N_PITCHES, fit_to_chords, last_filled_bar, pitches_to_bars
+from tunesmith.models.midinet_bars import (
+    N_PITCHES,
+    fit_to_chords,
+    last_filled_bar,
+    out_of_key_mask,
+    pitches_to_bars,
+)
 from tunesmith.representations.bars import chord_vector
 
 
@@ -119,9 +125,7 @@ class MidiNetSampling:
         if chords is not None and chords.dim() == 2:
             chords = chords.expand(len(prev), -1, -1)
         written = prev[:, None] if before is None else torch.cat([before.float(), prev[:, None]], dim=1)
-        low, high = self.pitch_range()
-        outside = torch.ones(N_PITCHES + 1, dtype=torch.bool)
-        outside[low : high + 1] = outside[N_PITCHES] = False
+        outside = self.forbidden(len(prev), profiles)
         for i in range(n_bars):
             history = self.histories(written, profiles) if self.config.history else None
             cond = self.join(None if chords is None else chords[:, i].float(), told, history)
@@ -130,21 +134,44 @@ class MidiNetSampling:
                 again = (bar == prev).flatten(1).all(1) & prev.flatten(1).any(1)  # note-for-note repeats
                 if not again.any():
                     break
-                bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None, outside,
-                                           generator, sampling)
+                bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None,
+                                           outside[again], generator, sampling)
             prev = bar
             out.append(prev)
             written = torch.cat([written, prev[:, None]], dim=1)
         return torch.stack(out, dim=1)
 
+    def forbidden(self, n: int, profiles: Tensor | None) -> Tensor:
+        """(n, 1, 129) True where a piece's pitch may not sound: outside the seed bank's central 90 %
+        (`pitch_range`) and, with `key_mask`, off the piece's profile (`out_of_key_mask`)."""
+        low, high = self.pitch_range()
+        outside = torch.ones(n, 1, N_PITCHES + 1, dtype=torch.bool)
+        outside[..., low : high + 1] = outside[..., N_PITCHES] = False
+        if self.config.key_mask and profiles is not None:
+            outside[:, 0, :N_PITCHES] |= out_of_key_mask(profiles.float()).bool()
+        return outside
+
     def draw_bar(self, prev: Tensor, cond: Tensor | None, outside: Tensor, generator: torch.Generator,
                  sampling: SamplingConfig | None) -> Tensor:
         """One new bar (B, T, 128) one-hot after `prev` (B, T, 128) from fresh noise, with pitches where
-        `outside` (129,) is True never chosen; argmax without sampling options."""
+        `outside` (B, 1, 129) is True never chosen; argmax without sampling options. With `hold_bias` the
+        steps are chosen in order, each with that bonus on the logit of the step before's choice."""
         noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
         logits = self.generate_logits(prev, cond, noise).masked_fill(outside, float("-inf"))
+        if self.config.hold_bias <= 0:
+            return F.one_hot(self.choose(logits, sampling, generator), N_PITCHES + 1)[..., :N_PITCHES].float()
+        steps, rows = [], torch.arange(len(prev))
+        for t in range(logits.shape[1]):
+            step = logits[:, t].clone()
+            if steps:  # hold the last pitch; a rest (index 128) gets no bonus
+                held = steps[-1] < N_PITCHES
+                step[rows[held], steps[-1][held]] += self.config.hold_bias
+            steps.append(self.choose(step, sampling, generator))
+        return F.one_hot(torch.stack(steps, dim=1), N_PITCHES + 1)[..., :N_PITCHES].float()
+
+    @staticmethod
+    def choose(logits: Tensor, sampling: SamplingConfig | None, generator: torch.Generator) -> Tensor:
+        """Indices (...) from logits (..., 129): argmax without sampling options, else a draw."""
         if sampling is None or is_default(sampling):
-            choice = logits.argmax(-1)
-        else:
-            choice = sample_categorical(logits, sampling, generator)
-        return F.one_hot(choice, N_PITCHES + 1)[..., :N_PITCHES].float()
+            return logits.argmax(-1)
+        return sample_categorical(logits, sampling, generator)

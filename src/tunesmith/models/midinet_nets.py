@@ -56,9 +56,15 @@ class MidiNetConfig:
     lambda_repeat: float = 0.0
     # generation only (1.0 / 0: as before). The pieces' register spread the generator is told is
     # multiplied by `spread_scale` (> 1: wider melodies); a new bar that repeats the bar before it
-    # note for note is drawn again (fresh noise) up to `redraws` times.
+    # note for note is drawn again (fresh noise) up to `redraws` times. `hold_bias` is added to the
+    # logit of the pitch of the step before (not a rest's), within a bar, so a step changes note only
+    # when the generator prefers another by that margin (steps are then chosen one after another).
+    # `key_mask` (profile models): only the pitches of the piece's profile can sound, its pitch classes
+    # within its register (`midinet_bars.out_of_key_mask`, which about 1 % of real notes fall outside).
     spread_scale: float = 1.0
     redraws: int = 0
+    hold_bias: float = 0.0
+    key_mask: bool = False
 
     @property
     def chord_dim(self) -> int:
