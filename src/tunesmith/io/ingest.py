@@ -352,7 +352,8 @@ def _report(records: list[dict], unlisted: list[tuple[bytes, str]]) -> dict:
 def _write_report(out: Path, report: dict) -> None:
     """report.json and quarantine.txt, atomically; UserError when the disk is full or read-only."""
     # One file per line: readable, and json's C encoder only runs without `indent`.
-    files = ",\n  ".join(json.dumps(f, ensure_ascii=False) for f in report["files"])
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps would make one per file
+    files = ",\n  ".join(map(encode, report["files"]))
     text = f'{{"files": [\n  {files}\n ],\n "summary": {json.dumps(report["summary"])}}}\n'
     lines = [f"{f['path']}\t{f['reason']}\n" for f in report["files"] if f["status"] == "skipped"]
     try:
