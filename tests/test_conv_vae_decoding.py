@@ -111,3 +111,21 @@ def test_conv_vae_refuses_a_cell_that_does_not_divide_the_window():
     with pytest.raises(UserError, match="cell"):
         build_model("conv-vae", make_config("conv-vae", {"window": 16, "layers": 2, "decoding": "cells", "cell": 5},
                                             {}))
+
+
+def test_shipped_conv_vae_bach_prior_samples_are_four_voices_in_key_with_a_chorales_pitch_variety():
+    import numpy as np
+
+    from tunesmith.evaluation.metrics import scale_consistency
+    from tunesmith.models.checkpoint import load_model
+
+    loaded = load_model("conv-vae-bach")
+    assert loaded.model.config.decoding == "cells" and loaded.model.config.prior_components == 8
+    rolls = loaded.model.sample(SamplePlan(n=8, bars=16), torch.Generator().manual_seed(0))
+    sounding = [r.any(-1) for r in rolls]  # (256 steps, 88 keys) each
+    assert all(s.shape == (256, 88) and s.sum(1).max() <= 4 for s in sounding)
+    assert np.mean([s.sum(1).mean() for s in sounding]) > 3.5  # four voices, as chorales (not a thin blur)
+    # chorales use 27.5 pitches per 16 bars; expected counts decoded the same latents to 16-24 held keys
+    assert 24 <= np.mean([s.any(0).sum() for s in sounding]) <= 40
+    keys = [scale_consistency(loaded.representation.decode(r)) for r in rolls]
+    assert np.mean(keys) >= 0.9
