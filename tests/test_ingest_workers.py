@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import REALMIDI
 from midi_bytes import midi, note, track
@@ -46,7 +47,8 @@ def test_two_workers_write_what_one_worker_writes(tmp_path):
     assert open_dataset(tmp_path / "one").piece_ids == open_dataset(tmp_path / "two").piece_ids
 
 
-def test_a_poison_file_and_its_copy_cost_one_worker_each_and_the_run_goes_on(tmp_path):
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_a_poison_file_and_its_copy_cost_one_worker_each_and_the_run_goes_on(tmp_path, n_workers):
     src = tmp_path / "src"
     src.mkdir()
     poison = midi(track(b"".join(note(30 + i % 60, length=1) for i in range(400_000))))
@@ -54,7 +56,7 @@ def test_a_poison_file_and_its_copy_cost_one_worker_each_and_the_run_goes_on(tmp
     (src / "d poison copy.mid").write_bytes(poison)
     for i in range(6):
         (src / f"s{i}.mid").write_bytes(midi(track(note(60 + i) + note(62 + i))))
-    report = ingest_folder(src, tmp_path / "out", workers=2, limits=Limits(parse_memory_bytes=8 << 20))
+    report = ingest_folder(src, tmp_path / "out", workers=n_workers, limits=Limits(parse_memory_bytes=8 << 20))
     found = statuses(report)
     assert found.pop("b poison.mid")[:2] == ("skipped", "out of memory: parsing needs over 8 MiB")
     # the parent hashed the file the worker could not answer for: its copy is a duplicate, never parsed
