@@ -2,7 +2,7 @@
 
 The parent walks the folder (regular files only, no symlink following, names as raw bytes), decides
 what it can without parsing (not a regular file, unchanged since the last run) and hands the rest to
-guarded parser processes (`workers.py`), which read, hash, parse, check and pack each file (`_Run`
+guarded parser processes (`workers.py`), which read, hash, parse, check and pack each file (`_MidiRun`
 says why). Entries are decided in walk order; results are buffered into shards (`cache_writer.py`);
 `report.json` and `quarantine.txt` describe every MIDI-named file of the walk.
 """
