@@ -37,7 +37,8 @@ def variant(spec: str, folder: Path) -> str:
     config = dict(payload["model"]["config"])
     for item in settings.split(","):
         key, value = item.split("=")
-        config[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        booleans = {"true": True, "false": False}
+        config[key] = booleans[value] if value in booleans else int(value) if value.isdigit() else float(value)
     payload["model"] = {**payload["model"], "config": config}
     path = folder / f"variant{len(list(folder.iterdir()))}.ckpt"
     save_checkpoint({k: v for k, v in payload.items() if k != "format"}, path)

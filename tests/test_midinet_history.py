@@ -190,9 +190,9 @@ def test_hold_bias_holds_notes_longer():
     assert changes(1e6) == 0 and changes(0.5) < changes(0.0)
 
 
-def test_key_mask_keeps_every_note_on_the_pieces_profile():
+def test_off_key_penalty_keeps_notes_on_the_pieces_profile():
     torch.manual_seed(0)
-    model = MidiNet(MidiNetConfig(**SMALL, key_mask=True)).eval()
+    model = MidiNet(MidiNetConfig(**SMALL, off_key_penalty=float("inf"))).eval()
     piece = torch.from_numpy(np.stack([_bar([62, 64, 66, 67]), _bar([69, 71, 73, 74])]))  # D major
     profiles = torch.from_numpy(piece_profile(piece.numpy()))[None].expand(6, -1)
     model.bank_pitches[:2] = torch.tensor([[60] * 16, [79] * 16], dtype=torch.int16)  # range 60..79
@@ -201,7 +201,7 @@ def test_key_mask_keeps_every_note_on_the_pieces_profile():
                                torch.Generator().manual_seed(0), None, profiles)
     pitches = bars.argmax(-1)[bars.amax(-1) > 0]
     assert len(pitches) and set((pitches % 12).tolist()) <= {2, 4, 6, 7, 9, 11, 1}
-    model.config.key_mask = False
+    model.config.off_key_penalty = 0.0
     free = model.continue_bars(piece[-1:].expand(6, -1, -1), 4, torch.zeros(4, 13),
                                torch.Generator().manual_seed(0), None, profiles)
     assert not set((free.argmax(-1)[free.amax(-1) > 0] % 12).tolist()) <= {2, 4, 6, 7, 9, 11, 1}

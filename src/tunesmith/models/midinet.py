@@ -115,10 +115,10 @@ class MidiNet(MidiNetSampling, MusicModel):
         check_positive(config, "lambda_mean", "lambda_feature", "lambda_key", "lambda_repeat", "seed_bank", minimum=0)
         if config.lambda_key > 0 and not config.profile:
             raise UserError("model config lambda_key needs profile: true (the key comes from the piece's profile)")
-        if (config.history or config.key_mask) and not config.profile:
-            raise UserError("model config history and key_mask need profile: true (they use the piece's profile)")
+        if (config.history or config.off_key_penalty > 0) and not config.profile:
+            raise UserError("model config history and off_key_penalty need profile: true (they read the profile)")
         check_positive(config, "tau", "spread_scale", minimum=1e-3)
-        check_positive(config, "hold_bias", minimum=0)
+        check_positive(config, "hold_bias", "off_key_penalty", minimum=0)
         check_positive(config, "redraws", minimum=0, maximum=MAX_DEPTH)
         check_fraction(config, "label_smoothing", "chord_dropout")
 

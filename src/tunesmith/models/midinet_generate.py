@@ -125,39 +125,41 @@ class MidiNetSampling:
         if chords is not None and chords.dim() == 2:
             chords = chords.expand(len(prev), -1, -1)
         written = prev[:, None] if before is None else torch.cat([before.float(), prev[:, None]], dim=1)
-        outside = self.forbidden(len(prev), profiles)
+        bias = self.logit_bias(len(prev), profiles)
         for i in range(n_bars):
             history = self.histories(written, profiles) if self.config.history else None
             cond = self.join(None if chords is None else chords[:, i].float(), told, history)
-            bar = self.draw_bar(prev, cond, outside, generator, sampling)
+            bar = self.draw_bar(prev, cond, bias, generator, sampling)
             for _ in range(self.config.redraws):
                 again = (bar == prev).flatten(1).all(1) & prev.flatten(1).any(1)  # note-for-note repeats
                 if not again.any():
                     break
                 bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None,
-                                           outside[again], generator, sampling)
+                                           bias[again], generator, sampling)
             prev = bar
             out.append(prev)
             written = torch.cat([written, prev[:, None]], dim=1)
         return torch.stack(out, dim=1)
 
-    def forbidden(self, n: int, profiles: Tensor | None) -> Tensor:
-        """(n, 1, 129) True where a piece's pitch may not sound: outside the seed bank's central 90 %
-        (`pitch_range`) and, with `key_mask`, off the piece's profile (`out_of_key_mask`)."""
+    def logit_bias(self, n: int, profiles: Tensor | None) -> Tensor:
+        """(n, 1, 129) added to each piece's logits: -inf outside the seed bank's central 90 %
+        (`pitch_range`), -`off_key_penalty` off the piece's profile (`out_of_key_mask`), else 0."""
         low, high = self.pitch_range()
-        outside = torch.ones(n, 1, N_PITCHES + 1, dtype=torch.bool)
-        outside[..., low : high + 1] = outside[..., N_PITCHES] = False
-        if self.config.key_mask and profiles is not None:
-            outside[:, 0, :N_PITCHES] |= out_of_key_mask(profiles.float()).bool()
-        return outside
+        bias = torch.full((n, 1, N_PITCHES + 1), float("-inf"))
+        bias[..., low : high + 1] = bias[..., N_PITCHES] = 0.0
+        if self.config.off_key_penalty > 0 and profiles is not None:
+            off = out_of_key_mask(profiles.float()).bool()
+            pitches = bias[:, 0, :N_PITCHES]
+            bias[:, 0, :N_PITCHES] = torch.where(off, pitches - self.config.off_key_penalty, pitches)
+        return bias
 
-    def draw_bar(self, prev: Tensor, cond: Tensor | None, outside: Tensor, generator: torch.Generator,
+    def draw_bar(self, prev: Tensor, cond: Tensor | None, bias: Tensor, generator: torch.Generator,
                  sampling: SamplingConfig | None) -> Tensor:
-        """One new bar (B, T, 128) one-hot after `prev` (B, T, 128) from fresh noise, with pitches where
-        `outside` (B, 1, 129) is True never chosen; argmax without sampling options. With `hold_bias` the
+        """One new bar (B, T, 128) one-hot after `prev` (B, T, 128) from fresh noise, `bias` (B, 1, 129)
+        (`logit_bias`) added to the generator's logits; argmax without sampling options. With `hold_bias` the
         steps are chosen in order, each with that bonus on the logit of the step before's choice."""
         noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
-        logits = self.generate_logits(prev, cond, noise).masked_fill(outside, float("-inf"))
+        logits = self.generate_logits(prev, cond, noise) + bias
         if self.config.hold_bias <= 0:
             return F.one_hot(self.choose(logits, sampling, generator), N_PITCHES + 1)[..., :N_PITCHES].float()
         steps, rows = [], torch.arange(len(prev))

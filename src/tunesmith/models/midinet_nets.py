@@ -59,12 +59,13 @@ class MidiNetConfig:
     # note for note is drawn again (fresh noise) up to `redraws` times. `hold_bias` is added to the
     # logit of the pitch of the step before (not a rest's), within a bar, so a step changes note only
     # when the generator prefers another by that margin (steps are then chosen one after another).
-    # `key_mask` (profile models): only the pitches of the piece's profile can sound, its pitch classes
-    # within its register (`midinet_bars.out_of_key_mask`, which about 1 % of real notes fall outside).
+    # `off_key_penalty` (profile models) is subtracted from the logits of the pitches off the piece's
+    # profile: pitch classes it never uses, or outside its register (`midinet_bars.out_of_key_mask`,
+    # which about 1 % of real notes fall outside); inf forbids them.
     spread_scale: float = 1.0
     redraws: int = 0
     hold_bias: float = 0.0
-    key_mask: bool = False
+    off_key_penalty: float = 0.0
 
     @property
     def chord_dim(self) -> int:
