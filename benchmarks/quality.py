@@ -31,7 +31,7 @@ from tunesmith.io.atomic import write_atomic
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
 
-SHIPPED = ("lstm-bach", "transformer-bach", "jsb-best", "midinet", "bach-vae", "lstm-bach-form")
+SHIPPED = ("lstm-bach", "transformer-bach", "jsb-best", "midinet", "bach-vae", "lstm-bach-form", "conv-vae-bach")
 READ_FACTOR = 10  # read up to this many times --limit pieces, to find --limit pieces that are long enough
 FALLBACK = "bach"  # when a checkpoint's training source is not on this machine (jsb-best: a JSB file)
 
