@@ -205,3 +205,19 @@ def test_off_key_penalty_keeps_notes_on_the_pieces_profile():
     free = model.continue_bars(piece[-1:].expand(6, -1, -1), 4, torch.zeros(4, 13),
                                torch.Generator().manual_seed(0), None, profiles)
     assert not set((free.argmax(-1)[free.amax(-1) > 0] % 12).tolist()) <= {2, 4, 6, 7, 9, 11, 1}
+
+
+def test_leap_penalty_shortens_leaps_from_the_last_note():
+    torch.manual_seed(0)
+    model = MidiNet(MidiNetConfig(**SMALL)).eval()
+    start = torch.from_numpy(np.stack([_bar([60, 62, 64, 65]), np.zeros((16, 128), np.float32)]))
+    assert model.last_pitch(start).tolist() == [65, -1]
+    start = start[:1].expand(8, -1, -1)
+
+    def mean_leap(penalty: float) -> float:
+        model.config.leap_penalty = penalty
+        bars = model.continue_bars(start, 4, torch.zeros(4, 13), torch.Generator().manual_seed(2))
+        pitches = bars.argmax(-1)[bars.amax(-1) > 0].float()  # sounding steps in order, bar after bar
+        return float((pitches[1:] - pitches[:-1]).abs().mean())
+
+    assert mean_leap(24.0) < mean_leap(0.0) / 2

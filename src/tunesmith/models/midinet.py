@@ -118,7 +118,7 @@ class MidiNet(MidiNetSampling, MusicModel):
         if (config.history or config.off_key_penalty > 0) and not config.profile:
             raise UserError("model config history and off_key_penalty need profile: true (they read the profile)")
         check_positive(config, "tau", "spread_scale", minimum=1e-3)
-        check_positive(config, "hold_bias", "off_key_penalty", minimum=0)
+        check_positive(config, "hold_bias", "off_key_penalty", "leap_penalty", minimum=0)
         check_positive(config, "redraws", minimum=0, maximum=MAX_DEPTH)
         check_fraction(config, "label_smoothing", "chord_dropout")
 

@@ -22,6 +22,7 @@ from tunesmith.models.base import SamplePlan
 from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
 from tunesmith.models.midinet_bars import (
     N_PITCHES,
+    bars_to_pitches,
     fit_to_chords,
     last_filled_bar,
     out_of_key_mask,
@@ -156,20 +157,35 @@ class MidiNetSampling:
     def draw_bar(self, prev: Tensor, cond: Tensor | None, bias: Tensor, generator: torch.Generator,
                  sampling: SamplingConfig | None) -> Tensor:
         """One new bar (B, T, 128) one-hot after `prev` (B, T, 128) from fresh noise, `bias` (B, 1, 129)
-        (`logit_bias`) added to the generator's logits; argmax without sampling options. With `hold_bias` the
-        steps are chosen in order, each with that bonus on the logit of the step before's choice."""
+        (`logit_bias`) added to the generator's logits; argmax without sampling options. With `hold_bias` or
+        `leap_penalty` the steps are chosen in order: the step before's pitch gets the hold bonus, every
+        pitch loses the leap penalty per octave from the last pitch sounded."""
         noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
         logits = self.generate_logits(prev, cond, noise) + bias
-        if self.config.hold_bias <= 0:
+        if self.config.hold_bias <= 0 and self.config.leap_penalty <= 0:
             return F.one_hot(self.choose(logits, sampling, generator), N_PITCHES + 1)[..., :N_PITCHES].float()
-        steps, rows = [], torch.arange(len(prev))
+        rows, steps = torch.arange(len(prev)), []
+        last = self.last_pitch(prev)  # (B,) the previous bar's last sounding pitch, -1 for none
+        distance = (torch.arange(N_PITCHES)[None] - last[:, None]).abs().float() / 12  # (B, 128) octaves
         for t in range(logits.shape[1]):
             step = logits[:, t].clone()
+            if self.config.leap_penalty > 0:
+                step[:, :N_PITCHES] -= self.config.leap_penalty * distance * (last >= 0)[:, None]
             if steps:  # hold the last pitch; a rest (index 128) gets no bonus
                 held = steps[-1] < N_PITCHES
                 step[rows[held], steps[-1][held]] += self.config.hold_bias
             steps.append(self.choose(step, sampling, generator))
+            sounded = steps[-1] < N_PITCHES
+            last = torch.where(sounded, steps[-1], last)
+            distance = (torch.arange(N_PITCHES)[None] - last[:, None]).abs().float() / 12
         return F.one_hot(torch.stack(steps, dim=1), N_PITCHES + 1)[..., :N_PITCHES].float()
+
+    @staticmethod
+    def last_pitch(bars: Tensor) -> Tensor:
+        """(B,) the last sounding pitch of each bar (B, T, 128), -1 for a silent bar."""
+        pitches = bars_to_pitches(bars)  # (B, T), -1 = rest
+        index = torch.where(pitches >= 0, torch.arange(pitches.shape[1]), -1).max(-1).values
+        return torch.where(index >= 0, pitches.gather(1, index.clamp(min=0)[:, None])[:, 0], -1)
 
     @staticmethod
     def choose(logits: Tensor, sampling: SamplingConfig | None, generator: torch.Generator) -> Tensor:

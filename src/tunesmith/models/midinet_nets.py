@@ -66,6 +66,9 @@ class MidiNetConfig:
     redraws: int = 0
     hold_bias: float = 0.0
     off_key_penalty: float = 0.0
+    # subtracted from each pitch's logit per octave it lies from the last pitch sounded (the step
+    # before, or the previous bar's last note at a bar's first step): fewer wide leaps
+    leap_penalty: float = 0.0
 
     @property
     def chord_dim(self) -> int:
