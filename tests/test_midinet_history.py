@@ -221,3 +221,17 @@ def test_leap_penalty_shortens_leaps_from_the_last_note():
         return float((pitches[1:] - pitches[:-1]).abs().mean())
 
     assert mean_leap(24.0) < mean_leap(0.0) / 2
+
+
+def test_redraws_replace_silent_bars():
+    model = MidiNet(MidiNetConfig(**SMALL, redraws=2)).eval()
+    start = torch.from_numpy(_bar([60, 62, 64, 65]))[None].expand(2, -1, -1)
+    calls: list[int] = []
+
+    def silent_first(prev, cond, bias, generator, sampling):
+        calls.append(len(prev))
+        return torch.zeros_like(prev) if len(calls) % 2 else torch.roll(prev, 1, dims=-1)
+
+    model.draw_bar = silent_first
+    bars = model.continue_bars(start, 2, torch.zeros(2, 13), torch.Generator().manual_seed(0))
+    assert bars.flatten(2).any(2).all() and calls == [2, 2, 2, 2]

@@ -132,7 +132,7 @@ class MidiNetSampling:
             cond = self.join(None if chords is None else chords[:, i].float(), told, history)
             bar = self.draw_bar(prev, cond, bias, generator, sampling)
             for _ in range(self.config.redraws):
-                again = (bar == prev).flatten(1).all(1) & prev.flatten(1).any(1)  # note-for-note repeats
+                again = ((bar == prev).flatten(1).all(1) & prev.flatten(1).any(1)) | ~bar.flatten(1).any(1)
                 if not again.any():
                     break
                 bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None,

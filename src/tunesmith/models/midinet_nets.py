@@ -56,7 +56,8 @@ class MidiNetConfig:
     lambda_repeat: float = 0.0
     # generation only (1.0 / 0: as before). The pieces' register spread the generator is told is
     # multiplied by `spread_scale` (> 1: wider melodies); a new bar that repeats the bar before it
-    # note for note is drawn again (fresh noise) up to `redraws` times. `hold_bias` is added to the
+    # note for note, or is silent (never a training target: `data.bar_pairs`), is drawn again (fresh
+    # noise) up to `redraws` times. `hold_bias` is added to the
     # logit of the pitch of the step before (not a rest's), within a bar, so a step changes note only
     # when the generator prefers another by that margin (steps are then chosen one after another).
     # `off_key_penalty` (profile models) is subtracted from the logits of the pitches off the piece's
