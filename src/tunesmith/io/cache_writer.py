@@ -293,11 +293,12 @@ def _write_arrays(path: Path, arrays: list[np.ndarray | Parts]) -> dict:
     def write(out) -> None:
         nonlocal size
         out.flush()
-        for array in arrays:
+        update = hasher.update
+        for array in arrays:  # Parts hold byte views already; arrays are viewed as bytes
             data = array if isinstance(array, Parts) else [memoryview(np.ascontiguousarray(array)).cast("B")]
             parts = [*data, b"\0" * (-array.nbytes % ALIGN)]
             for part in parts:
-                hasher.update(part)
+                update(part)
             size += _write_all(out.fileno(), parts)
 
     write_atomic(path, write)
@@ -305,8 +306,9 @@ def _write_arrays(path: Path, arrays: list[np.ndarray | Parts]) -> dict:
 
 
 def _write_all(fd: int, parts: list) -> int:
-    """Write the buffers `parts` to `fd` in order, a few syscalls for hundreds of them (writev); bytes written."""
-    views = [memoryview(part).cast("B") for part in parts if len(part)]
+    """Write the byte buffers `parts` to `fd` in order, a few syscalls for hundreds of them (writev); bytes
+    written."""
+    views = list(filter(len, parts))  # empty ones dropped: a writev of nothing would look like a full disk
     total, i = 0, 0
     while i < len(views):
         done = os.writev(fd, views[i : i + 1024])  # IOV_MAX on Linux

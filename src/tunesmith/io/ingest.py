@@ -18,8 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.core.errors import SkipFile, UserError
@@ -46,10 +45,10 @@ class Entry:
     size: int
     mtime_ns: int
 
-    @cached_property
-    def path(self) -> str:
-        """`rel` as the dataset records it (os.fsdecode)."""
-        return os.fsdecode(self.rel)
+    path: str = field(init=False)  # `rel` as the dataset records it (os.fsdecode)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", os.fsdecode(self.rel))
 
 
 def walk_files(root: bytes,
