@@ -86,7 +86,7 @@ def test_small_full_rings_write_the_shards_a_run_without_rings_writes(tmp_path, 
     rings = [w.ring for pool in workers._IDLE.values() for w in pool._workers]
     assert rings and all(r.released == r.end for r in rings)  # nothing held after the run
     workers.close_pools()
-    monkeypatch.setattr(workers, "new_ring", lambda: None)
+    monkeypatch.setattr(workers, "new_ring", lambda n_workers: None)
     plain = ingest_folder(src, tmp_path / "plain", workers=n_workers, shard_files=5)
     workers.close_pools()
     assert small["files"] == plain["files"] and shards(tmp_path / "small") == shards(tmp_path / "plain")
@@ -95,7 +95,9 @@ def test_small_full_rings_write_the_shards_a_run_without_rings_writes(tmp_path, 
 
 
 def test_only_ingest_pools_hold_rings():
-    """`read_midi`'s pools map no ring (32 MiB of shared memory per worker is ingest's cost alone)."""
+    """`read_midi`'s pools map no ring (shared memory per worker is ingest's cost alone); ingest's rings
+    shrink as workers are added, 64 MiB in all up to 8 workers."""
+    assert [ring.ring_size(n) >> 20 for n in (1, 2, 4, 8, 16)] == [32, 32, 16, 8, 8]
     plain, ringed = workers.borrow_pool(1, workers.Limits()), workers.borrow_pool(1, workers.Limits(), rings=True)
     try:
         assert plain._workers[0].ring is None and ringed._workers[0].ring is not None

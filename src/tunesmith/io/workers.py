@@ -104,7 +104,8 @@ class ParserPool:
         self.queued_bytes = 0  # payload bytes of the tasks submitted and not yet answered
         self._pending: deque = deque()
         self._sent = 0  # tasks in the workers' inflight batches
-        self._workers = [self._start() for _ in range(cap_workers(max(1, n_workers)))]
+        self._n = cap_workers(max(1, n_workers))
+        self._workers = [self._start() for _ in range(self._n)]
 
     def _start(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -112,7 +113,7 @@ class ParserPool:
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         self._queue_budget = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
         code = "from tunesmith.io.worker_child import worker_main; worker_main()"
-        ring = new_ring() if self.rings else None
+        ring = new_ring(self._n) if self.rings else None
         try:
             process = subprocess.Popen(
                 [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(self.limits.as_dict()), *ring_fds(ring)],
