@@ -14,7 +14,7 @@ from tunesmith.models.checkpoint import load_checkpoint
 from tunesmith.resources import shipped_recipe
 from tunesmith.training import distributed
 from tunesmith.training.config import OptimConfig, load_config, parse_config
-from tunesmith.training.engine import Engine, resolve_compile, resolve_precision
+from tunesmith.training.engine import Engine, cpu_has_bf16, resolve_compile, resolve_precision
 from tunesmith.training.loop import train
 from tunesmith.training.objectives import LikelihoodObjective
 
@@ -41,12 +41,15 @@ def test_fp16_without_cuda_is_one_sentence():
 
 
 def test_auto_is_fp32_and_no_compile_on_the_cpu():
-    assert resolve_precision("auto", CPU) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
+    assert resolve_precision("auto", CPU) == "fp32"
+    if cpu_has_bf16():
+        assert resolve_precision("bf16", CPU) == "bf16"
     assert resolve_compile("auto", CPU) is False and resolve_compile(True, CPU) is True
     net, _ = distributed.wrap(_Tiny(), distributed.SINGLE, CPU, compile_model=True)
     assert isinstance(net, torch._dynamo.eval_frame.OptimizedModule)  # compiled lazily, at its first call
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 instructions (oneDNN's LSTM needs them)")
 def test_bf16_autocast_trains_on_the_cpu(tmp_path, one_thread):
     run = train(load_config(shipped_recipe("debug/lstm"), ["trainer.precision=bf16", "trainer.max_epochs=2"]),
                 tmp_path / "bf16")
@@ -76,3 +79,10 @@ def test_fp16_grad_scaler_unscales_before_clipping_and_saves_its_state():
     again = Engine(_Tiny(), "fp16", "cpu")
     again.load_state_dict(state)
     assert again.state_dict() == state
+
+
+@pytest.mark.skipif(cpu_has_bf16(), reason="this CPU runs bf16: nothing to refuse")
+def test_bf16_on_a_cpu_without_bf16_is_one_sentence():
+    with pytest.raises(UserError, match="bf16 instructions") as error:
+        resolve_precision("bf16", torch.device("cpu"))
+    assert "\n" not in str(error.value)

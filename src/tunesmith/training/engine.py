@@ -34,7 +34,16 @@ def resolve_precision(requested: str, device: torch.device) -> str:
                         f"{device.type}; use bf16 or fp32")
     if requested == "bf16" and device.type not in ("cuda", "cpu"):
         raise UserError(f"precision bf16 autocasts on CUDA or the CPU, not on {device.type}; use fp32")
+    if requested == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        raise UserError("precision bf16 needs a CPU with bf16 instructions (AVX-512 BF16 or AMX; oneDNN's LSTM "
+                        "has no other bf16 path), which this one lacks; use fp32")
     return requested
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX2-only CPUs cannot run an LSTM under bf16)."""
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(probe()) if probe is not None else True
 
 
 def resolve_compile(requested: bool | str, device: torch.device) -> bool:
