@@ -38,7 +38,9 @@ repeated the one before, the bar's place in an 8-bar phrase), and `lambda_repeat
 term matching how much of each bar repeats the bar before it (real bars vs generated ones).
 
 Generation (`sample`, one shot per bar; `midinet_generate.py`) starts from a primer's last bar with
-notes or a random bar of the seed bank; `--chords` (chord models only) cycles.
+notes or a random bar of the seed bank; `--chords` (chord models only) cycles. Generation settings in
+the config (all off by default): `redraws` (draw again a bar that repeats the one before or is silent),
+`hold_bias`, `leap_penalty`, `off_key_penalty` (logit biases, steps chosen in order), `spread_scale`.
 """
 
 from __future__ import annotations
