@@ -15,6 +15,7 @@ weights: ship with `training.checkpoint.export_for_inference(NEW, DST, half=True
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -49,6 +50,10 @@ def main() -> None:
             raise SystemExit(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
         payload["model"]["config"][key] = GENERATION[key](value)
     model = build_model("band", make_config("band", payload["model"]["config"], {}))
+    if model.config.context:
+        print("calibrate_band measures one-window predictors; a context checkpoint keeps the tables it was "
+              "grown from (benchmarks/train_band_context.py)", file=sys.stderr)
+        raise SystemExit(2)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
     missing = model.load_state_dict(weights, strict=False).missing_keys
     if set(missing) - set(NEW):

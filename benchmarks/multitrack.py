@@ -18,6 +18,7 @@
 
 Usage: python benchmarks/multitrack.py [CKPT] --data DIR [--pieces 40] [--n 24] [--repeats 4]
        [--out benchmarks/results] [--temperature T] [--decoding threshold|sample]
+       [--split train] (training pieces instead of held-out ones: for choosing settings)
 (CKPT: a .ckpt, run folder or shipped name, default band-5; DIR: the data it was trained on.)
 """
 
@@ -33,6 +34,7 @@ import torch
 
 from tunesmith.core.constants import MULTITRACK_GROUPS
 from tunesmith.core.score import bar_line_after, cut_at, trim
+from tunesmith.data.band_latents import context_pairs, encode_pieces
 from tunesmith.data.datasets import FrameWindows
 from tunesmith.data.sources import load_scores
 from tunesmith.data.splits import split_ids
@@ -48,12 +50,13 @@ SEED_STD = {"drums": 0.006}
 SEED_IQR_HALF = 0.1  # the seed's piano latents: interquartile range +-0.1
 
 
-def held_out(loaded, data: str, limit: int) -> list:
-    """The checkpoint's valid pieces (same ids, same hash split) of `data`, at most `limit`."""
+def held_out(loaded, data: str, limit: int, split: str = "valid") -> list:
+    """The checkpoint's valid pieces (same ids, same hash split) of `data`, at most `limit` (`split` "train":
+    its training pieces instead, to compare settings without looking at the held-out ones)."""
     prov = loaded.checkpoint.get("provenance", {})
     pairs = load_scores(data)
     valid = set(split_ids([p for p, _ in pairs], prov.get("valid_fraction", 0.05), prov.get("test_fraction", 0.0))
-                ["valid"])
+                [split])
     return [s for p, s in pairs if p in valid][:limit]
 
 
@@ -61,6 +64,8 @@ def held_out(loaded, data: str, limit: int) -> list:
 def latent_figures(model, rolls: list[np.ndarray]) -> dict:
     """Predictor MSE (predicted mean), copy baseline, target variance and latent std, per group."""
     w = model.config.window
+    if model.config.context:
+        return context_latent_figures(model, rolls)
     windows = FrameWindows(rolls, 2 * w, w, time_axis=1)
     items = [windows[i] for i in range(len(windows))]
     frames = torch.stack([x["frames"] for x in items])
@@ -70,7 +75,21 @@ def latent_figures(model, rolls: list[np.ndarray]) -> dict:
     z_n = model.codec.encode_groups(planes[:, :, :, w:])
     now = planes[:, :, 1, :w].flatten(2).any(-1)  # (pairs, 5): which groups sound in window t
     pred = model.predictors.expected_next(z_t, z_n, now)  # with presence heads: the mixture's mean
-    plays = planes[:, :, :, :w].flatten(2).any(-1)
+    return group_figures(z_t, z_n, pred, planes[:, :, :, :w].flatten(2).any(-1))
+
+
+@torch.no_grad()
+def context_latent_figures(model, rolls: list[np.ndarray]) -> dict:
+    """`latent_figures` for context predictors: every whole window pair of each piece with its history."""
+    pairs = context_pairs(encode_pieces(model, rolls), model.config.context)
+    pred = model.predictors.expected_next(pairs["z_t"], pairs["z_next"], history=pairs["history"])
+    now = pairs["history"][:, : len(MULTITRACK_GROUPS) * (model.config.context + 1) : model.config.context + 1] > 0
+    return group_figures(pairs["z_t"], pairs["z_next"], pred, now)
+
+
+def group_figures(z_t, z_n, pred, plays) -> dict:
+    """Per group figures of latents (pairs, 5, D) at t and t+1, the predicted means, and `plays` (pairs, 5)
+    bool (the group sounds at t)."""
     out = {}
     for g, name in enumerate(MULTITRACK_GROUPS):
         rows = z_t[plays[:, g], g]
@@ -128,6 +147,8 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="latent noise scale (default: the model's)")
     parser.add_argument("--decoding", choices=("expected", "threshold", "sample"), default=None,
                         help="how windows become notes (default: the model's)")
+    parser.add_argument("--split", choices=("valid", "train"), default="valid",
+                        help="the pieces to measure on: held out (default) or training pieces (to choose settings)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -138,9 +159,9 @@ def main() -> None:
         model.config.temperature = args.temperature
     if args.decoding is not None:
         model.config.decoding = args.decoding
-    real = held_out(loaded, args.data, args.pieces)
+    real = held_out(loaded, args.data, args.pieces, args.split)
     rolls = [rep.encode(s) for s in real]
-    result = {"checkpoint": args.checkpoint, "data": args.data, "valid_pieces": len(real),
+    result = {"checkpoint": args.checkpoint, "data": args.data, "valid_pieces": len(real), "split": args.split,
               "temperature": model.config.temperature, "decoding": model.config.decoding,
               "latents": latent_figures(model, rolls)}
     draws = [continuations(model, real, 4, 16, args.seed + k) for k in range(args.repeats)]
@@ -169,7 +190,7 @@ def report(r: dict) -> str:
     lat, pr, prior = r["latents"], r["presence_recall"], r["prior"]
     lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
              f"{r['data']}` (latent temperature {r['temperature']}, decoding {r.get('decoding', 'sample')}): "
-             f"{r['valid_pieces']} held-out pieces, "
+             f"{r['valid_pieces']} {'training' if r.get('split') == 'train' else 'held-out'} pieces, "
              f"{lat['pairs']} window pairs, "
              f"{r['continuations']} continuations ({len(r.get('presence_recall_per_draw', [0]))} draws per "
              f"primer), {prior['n_generated']} prior samples ({r['seconds']:.0f} s).\n",

@@ -38,7 +38,10 @@ drawn; measured mid-training it made the melodic groups fade to silence within 6
 voices and rank its pitches by the band's pooled pitch classes per bar; the chain decodes all windows at once
 so a part's register follows the whole piece. `presence` adds a "plays in the next window" coin per group
 before its latent (latent_predictor.py; a silent group's latent is the encoding of an empty window): tried
-for band-5 and not shipped (it lowered piano presence in continuations).
+for band-5 and not shipped (it lowered piano presence in continuations). `context` K (default 0) lets the
+predictors read which groups sounded in the last K + 1 windows and before (latent_predictor.py); they are
+trained on precomputed latents by `data/band_latents.py` (the window-pair batches of the training loop hold
+no piece history); the chain tracks what each window it writes sounds.
 The training loop calls `start_training` before the first step of a new run: the `codec_from` autoencoder
 is loaded there.
 Drums are hits of one step.
@@ -57,7 +60,7 @@ from torch import Tensor, nn
 from tunesmith.core.errors import UserError
 from tunesmith.models.band_decoding import VELOCITY, DecodingStats
 from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
-from tunesmith.models.latent_predictor import LOGVAR_RANGE, LatentPredictors
+from tunesmith.models.latent_predictor import LOGVAR_RANGE, LatentPredictors, context_features
 from tunesmith.models.window_ae import (
     DRUMS,
     N_GROUPS,
@@ -86,6 +89,7 @@ class BandConfig:
     train_codec: bool = True  # false: the autoencoder stays as loaded (predictors and start learn alone)
     start_components: int = 32  # mixture components of the start distribution
     presence: bool = False  # a "plays in the next window" coin per group before its latent (latent_predictor.py)
+    context: int = 0  # predictors read which groups sounded in the last K + 1 windows and before (0: one window)
     presence_draw: str = "sample"  # generation: "sample" a coin per window, or "threshold" (plays when p > 1/2)
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
     harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
@@ -136,7 +140,8 @@ class BandModel(MusicModel):
         super().__init__()
         self.config = c = config
         self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
-        self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence)
+        self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence,
+                                           c.context)
         self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components)
         self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
@@ -153,7 +158,7 @@ class BandModel(MusicModel):
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
         check_positive(config, "hidden", "layers", "start_components")
-        check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", minimum=0)
+        check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
         check_choice(config, "decoding", ("expected", "threshold", "sample"))
         check_choice(config, "presence_draw", ("sample", "threshold"))
@@ -167,6 +172,9 @@ class BandModel(MusicModel):
         """Stage one: reconstruction of window t; stage two (and always in eval): + predictor NLL of
         window t+1 + start NLL. Logs as in `window_ae.py` and `latent_predictor.py`, plus "start_nll"."""
         c, train = self.config, self.training and torch.is_grad_enabled()
+        if c.context:
+            raise UserError("a band model with context trains on whole pieces' latents: "
+                            "benchmarks/train_band_context.py")
         planes, mask = window_planes(batch, c.window)
         with torch.set_grad_enabled(torch.is_grad_enabled() and c.train_codec):
             loss, z_t, logs, logits = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2,
@@ -237,13 +245,16 @@ class BandModel(MusicModel):
 
     @torch.no_grad()
     def chain(self, start: Tensor | None, n: int, n_windows: int, temperature: float,
-              generator: torch.Generator | None, start_plays: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              generator: torch.Generator | None, start_plays: Tensor | None = None,
+              start_sounded: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(onset, sustain) bool (n, 5, n_windows x window, 128) of consecutive windows: after `start`
         (5, D) when given, else from a draw of the start distribution. Each window's latents are
         decoded and sampled; with `feedback` the next step starts from the encoding of what was
         written (the predictors then read encoder outputs, as in training, but of sampled windows,
         which are sparser and noisier than real ones). `start_plays` (5,) bool: which groups sound in the
-        window `start` encodes (presence heads read it; default: those its decoding sounds)."""
+        window `start` encodes (presence heads read it; default: those its decoding sounds). With `context`,
+        `start_sounded` (T0, 5) bool: which groups sound in each window of the primer up to `start`'s (default:
+        `start`'s decoding); each written window's decoding adds its row."""
         self.eval()
         if start is None:
             band = self.start.sample(n, temperature, generator).reshape(n, N_GROUPS, -1)
@@ -253,13 +264,20 @@ class BandModel(MusicModel):
         if now is None and self.config.presence:
             now = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)  # (n, 5)
         silent = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
+        sounded = start_sounded[None].expand(n, -1, -1) if start_sounded is not None else None
+        if sounded is None and self.config.context:
+            sounded = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)[:, None]  # (n, 1, 5)
         latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
             plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
             if k or start is not None:
+                history = context_features(sounded, self.config.context) if self.config.context else None
                 band, plays = self.predictors.step(band, temperature, generator, silent, self.config.presence_draw,
-                                                   now)
+                                                   now, history)
                 now = plays
+                if self.config.context:
+                    written = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1) & plays
+                    sounded = torch.cat([sounded, written[:, None]], 1)
             latents.append(band)
             playing.append(plays)
             if self.config.feedback:
@@ -298,10 +316,19 @@ class BandModel(MusicModel):
         start = self.encode_window(context) if context.shape[1] else None
         sounding = torch.from_numpy(context[:, -self.config.window:].reshape(N_GROUPS, -1).any(-1))
         onset, sustain = self.chain(start, plan.n, n_windows, temperature, generator,
-                                    sounding if start is not None else None)
+                                    sounding if start is not None else None,
+                                    window_sounding(context, self.config.window) if start is not None else None)
         velocities = self.notes.velocities(onset.shape[2]).numpy()
         rolls = velocity_rolls(onset.numpy(), sustain.numpy(), velocities)[:, :, :new_steps]
         return [np.concatenate([context, roll], axis=1) for roll in rolls]
+
+
+def window_sounding(roll: np.ndarray, window: int) -> Tensor:
+    """(n_windows, 5) bool: which groups sound in each window of a (5, T, 128) roll, windows aligned on its end
+    (the first one left-padded with silence, as `BandModel.encode_window` pads)."""
+    pad = -roll.shape[1] % window
+    padded = np.pad(np.asarray(roll), ((0, 0), (pad, 0), (0, 0)))
+    return torch.from_numpy(padded.reshape(N_GROUPS, -1, window * roll.shape[2]).any(-1).T.copy())
 
 
 def primer_roll(context: np.ndarray | None, bar: int) -> np.ndarray:

@@ -32,6 +32,14 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   the two, regresses towards silence for instruments that are absent in most songs (piano: 59 %), and its
   draws decode to half-filled windows, so the continuation dropped piano in a quarter of the bars it has.
 
+- With `context` K > 0 (session 6; default 0, the old one-window chain): every predictor also reads a summary of
+  the piece so far (`context_features`): per group whether it sounded in window t, t-1, ..., t-K and whether it
+  sounded at all before that, and how many windows came before t (capped at K + 1: "early in the piece").
+  A one-window chain cannot know that a silent piano played before (in the band files piano returns after
+  one silent window with p 0.22 if it played earlier in the piece, 0.012 if it never did) nor that a piece
+  is still in its intro. The summary goes after each predictor's own input, so a trained one-window
+  predictor grows into a context one that starts as the same function (`grow_context`).
+
 Logs: "pred_nll" (nats per latent dimension; the loss is the squared error / 2 plus this NLL),
 "pred_mse/GROUP" (mean squared error of the predicted mean per dimension: the seed's figure; piano 0.029
 there) and "target_var/GROUP" (variance of the target latents: MSE / variance is the share of the
@@ -71,13 +79,17 @@ class SkipMLP(nn.Module):
 class LatentPredictors(nn.Module):
     """The piano predictor and one conditional predictor per other group (see module docstring)."""
 
-    def __init__(self, latent_dim: int, hidden: int, layers: int, dropout: float, presence: bool = False) -> None:
+    def __init__(self, latent_dim: int, hidden: int, layers: int, dropout: float, presence: bool = False,
+                 context: int = 0) -> None:
         super().__init__()
         self.latent_dim = d = latent_dim
         self.with_presence = presence
-        extra = 1 if presence else 0  # the group's own presence at t+1, an input of its predictor
-        band = N_GROUPS * (d + extra)  # the band at t: each latent, and with presence whether it plays (`carry`)
+        self.context = context
+        self.n_context = context_size(context)
+        flag = 1 if presence else 0
+        band = N_GROUPS * (d + flag)  # the band at t: each latent, and with presence whether it plays (`carry`)
         sizes = [band] + [band + (1 + j) * d for j in range(N_GROUPS - 1)]
+        extra = flag + self.n_context  # the group's own presence at t+1 and the piece so far: last inputs
         self.piano = SkipMLP(sizes[0] + extra, 2 * d, hidden, layers, dropout)
         self.others = nn.ModuleList(SkipMLP(n + extra, 2 * d, hidden, layers, dropout) for n in sizes[1:])
         if presence:  # piano's head first, then the others' in group order without piano
@@ -88,35 +100,44 @@ class LatentPredictors(nn.Module):
         presence at t (`plays` (B, 5), 0/1): (B, 5, D + 1); without heads z itself."""
         return torch.cat([z, plays.to(z.dtype)[:, :, None]], dim=2) if self.with_presence else z
 
-    def piano_next(self, band: Tensor, plays: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def piano_next(self, band: Tensor, plays: Tensor | None = None,
+                   history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """band (B, 5, D), with presence `carry`'s (B, 5, D + 1), at t (and with presence, piano's presence at
-        t+1, (B,) 0/1) -> (mean, logvar) (B, D) of piano's
-        latent at t+1."""
-        return _gaussian(self.piano(self._with(band.flatten(1), plays)))
+        t+1, (B,) 0/1) -> (mean, logvar) (B, D) of piano's latent at t+1; with `context`, `history` (B, n_context)
+        is the piece so far (`context_features`)."""
+        return _gaussian(self.piano(self._with(band.flatten(1), plays, history)))
 
-    def others_next(self, band: Tensor, following: Tensor, plays: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def others_next(self, band: Tensor, following: Tensor, plays: Tensor | None = None,
+                    history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """band (B, 5, D) at t and `following` (B, 5, D), latents at t+1 of which each group's predictor reads
         those before it (piano first) -> (mean, logvar) (B, 4, D) of the other groups at t+1, in group order
         without piano (teacher forcing: training and measuring). Each group's own w_t is in the band. With
         presence, `plays` (B, 5) 0/1 in group order: each group's presence at t+1."""
         ahead = _order(following)  # (B, 5, D): piano, then the others in group order
         own = _order(plays[:, :, None])[:, :, 0] if plays is not None else None
-        stats = [self._other(j, band, ahead[:, : j + 1], None if own is None else own[:, j + 1])
+        stats = [self._other(j, band, ahead[:, : j + 1], None if own is None else own[:, j + 1], history)
                  for j in range(N_GROUPS - 1)]
         return torch.stack([m for m, _ in stats], 1), torch.stack([v for _, v in stats], 1)
 
-    def _other(self, j: int, band: Tensor, ahead: Tensor, plays: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def _other(self, j: int, band: Tensor, ahead: Tensor, plays: Tensor | None = None,
+               history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(mean, logvar) (B, D) of the j-th non-piano group at t+1 from the band (B, 5, D) at t and the t+1
         latents (B, j + 1, D) of piano and the non-piano groups before it (and its presence (B,))."""
-        return _gaussian(self.others[j](self._with(_other_input(band, ahead), plays)))
+        return _gaussian(self.others[j](self._with(_other_input(band, ahead), plays, history)))
 
-    def _with(self, x: Tensor, plays: Tensor | None) -> Tensor:
-        """A predictor's input x (B, n), with the group's presence (B,) appended when the model has heads."""
-        if not self.with_presence:
-            return x
-        if plays is None:
-            raise ValueError("a latent predictor with presence heads needs each group's presence at t+1")
-        return torch.cat([x, plays.to(x.dtype)[:, None]], dim=1)
+    def _with(self, x: Tensor, plays: Tensor | None, history: Tensor | None = None) -> Tensor:
+        """A predictor's input x (B, n), with the group's presence (B,) appended when the model has heads and
+        the piece-so-far summary (B, n_context) last when it has `context`."""
+        if self.with_presence:
+            if plays is None:
+                raise ValueError("a latent predictor with presence heads needs each group's presence at t+1")
+            x = torch.cat([x, plays.to(x.dtype)[:, None]], dim=1)
+        if self.n_context:
+            if history is None or history.shape[-1] != self.n_context:
+                raise ValueError(f"a latent predictor with context {self.context} needs the piece so far "
+                                 f"({self.n_context} numbers per item, `context_features`)")
+            x = torch.cat([x, history.to(x.dtype)], dim=1)
+        return x
 
     def presence_logits(self, band: Tensor, following: Tensor) -> Tensor:
         """Logits (B, 5) in group order that each group plays at t+1, from the band (B, 5, D) at t and the
@@ -128,12 +149,13 @@ class LatentPredictors(nn.Module):
         return _insert(ordered[:, 1:, None], ordered[:, 0:1])[:, :, 0]
 
     @torch.no_grad()
-    def expected_next(self, z_t: Tensor, z_next: Tensor, now: Tensor | None = None) -> Tensor:
+    def expected_next(self, z_t: Tensor, z_next: Tensor, now: Tensor | None = None,
+                      history: Tensor | None = None) -> Tensor:
         """The predicted mean (B, 5, D) of the t+1 latents (teacher forced as `others_next`): with presence, the
         mixture's mean p x mean(plays) + (1 - p) x mean(silent), the squared-error figure's fair prediction
         (it uses no knowledge of which groups play next); `now` (B, 5): which groups play at t."""
         if not self.with_presence:
-            return _insert(self.others_next(z_t, z_next)[0], self.piano_next(z_t)[0])
+            return _insert(self.others_next(z_t, z_next, None, history)[0], self.piano_next(z_t, None, history)[0])
         z_t = self.carry(z_t, now)
         p = torch.sigmoid(self.presence_logits(z_t, z_next))
         means = [_insert(self.others_next(z_t, z_next, torch.full_like(p, v))[0],
@@ -141,22 +163,23 @@ class LatentPredictors(nn.Module):
         return means[0] + p[:, :, None] * (means[1] - means[0])
 
     def loss(self, z_t: Tensor, z_next: Tensor, valid: Tensor, input_noise: float, training: bool,
-             plays: Tensor | None = None, now: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+             plays: Tensor | None = None, now: Tensor | None = None,
+             history: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Squared error of the predicted mean / 2 + Gaussian NLL (nats per dimension) of z_next (B, 5, D)
         given the mean held fixed, from z_t (B, 5, D) and, for the conditional predictors, the z_next of the
         groups before each; `valid` (B,) bool marks items whose next window is real music (not padding past
         a piece's end). With presence heads, `plays` (B, 5) bool (each group sounds in window t+1) is their
         target and the predictors' input, their BCE is added, and `now` (B, 5) bool (each group sounds in
-        window t) goes beside z_t (`carry`). Targets and inputs carry no gradient to
-        the encoder."""
+        window t) goes beside z_t (`carry`); with `context`, `history` (B, n_context) is the piece so far.
+        Targets and inputs carry no gradient to the encoder."""
         z_t, z_next = z_t.detach(), z_next.detach()
         noise = (lambda x: x + input_noise * torch.randn_like(x)) if training else (lambda x: x)
         given = plays.float() if plays is not None and self.with_presence else None
         noisy_t, noisy_next = noise(z_t), noise(z_next)
         if given is not None:
             noisy_t = self.carry(noisy_t, now)
-        mean_p, logvar_p = self.piano_next(noisy_t, None if given is None else given[:, PIANO])
-        mean_o, logvar_o = self.others_next(noisy_t, noisy_next, given)
+        mean_p, logvar_p = self.piano_next(noisy_t, None if given is None else given[:, PIANO], history)
+        mean_o, logvar_o = self.others_next(noisy_t, noisy_next, given, history)
         mean = _insert(mean_o, mean_p)
         logvar = _insert(logvar_o, logvar_p)
         error = (z_next - mean).pow(2)
@@ -180,13 +203,15 @@ class LatentPredictors(nn.Module):
 
     @torch.no_grad()
     def step(self, band: Tensor, temperature: float, generator: torch.Generator | None,
-             silent: Tensor | None = None, draw: str = "sample", now: Tensor | None = None) -> tuple[Tensor, Tensor]:
+             silent: Tensor | None = None, draw: str = "sample", now: Tensor | None = None,
+             history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One window ahead: band (B, 5, D) at t -> (a draw (B, 5, D) at t+1, plays (B, 5) bool), piano first,
         then each other group on the draws before it; the predicted std is scaled by `temperature` (0: the
         means). With presence heads each group's presence is decided first (`draw` "sample": a coin at the
         head's probability; "threshold": plays when that probability is above 1/2), and a silent group's
         latent is `silent` (5, D), the encoding of an empty window (what the predictors read in training);
-        without heads every group plays. `now` (B, 5) bool: which groups play at t (heads only; default all)."""
+        without heads every group plays. `now` (B, 5) bool: which groups play at t (heads only; default all).
+        `history` (B, n_context): the piece so far (`context` only)."""
         n = band.shape[0]
         if self.with_presence:
             band = self.carry(band, now if now is not None else torch.ones(band.shape[:2], dtype=torch.bool))
@@ -198,7 +223,8 @@ class LatentPredictors(nn.Module):
                 p = torch.sigmoid(self.presence[j](head_input))[:, 0]
                 cut = torch.rand(n, generator=generator, device=band.device) if draw == "sample" else 0.5
                 coin = (cut < p).to(band.dtype)
-            stats = self.piano_next(band, coin) if j == 0 else self._other(j - 1, band, torch.stack(ahead, 1), coin)
+            stats = (self.piano_next(band, coin, history) if j == 0
+                     else self._other(j - 1, band, torch.stack(ahead, 1), coin, history))
             z = _draw(*stats, temperature, generator)
             if coin is not None and silent is not None:
                 group = PIANO if j == 0 else _GROUP_OF[j - 1]
@@ -207,6 +233,41 @@ class LatentPredictors(nn.Module):
             plays.append(coin > 0 if coin is not None else torch.ones(n, dtype=torch.bool, device=band.device))
         ordered = torch.stack(plays, 1)
         return _insert(torch.stack(ahead[1:], 1), ahead[0]), _insert(ordered[:, 1:, None], ordered[:, 0:1])[:, :, 0]
+
+
+def context_size(context: int) -> int:
+    """Numbers in the piece-so-far summary of `context` K: 5 x (K + 2) presence flags and the windows seen."""
+    return N_GROUPS * (context + 2) + 1 if context else 0
+
+
+def context_features(sounded: Tensor, context: int) -> Tensor:
+    """The piece so far as the context predictors read it, at its last window t.
+
+    sounded (B, T, 5) bool: whether each group sounded in windows 0 .. t of the piece (T = t + 1, oldest
+    first) -> (B, 5 x (K + 2) + 1) float: per group, sounded in t, t-1, ..., t-K (0 before the piece's start),
+    then whether it sounded anywhere before t-K, and min(t, K + 1) / (K + 1), how far the piece has gone."""
+    b, steps, groups = sounded.shape
+    s = sounded.to(torch.float32)
+    recent = torch.zeros(b, context + 1, groups)
+    take = min(steps, context + 1)
+    recent[:, :take] = s.flip(1)[:, :take]  # newest first
+    earlier = s[:, : max(steps - context - 1, 0)].amax(1) if steps > context + 1 else torch.zeros(b, groups)
+    seen = torch.full((b, 1), min(steps - 1, context + 1) / (context + 1))
+    return torch.cat([recent.transpose(1, 2).flatten(1), earlier, seen], dim=1)
+
+
+def grow_context(old: LatentPredictors, new: LatentPredictors) -> None:
+    """Copy the one-window predictors `old` into the context predictors `new` (same sizes otherwise): the
+    weights on the summary, the last inputs of each predictor, start at zero, so `new` predicts as `old`."""
+    own = old.state_dict()
+    with torch.no_grad():
+        for name, weight in new.state_dict().items():
+            source = own[name]
+            if weight.shape == source.shape:
+                weight.copy_(source)
+            else:  # a first layer: the old columns, zero on the summary's
+                weight.zero_()
+                weight[:, : source.shape[1]] = source
 
 
 def _other_input(band: Tensor, ahead: Tensor) -> Tensor:

@@ -1,0 +1,118 @@
+"""band-5, session 6: latent predictors that read the piece so far (`context`), their latent data, and the
+shipped one-window band-5 unchanged.
+
+Data: the MIT-licensed multitrack fixtures (tests/fixtures/realmidi/miditok_tests, see LICENCE-NOTE.md)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REALMIDI
+from tunesmith.core.errors import UserError
+from tunesmith.data.band_latents import context_pairs, encode_pieces
+from tunesmith.generation.band import band_representation
+from tunesmith.io.midi import read_midi
+from tunesmith.models import build_model, make_config
+from tunesmith.models.band import BandModel, window_sounding
+from tunesmith.models.base import SamplePlan
+from tunesmith.models.checkpoint import load_model
+from tunesmith.models.latent_predictor import LatentPredictors, context_features, context_size, grow_context
+
+MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
+PIANO = 0
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _primer() -> np.ndarray:
+    """Two windows of a bass line and a drum groove, no piano: (5, 64, 128)."""
+    roll = np.zeros((5, 64, 128), np.uint8)
+    roll[2, :, 40] = 90
+    roll[4, ::4, 36] = 100
+    return roll
+
+
+def test_the_shipped_band_5_generates_as_before_the_context_option():
+    model = load_model("band-5").model
+    assert model.config.context == 0 and model.predictors.n_context == 0
+    rolls = np.stack(model.sample(SamplePlan(2, 4), torch.Generator().manual_seed(0)))
+    assert hashlib.sha256(rolls.tobytes()).hexdigest()[:16] == "490b80154841843a"  # measured before the option
+    rolls = np.stack(model.sample(SamplePlan(2, 4, _primer()), torch.Generator().manual_seed(1)))
+    assert hashlib.sha256(rolls.tobytes()).hexdigest()[:16] == "b6373cc5898045dd"
+
+
+def test_the_summary_holds_the_last_windows_what_came_before_and_how_far_the_piece_has_gone():
+    sounded = torch.zeros(1, 6, 5, dtype=torch.bool)
+    sounded[0, 0, PIANO] = True  # piano in the first window only, then silent for five
+    sounded[0, :, 4] = True  # drums throughout
+    features = context_features(sounded, 2)  # t = 5: windows 5, 4, 3, then "before 3"
+    assert features.shape == (1, context_size(2)) == (1, 5 * 4 + 1)
+    recent, before = features[0, :15].reshape(5, 3), features[0, 15:20]  # newest first; "before t-K"
+    assert recent[PIANO].tolist() == [0, 0, 0] and before[PIANO] == 1  # silent in t, t-1, t-2; played before
+    assert recent[4].tolist() == [1, 1, 1] and before[4] == 1 and recent[2].sum() == before[2] == 0
+    assert features[0, -1] == 1.0  # a full history
+    early = context_features(sounded[:, :2], 2)[0]  # t = 1: window 0 is t-1, nothing before the piece
+    assert early[:15].reshape(5, 3)[PIANO].tolist() == [0, 1, 0] and early[15 + PIANO] == 0
+    assert early[-1] == pytest.approx(1 / 3)
+
+
+def test_grown_context_predictors_start_as_the_one_window_ones_and_need_the_history():
+    torch.manual_seed(0)
+    old, new = LatentPredictors(4, 16, 2, 0.0), LatentPredictors(4, 16, 2, 0.0, context=2)
+    grow_context(old, new)
+    old.eval()
+    new.eval()
+    z_t, z_next = torch.randn(8, 5, 4), torch.randn(8, 5, 4)
+    history = context_features(torch.rand(8, 4, 5) < 0.5, 2)
+    assert torch.allclose(old.expected_next(z_t, z_next), new.expected_next(z_t, z_next, history=history), atol=1e-6)
+    with pytest.raises(ValueError, match="context 2"):
+        new.expected_next(z_t, z_next)
+
+
+def test_context_predictors_learn_a_return_the_last_window_does_not_show():
+    torch.manual_seed(0)
+    predictors = LatentPredictors(4, 32, 1, 0.0, context=2)
+    optimizer = torch.optim.Adam(predictors.parameters(), lr=0.01)
+    sounded = torch.rand(256, 3, 5) < 0.5
+    sounded[:, -1, PIANO] = False  # piano silent now in every item ...
+    z_t, z_next = torch.randn(256, 5, 4), torch.randn(256, 5, 4)
+    z_next[:, PIANO] = torch.where(sounded[:, 1, PIANO, None], 2.0, -2.0)  # ... and back where it played before
+    history, valid = context_features(sounded, 2), torch.ones(256, dtype=torch.bool)
+    for _ in range(150):
+        loss, logs = predictors.loss(z_t, z_next, valid, 0.0, True, history=history)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    predictors.eval()
+    assert float(logs["pred_mse/piano"]) < 0.1 * float(logs["target_var/piano"])
+    mean = predictors.expected_next(z_t, z_next, history=history)[:, PIANO].mean(-1)
+    assert ((mean > 0) == sounded[:, 1, PIANO]).float().mean() > 0.95
+
+
+def test_latent_pieces_are_whole_windows_of_real_songs_with_what_each_group_sounds():
+    model = build_model("band", make_config("band", {**BandModel.debug_config(), "window": 32}, {}))
+    rep = band_representation(model)
+    rolls = [rep.encode(read_midi(path)) for path in sorted(MULTITRACK.glob("*.mid"))[:3]]
+    pieces = encode_pieces(model, rolls)
+    for roll, piece in zip([r for r in rolls if r.shape[1] >= 32], pieces, strict=True):
+        n = roll.shape[1] // 32
+        assert piece.latents.shape == (n, 5, 4)
+        expected = roll[:, : n * 32].reshape(5, n, -1).any(-1).T
+        assert torch.equal(piece.sounded, torch.from_numpy(expected))
+        assert torch.equal(window_sounding(roll[:, : n * 32], 32), piece.sounded)
+    pairs = context_pairs(pieces, 2)
+    assert len(pairs["z_t"]) == sum(len(p.latents) - 1 for p in pieces) == len(pairs["history"])
+    assert torch.equal(pairs["plays"][0], pieces[0].sounded[1])
+
+
+def test_a_context_band_continues_a_primer_and_refuses_the_window_pair_trainer():
+    config = {**BandModel.debug_config(), "context": 2}
+    model = build_model("band", make_config("band", config, {}))
+    rolls = model.sample(SamplePlan(2, 4, _primer()[:, :16]), torch.Generator().manual_seed(0))
+    assert [r.shape for r in rolls] == [(5, 16 + 64, 128)] * 2
+    assert all(np.array_equal(r[:, :16], _primer()[:, :16]) for r in rolls)
+    with pytest.raises(UserError, match="train_band_context"):
+        model.loss(model.example_batch())
