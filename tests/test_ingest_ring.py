@@ -104,3 +104,33 @@ def test_only_ingest_pools_hold_rings():
     finally:
         workers.return_pool(plain)
         workers.return_pool(ringed)
+
+
+def test_a_worker_killed_mid_run_leaves_the_pieces_it_sent_intact(tmp_path, monkeypatch):
+    """A worker dies (SIGKILL) while the parent still holds pieces from its ring: they are written as
+    sent, the dead worker's files in flight are parsed again by its replacement, and the dataset is the
+    one a quiet run writes."""
+    from tunesmith.io import ingest
+
+    src = tmp_path / "src"
+    for copy in range(3):
+        shutil.copytree(REALMIDI / "miditok_tests", src / str(copy))
+        for path in (src / str(copy)).rglob("*.mid"):
+            path.write_bytes(path.read_bytes() + bytes([copy]))
+    quiet = ingest_folder(src, tmp_path / "quiet", workers=2, shard_files=40)
+    answered, killed = ingest._MidiRun.answered, []
+
+    def killing_answered(self, idx, entry, ok, payload):
+        victim = self.pool._workers[0]
+        # pieces of both workers are held, and the victim parses a batch of several files: each is
+        # retried alone (a file alone in a dying worker's batch would be skipped as what crashed it)
+        if not killed and idx >= 20 and victim.inflight and len(victim.inflight[0][0]) > 1:
+            victim.process.kill()
+            killed.append(victim.process.pid)
+        answered(self, idx, entry, ok, payload)
+
+    monkeypatch.setattr(ingest._MidiRun, "answered", killing_answered)
+    workers.close_pools()
+    shaken = ingest_folder(src, tmp_path / "shaken", workers=2, shard_files=40)
+    assert killed and shaken["files"] == quiet["files"]
+    assert shards(tmp_path / "shaken") == shards(tmp_path / "quiet")
