@@ -100,7 +100,7 @@ def test_init_from_copies_the_weights_and_keeps_a_new_patch_head(tmp_path, one_t
 
 def test_init_from_a_checkpoint_of_another_shape_is_one_sentence(tmp_path, one_thread):
     _save(build(mode="both", width=4), tmp_path / "narrow.ckpt")
-    with pytest.raises(UserError, match="only the vocabulary may differ") as error:
+    with pytest.raises(UserError, match="only new vocabulary tokens") as error:
         initialise_from(build(mode="both"), NAME, None, str(tmp_path / "narrow.ckpt"))
     assert "\n" not in str(error.value)
     with pytest.raises(UserError, match="no checkpoint"):

@@ -92,7 +92,7 @@ def test_train_init_from_runs_end_to_end_and_records_its_source(source_run, tmp_
     (["--init-from", "{tmp}/missing.ckpt"], "no checkpoint"),
     (["--init-from", "{source}", "--set", "model.name=gru"], "is a lstm checkpoint, the recipe trains a gru"),
     (["--init-from", "{source}", "--set", "data.representation=grid"], "lacks"),
-    (["--init-from", "{source}", "--set", "model.config.hidden_size=24"], "only the vocabulary may differ"),
+    (["--init-from", "{source}", "--set", "model.config.hidden_size=24"], "only new vocabulary tokens"),
 ])
 def test_a_source_that_does_not_fit_is_one_sentence_and_exit_2(extra, message, source_run, tmp_path, capsys,
                                                                 monkeypatch):

@@ -16,12 +16,12 @@ from tunesmith.core.errors import UserError
 from tunesmith.data.bar_pairs import HISTORY_DIM, history_features, piece_profile
 from tunesmith.data.build import prepare_data
 from tunesmith.generation.generate import GenerateRequest, generate_scores
-from tunesmith.models.checkpoint import load_model
+from tunesmith.models.checkpoint import load_model, save_checkpoint
 from tunesmith.models.midinet import MidiNet, MidiNetConfig
 from tunesmith.models.midinet_bars import pitches_to_bars, repeat_share
-from tunesmith.models.midinet_grow import grown_state
 from tunesmith.representations.bars import BarsRepresentation
 from tunesmith.training.config import load_config
+from tunesmith.training.init_from import initialise_from
 from tunesmith.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,18 +102,22 @@ def test_repeat_share_and_its_term():
     assert 0 <= generated < 0.2
 
 
-def test_grown_model_starts_as_the_old_function():
+def test_grown_model_starts_as_the_old_function(tmp_path):
+    """`trainer.init_from` a profile model into a history model (`MidiNet.grown_weight`)."""
     torch.manual_seed(0)
     old = MidiNet(MidiNetConfig(**SMALL, lambda_key=1.0)).eval()
     new = MidiNet(dataclasses.replace(old.config, history=True, lambda_repeat=1.0))
-    new.load_state_dict(grown_state(old.state_dict(), new.state_dict()))
+    for model, name in ((old, "old"), (new, "new")):
+        save_checkpoint({"weights": model.state_dict(), "model": {"name": "midinet"}}, tmp_path / f"{name}.ckpt")
+    counts = initialise_from(new, "midinet", None, str(tmp_path / "old.ckpt"))
+    assert counts["grown"] > 0 and counts["fresh"] == 0
     new.eval()
     batch, noise = old.example_batch(6), torch.randn(6, 8)
     before = old.generate_logits(batch["prev"], old.join(batch["chord"], batch["profile"]), noise)
     after = new.generate_logits(batch["prev"], new.join(batch["chord"], batch["profile"], batch["history"]), noise)
     assert torch.allclose(before, after, atol=1e-5)
-    with pytest.raises(UserError, match="only grow"):
-        grown_state(new.state_dict(), old.state_dict())
+    with pytest.raises(UserError, match="a widening the family allows"):  # it only grows, never shrinks
+        initialise_from(old, "midinet", None, str(tmp_path / "new.ckpt"))
 
 
 @pytest.fixture(scope="module")

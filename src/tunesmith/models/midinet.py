@@ -127,6 +127,17 @@ class MidiNet(MidiNetSampling, MusicModel):
     def generation_options(self) -> frozenset[str]:
         return self.options if self.config.chords else self.options - {"chords"}
 
+    def grown_weight(self, name: str, weight: Tensor, shape: tuple[int, ...]) -> Tensor | None:
+        """`trainer.init_from` a MidiNet with a narrower condition (e.g. `history: true` added to a trained
+        profile model): the generator takes its condition last and new condition parts come after the
+        old ones, so a weight that grows only gains trailing rows or columns. Those start at zero, so the
+        new inputs contribute nothing and the grown model starts as exactly the old function."""
+        if weight.dim() != len(shape) or any(o > n for o, n in zip(weight.shape, shape, strict=True)):
+            return None
+        grown = torch.zeros(shape, dtype=weight.dtype)
+        grown[tuple(slice(0, n) for n in weight.shape)] = weight
+        return grown
+
     @classmethod
     def debug_dims(cls) -> dict:
         return {"steps_per_bar": 16}

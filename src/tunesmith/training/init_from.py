@@ -123,5 +123,6 @@ def _grow(model: MusicModel, name: str, weight: torch.Tensor, target: torch.Tens
     widened = model.grown_weight(name, weight, tuple(target.shape))
     if widened is None or tuple(widened.shape) != tuple(target.shape):
         raise UserError(f"init_from: weight {name} is {tuple(weight.shape)} in {source} and "
-                        f"{tuple(target.shape)} in the recipe's model: only the vocabulary may differ")
+                        f"{tuple(target.shape)} in the recipe's model: only new vocabulary tokens or a widening "
+                        "the family allows may differ")
     return widened
