@@ -16,8 +16,8 @@ For each token checkpoint (REMI `events` models: lstm-bach, lstm-bach-form, tran
    model's own P(EOS) where it ended (countdown models only: `generation/best_ending.py`, a decoding
    option, not learned form).
 
-Usage: python benchmarks/endings.py [CKPT ...] [--n 32] [--bars 8] [--pieces 20] [--endings bars model [best]]
-       [--candidates 8] [--out benchmarks/results]
+Usage: python benchmarks/endings.py [CKPT | LABEL=CKPT ...] [--n 32] [--bars 8] [--pieces 20]
+       [--endings bars model [best]] [--candidates 8] [--out benchmarks/results]
 Writes benchmarks/results/endings.md, endings.json and endings.png (P(EOS) against bars before the end).
 """
 
@@ -96,7 +96,9 @@ def remi_bars_left(rep) -> callable:
 
 
 def measure(name: str, args: argparse.Namespace) -> dict:
-    loaded = load_model(name)
+    """One checkpoint's row; `name` is a checkpoint, or LABEL=CHECKPOINT to report it as LABEL."""
+    name, _, path = name.partition("=")
+    loaded = load_model(path or name)
     scores, arrays = held_out(loaded, args.pieces)
     rep = loaded.representation
     profile = ending_profile(loaded, arrays, remi_bar_line_marks(rep), remi_bars_left(rep), FAR)
