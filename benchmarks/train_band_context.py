@@ -8,7 +8,9 @@ Gaussian NLL, input noise). Everything else (autoencoder, start distribution, de
 Prints the validation NLL and MSE / variance per group after each epoch (the checkpoint's valid pieces).
 
 Usage: python benchmarks/train_band_context.py [CKPT] --data DIR --out NEW.ckpt [--context 3] [--epochs 4]
-       [--batch-size 256] [--lr 3e-4] [--cache FILE.pt]
+       [--batch-size 256] [--lr 3e-4] [--cache FILE.pt] [--hold-back N]
+(--hold-back N: the first N train pieces are left out of training and scored beside the valid ones, so that
+`multitrack.py --split train --pieces M` (M < N) measures pieces the predictors did not see, for choosing.)
 (writes fp16 weights, no optimizer state: a checkpoint to load, not to resume.)
 """
 
@@ -103,6 +105,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hold-back", type=int, default=0, help="first N train pieces left out (see usage)")
     parser.add_argument("--cache", type=Path, default=None, help="file for the encoded latents (reused when present)")
     args = parser.parse_args()
     if args.context < 1 or args.epochs < 1:
@@ -113,6 +116,9 @@ def main() -> None:
     payload = load_checkpoint(resolve_checkpoint(args.checkpoint))
     old, new = models(payload, args.context)
     pieces = latents(old, payload, args.data, args.cache)
+    if args.hold_back:
+        pieces = {"train": pieces["train"][args.hold_back :], "valid": pieces["train"][: args.hold_back]}
+        print(f"held back the first {args.hold_back} train pieces: 'valid' below are those", flush=True)
     pairs = {name: context_pairs(p, args.context) for name, p in pieces.items()}
     train(new.predictors, pairs["train"], pairs["valid"], args, new.config.input_noise)
     payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
