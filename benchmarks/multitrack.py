@@ -34,7 +34,6 @@ import torch
 
 from tunesmith.core.constants import MULTITRACK_GROUPS
 from tunesmith.core.score import bar_line_after, cut_at, trim
-from tunesmith.data.band_latents import context_pairs, encode_pieces
 from tunesmith.data.datasets import FrameWindows
 from tunesmith.data.sources import load_scores
 from tunesmith.data.splits import split_ids
@@ -42,6 +41,7 @@ from tunesmith.evaluation.multitrack_metrics import multitrack_report, presence_
 from tunesmith.generation.band import band_representation, band_scores, note_density
 from tunesmith.generation.generate import GenerateRequest
 from tunesmith.io.atomic import write_atomic
+from tunesmith.models.band_latents import context_pairs, encode_pieces
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.window_ae import roll_planes
 

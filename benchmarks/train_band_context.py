@@ -1,7 +1,7 @@
 """Retrain a band checkpoint's latent predictors with `context` K (models/latent_predictor.py) on its frozen
 autoencoder: the piece-history input the training loop's window-pair batches cannot give.
 
-Every whole window of the checkpoint's train pieces is encoded once (`data/band_latents.py`); the new
+Every whole window of the checkpoint's train pieces is encoded once (`models/band_latents.py`); the new
 predictors start as the checkpoint's own (`grow_context`: zero weights on the history) and learn on every
 consecutive window pair with the piece so far, by the same loss as the training loop (squared error / 2 +
 Gaussian NLL, input noise). Everything else (autoencoder, start distribution, decoding tables) is kept.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from tunesmith.data.band_latents import context_pairs, encode_pieces
 from tunesmith.data.sources import load_scores
 from tunesmith.data.splits import split_ids
 from tunesmith.generation.band import band_representation
 from tunesmith.models import build_model, make_config
+from tunesmith.models.band_latents import context_pairs, encode_pieces
 from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from tunesmith.models.latent_predictor import grow_context
 

@@ -13,11 +13,11 @@ import torch
 
 from conftest import REALMIDI
 from tunesmith.core.errors import UserError
-from tunesmith.data.band_latents import context_pairs, encode_pieces
 from tunesmith.generation.band import band_representation
 from tunesmith.io.midi import read_midi
 from tunesmith.models import build_model, make_config
 from tunesmith.models.band import BandModel, window_sounding
+from tunesmith.models.band_latents import context_pairs, encode_pieces
 from tunesmith.models.base import SamplePlan
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.latent_predictor import LatentPredictors, context_features, context_size, grow_context

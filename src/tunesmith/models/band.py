@@ -40,7 +40,7 @@ so a part's register follows the whole piece. `presence` adds a "plays in the ne
 before its latent (latent_predictor.py; a silent group's latent is the encoding of an empty window): tried
 for band-5 and not shipped (it lowered piano presence in continuations). `context` K (default 0) lets the
 predictors read which groups sounded in the last K + 1 windows and before (latent_predictor.py); they are
-trained on precomputed latents by `data/band_latents.py` (the window-pair batches of the training loop hold
+trained on precomputed latents by `models/band_latents.py` (the window-pair batches of the training loop hold
 no piece history); the chain tracks what each window it writes sounds.
 The training loop calls `start_training` before the first step of a new run: the `codec_from` autoencoder
 is loaded there.
