@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tunesmith.data.config import DataConfig
 from tunesmith.data.datasets import TokenWindows
-from tunesmith.data.end_windows import ENV, end_offsets, env_share, with_end_windows
+from tunesmith.data.end_windows import end_offsets, holds_end, with_end_windows
 from tunesmith.io.midi import read_midi
 from tunesmith.representations import get_representation
 
@@ -52,19 +53,25 @@ def test_the_asked_share_of_windows_holds_the_piece_end_and_its_last_bar(chorale
     assert all((t[int(np.flatnonzero(t == rep.eos_id)[0]) + 1:] == rep.pad_id).all() for t in added)
 
 
-def test_off_by_default_and_the_environment_switch(chorales, monkeypatch):
+def test_off_by_default_and_a_recipe_key_for_training_windows(chorales):
     rep, pieces = chorales
-    monkeypatch.delenv(ENV, raising=False)
     default = TokenWindows(pieces, 256, 128, rep.bos_id, rep.eos_id, rep.pad_id)
-    assert default.index == _windows(chorales, 0.0).index and env_share() == 0.0
-    monkeypatch.setenv(ENV, "0.5")
-    switched = TokenWindows(pieces, 256, 128, rep.bos_id, rep.eos_id, rep.pad_id)
-    assert switched.index == _windows(chorales, 0.5).index != default.index
-    for bad in ("1", "-0.1", "half"):
-        monkeypatch.setenv(ENV, bad)
-        with pytest.raises(SystemExit) as stop:
-            env_share()
-        assert stop.value.code == 2
+    assert default.index == _windows(chorales, 0.0).index != _windows(chorales, 0.5).index
+    assert DataConfig(end_windows=0.5).end_windows == 0.5
+    for bad in ({"end_windows": 1.0}, {"end_windows": -0.1}, {"end_windows": 0.5, "streaming": True}):
+        with pytest.raises(ValueError):
+            DataConfig(**bad)
+
+
+def test_end_windows_reach_the_training_split_only(tmp_path):
+    from tunesmith.data.build import prepare_data
+
+    config = DataConfig(source="bach", representation="events", window=256, limit=40, end_windows=0.5,
+                        representation_config={"tokenizer": "REMI", "countdown": 8})
+    data = prepare_data(config, "tokens")
+    ends = [holds_end(len(data.train.pieces[p]), o, data.train.window) for p, o in data.train.index]
+    plain = [holds_end(len(data.valid.pieces[p]), o, data.valid.window) for p, o in data.valid.index]
+    assert abs(np.mean(ends) - 0.5) < 0.03 and np.mean(plain) < 0.4
 
 
 def test_end_offsets_keep_half_a_window_and_short_pieces_stay_whole():

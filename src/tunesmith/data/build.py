@@ -83,7 +83,8 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
         log.warning("%d piece(s) could not be encoded as %s and were left out (%s)", sum(skipped.values()),
                     representation.name, skip_summary(skipped))
     stride = cfg.stride or max(1, cfg.window // 2)
-    datasets = {split: _windows(data_kind, arrays, cfg.window, stride, representation)
+    datasets = {split: _windows(data_kind, arrays, cfg.window, stride, representation,
+                                cfg.end_windows if split == "train" else 0.0)
                 for split, arrays in encoded.items()}
     provenance = {
         "source": cfg.source, "representation": cfg.representation,
@@ -153,11 +154,14 @@ def skip_summary(skipped: Counter) -> str:
     return ", ".join(f"{n} x {why}" for why, n in common[:3]) + (", ..." if len(common) > 3 else "")
 
 
-def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep: Representation) -> Dataset:
+def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep: Representation,
+             end_share: float = 0.0) -> Dataset:
+    if end_share > 0 and kind != "tokens":
+        raise UserError(f"data.end_windows applies to token models; this model trains on {kind}")
     if kind == "tokens":
         if not rep.is_tokens:
             raise UserError(f"this model needs a token representation, not {rep.name!r}")
-        return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id)
+        return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id, end_share)
     if kind == "frames":
         return FrameWindows(arrays, window, stride, time_axis(rep))
     if kind == "bars":

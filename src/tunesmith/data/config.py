@@ -68,6 +68,9 @@ class DataConfig(Strict):
     normalize_key: bool = False
     limit: Count | None = None  # use only the first N pieces of the source (debug runs)
     streaming: bool = False  # read an ingest dataset's pieces when a window needs them (data/streaming.py)
+    # token models: add training windows that hold a piece's end until they are this share of the training
+    # items (data/end_windows.py), so end and bar-countdown tokens are seen often; validation is untouched
+    end_windows: Fraction = 0.0
 
     @model_validator(mode="after")
     def _fractions_leave_training(self) -> DataConfig:
@@ -76,4 +79,6 @@ class DataConfig(Strict):
                 f"valid_fraction + test_fraction ({self.valid_fraction} + {self.test_fraction}) must be "
                 "below 1, so that some pieces are left to train on"
             )
+        if self.end_windows > 0 and self.streaming:
+            raise ValueError("end_windows applies to in-memory token windows, not to streaming: set one of them")
         return self

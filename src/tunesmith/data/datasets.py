@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tunesmith.data.end_windows import env_share, with_end_windows
+from tunesmith.data.end_windows import with_end_windows
 
 
 def window_offsets(length: int, window: int, stride: int) -> list[int]:
@@ -29,17 +29,16 @@ class TokenWindows(Dataset):
 
     Each piece is [bos] + tokens + [eos]; short pieces are right-padded with `pad_id`.
     `end_share` > 0 adds windows that hold a piece's end until they are that share of the items
-    (`data/end_windows.py`); None reads it from TUNESMITH_END_WINDOWS (unset: 0, no windows added).
+    (`data/end_windows.py`; recipe key `data.end_windows`); 0: none added, the plain index.
     """
 
     def __init__(self, pieces: list[np.ndarray], window: int, stride: int, bos: int, eos: int, pad: int,
-                 end_share: float | None = None):
+                 end_share: float = 0.0):
         self.window, self.pad = window + 1, pad
         self.pieces = [np.concatenate([[bos], p, [eos]]).astype(np.int64) for p in pieces]
         self.index = [(i, o) for i, p in enumerate(self.pieces) for o in window_offsets(len(p), self.window, stride)]
-        share = env_share() if end_share is None else end_share
-        if share > 0:
-            self.index = with_end_windows(self.index, [len(p) for p in self.pieces], self.window, share)
+        if end_share > 0:
+            self.index = with_end_windows(self.index, [len(p) for p in self.pieces], self.window, end_share)
 
     def __len__(self) -> int:
         return len(self.index)

@@ -11,32 +11,11 @@ so the end falls at different places of a window (the tail past the end is paddi
 skips) and one piece's ending is not repeated as the same window only. Items stay pure functions of
 their index (`training/loader.py`).
 
-Off by default. On with the environment variable `TUNESMITH_END_WINDOWS=SHARE` (0 <= SHARE < 1), read
-by `TokenWindows` when built: it applies to every token dataset built in that process, the validation
-windows included (their loss is then over the same end-heavy mix).
+Off by default. On with the recipe key `data.end_windows: SHARE` (0 <= SHARE < 1), for the training
+windows only: validation stays the plain striding, so its loss compares with runs without it.
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-ENV = "TUNESMITH_END_WINDOWS"
-
-
-def env_share() -> float:
-    """The share asked for in `TUNESMITH_END_WINDOWS`, 0.0 when unset; a bad value exits 2."""
-    text = os.environ.get(ENV, "").strip()
-    if not text:
-        return 0.0
-    try:
-        share = float(text)
-    except ValueError:
-        share = -1.0
-    if not 0 <= share < 1:
-        print(f"error: {ENV} must be a number in [0, 1), not {text!r}", file=sys.stderr)
-        raise SystemExit(2)
-    return share
 
 
 def holds_end(length: int, offset: int, window: int) -> bool:
