@@ -81,3 +81,26 @@ def test_bad_candidate_settings_are_refused(form):
     with pytest.raises(UserError, match="exact bars"):
         generate_scores(form, _request(form, 2, ending="model"))
     assert candidates_of(GenerateRequest()) == 1
+
+
+@pytest.mark.parametrize("name, message", [("lstm-bach", "bar countdown tokens"),
+                                           ("midinet", "does not support --candidates")])
+def test_candidates_from_the_cli_are_refused_where_they_cannot_apply(name, message, tmp_path, capsys, monkeypatch):
+    import sys
+
+    from tunesmith import cli
+
+    monkeypatch.setattr(sys, "argv", ["tunesmith", "generate", name, "--out", str(tmp_path / "g"), "--n", "1",
+                                      "--bars", "2", "--candidates", "3"])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_candidates_survive_the_checkpoint_sampling_defaults():
+    from tunesmith.generation.generate import GenerateRequest, with_checkpoint_defaults
+    from tunesmith.models.checkpoint import load_model
+
+    request = GenerateRequest(candidates=5)
+    assert with_checkpoint_defaults(load_model("lstm-bach-form"), request).candidates == 5

@@ -125,10 +125,11 @@ def test_options_a_family_does_not_declare_are_refused(name, option, tmp_path):
     if option in supported:
         return
     value = {"temperature": 0.5, "top_k": 3, "top_p": 0.9, "min_p": 0.1, "chords": ["C"],
-             "primer": tmp_path / "p.mid"}[option]
+             "primer": tmp_path / "p.mid", "candidates": 3}[option]
     sampling = SamplingConfig(**{k: value for k in ("temperature", "top_k", "top_p", "min_p") if k == option})
     request = GenerateRequest(n=1, bars=1, sampling=sampling, chords=value if option == "chords" else None,
-                              primer=value if option == "primer" else None)
+                              primer=value if option == "primer" else None,
+                              candidates=value if option == "candidates" else 1)
     with pytest.raises(UserError, match="does not"):
         generate_scores(loaded, request)
 

@@ -162,6 +162,8 @@ def generate(
     no_constrain: bool = typer.Option(False, "--no-constrain", help="Do not mask tokens that break the grammar."),
     ending: str = typer.Option("bars", "--ending", help="bars: cut after exactly --bars bars; model (token "
                                "families): at least --bars bars, then where the model ends the piece, at a bar line."),
+    candidates: int = typer.Option(1, "--candidates", help="Countdown models, exact bars: draw each piece this "
+                                   "many times (1-64), keep the draw whose end the model believed in most."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed."),
     chords: str = typer.Option(None, "--chords", help='Chord progression for chord-conditioned models: "C G Am F".'),
     audio: bool = typer.Option(False, "--audio", help="Also write WAV audio."),
@@ -193,6 +195,7 @@ def generate(
     request.sampling = SamplingConfig(**{**vars(request.sampling), "min_p": min_p})  # checks --min-p
     request.constrain = not no_constrain
     request.ending = ending
+    request.candidates = candidates
     for path in generate_command(checkpoint, out, request):
         typer.echo(f"wrote {path}")
 

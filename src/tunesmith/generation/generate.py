@@ -45,13 +45,16 @@ class GenerateRequest:
     constrain: bool = True  # constrained decoding: mask the tokens the representation's grammar forbids
     ending: str = "bars"  # "bars": cut after exactly `bars` bars; "model": where the model ends it (endings.py)
     decoding: dict = field(default_factory=dict)  # constrained decoding: filled per piece (generation/streams.py)
+    # countdown token models, exact bars: draws per piece; the draw whose end the model believed in most is
+    # kept (generation/best_ending.py)
+    candidates: int = 1
 
     def options(self) -> dict[str, object]:
         """The generation options asked for (None: not asked), by the names families declare."""
         s = self.sampling
         return {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "chords": self.chords,
-                "min_p": s.min_p,
-                "primer": self.primer}
+                "min_p": s.min_p, "primer": self.primer,
+                "candidates": self.candidates if self.candidates != 1 else None}
 
 
 def read_primer(path: Path, bars: int) -> Score:

@@ -76,6 +76,9 @@ class TokenStream:
     def generate(self, count: int, request, generator: torch.Generator) -> list[Score]:
         if counts_down(self.rep):  # bar countdown tokens fix where the piece ends: generation/countdown.py
             return generate_counted(self, count, request, generator)
+        if getattr(request, "candidates", 1) != 1:
+            raise UserError("--candidates picks among endings of a model with bar countdown tokens "
+                            "(e.g. lstm-bach-form); this model has none")
         prefix = torch.tensor([[self.rep.bos_id, *self.body]] * count, dtype=torch.long)
         banned = sorted({self.rep.pad_id, self.rep.bos_id, self.rep.eos_id})
         model, sampling = self.loaded.model, request.sampling

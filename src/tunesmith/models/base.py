@@ -45,6 +45,7 @@ GENERATION_OPTIONS: dict[str, str] = {
     "min_p": "--min-p",
     "chords": "--chords",
     "primer": "--primer",
+    "candidates": "--candidates",
 }
 
 

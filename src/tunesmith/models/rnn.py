@@ -19,7 +19,7 @@ from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choic
 from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import RecurrentStepper, State, masked_cross_entropy
 
-TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer"})
+TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer", "candidates"})
 
 
 @dataclass

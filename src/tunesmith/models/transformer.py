@@ -55,7 +55,7 @@ from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fr
 from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import masked_cross_entropy
 
-TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer"})
+TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer", "candidates"})
 POSITIONS = ("relative", "rope", "alibi")
 
 
