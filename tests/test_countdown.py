@@ -1,6 +1,6 @@
 """Bar countdown tokens (issue 11, item 2): `events` with `countdown: K` labels the last K bar lines of a
 piece with the bars left, decodes as without them, its grammar forces a requested length, and a
-checkpoint grows its vocabulary rows for them (training/warm_start.py)."""
+checkpoint grows its vocabulary rows for them (training/init_from.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tunesmith.io.midi import read_midi
 from tunesmith.models.distributions import SamplingConfig
 from tunesmith.representations import get_representation
 from tunesmith.representations.grammar import count_invalid
-from tunesmith.training.warm_start import grown_weights, row_sources
+from tunesmith.training.init_from import initialise_from
 
 BACH40 = Path(__file__).parent / "fixtures" / "bach40"
 LSTM_BACH = {"steps_per_quarter": 4, "max_duration_quarters": 4, "velocities": 0, "use_programs": False}
@@ -111,22 +111,6 @@ def test_any_model_under_the_countdown_writes_exactly_the_requested_bars():
         assert rep.decode(np.array(row)).note_num() > 0
 
 
-def test_warm_start_grows_vocabulary_rows_from_the_same_kind():
-    old_vocab, new_vocab = ["PAD_None", "Bar_None", "Pitch_60"], ["PAD_None", "Bar_None", "Pitch_60", "Bar_0", "X_1"]
-    assert row_sources(old_vocab, new_vocab) == [0, 1, 2, 1, -1]
-    old = {"embed": torch.arange(6.0).view(3, 2), "bias": torch.tensor([1.0, 2.0, 3.0]), "w": torch.ones(4)}
-    new = {"embed": torch.zeros(5, 2), "bias": torch.zeros(5), "w": torch.zeros(4)}
-    grown = grown_weights(old, new, row_sources(old_vocab, new_vocab), 3)
-    assert grown["embed"].tolist() == [[0, 1], [2, 3], [4, 5], [2, 3], [2, 3]]  # mean row for X_1
-    assert grown["bias"].tolist() == [1, 2, 3, 2, 2] and grown["w"].tolist() == [1, 1, 1, 1]
-    jittered = grown_weights(old, new, row_sources(old_vocab, new_vocab), 3, frozenset({"embed"}), 0.5)
-    assert jittered["embed"][:3].tolist() == grown["embed"][:3].tolist()  # old rows untouched
-    assert 0 < (jittered["embed"][3:] - grown["embed"][3:]).abs().max() < 5 * 0.5 * old["embed"].std()
-    assert jittered["bias"].tolist() == grown["bias"].tolist()  # only the weights named
-    with pytest.raises(UserError, match="only the vocabulary may differ"):
-        grown_weights(old, {**new, "w": torch.zeros(5)}, row_sources(old_vocab, new_vocab), 3)
-
-
 @pytest.fixture(scope="module")
 def grown():
     """lstm-bach with countdown rows grown from its Bar row, not trained: the generation path alone."""
@@ -139,8 +123,7 @@ def grown():
         return old
     rep = get_representation("events", **{**dataclasses.asdict(old.representation.config), "countdown": 8})
     model = build_or_explain("lstm", dataclasses.replace(old.model.config, vocab_size=rep.vocab_size), "test")
-    sources = row_sources(old.representation.vocab, rep.vocab)
-    model.load_state_dict(grown_weights(old.model.state_dict(), model.state_dict(), sources, len(sources) - 8))
+    initialise_from(model, "lstm", rep.vocab, "lstm-bach", noise=0.0)
     return LoadedModel(model.eval(), rep, {**old.checkpoint, "representation": rep.to_dict()}, old.path)
 
 
