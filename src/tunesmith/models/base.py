@@ -47,6 +47,8 @@ GENERATION_OPTIONS: dict[str, str] = {
     "primer": "--primer",
     "candidates": "--candidates",
 }
+# What autoregressive token families honour (candidates: best-of-M endings, for countdown representations).
+TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer", "candidates"})
 
 
 @dataclass

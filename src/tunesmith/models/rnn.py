@@ -15,11 +15,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.base import (
+    MAX_DEPTH,
+    TOKEN_OPTIONS,
+    Likelihood,
+    MusicModel,
+    check_choice,
+    check_fraction,
+    check_positive,
+)
 from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import RecurrentStepper, State, masked_cross_entropy
-
-TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer", "candidates"})
 
 
 @dataclass

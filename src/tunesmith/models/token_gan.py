@@ -22,9 +22,17 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from tunesmith.models.base import MAX_DEPTH, Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.base import (
+    MAX_DEPTH,
+    TOKEN_OPTIONS,
+    Likelihood,
+    MusicModel,
+    check_choice,
+    check_fraction,
+    check_positive,
+)
 from tunesmith.models.layers import masked_cross_entropy
-from tunesmith.models.rnn import TOKEN_OPTIONS, RNNConfig, RNNLanguageModel, TokenStepper
+from tunesmith.models.rnn import RNNConfig, RNNLanguageModel, TokenStepper
 
 
 @dataclass

@@ -51,11 +51,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.errors import UserError
-from tunesmith.models.base import Likelihood, MusicModel, check_choice, check_fraction, check_positive
+from tunesmith.models.base import TOKEN_OPTIONS, Likelihood, MusicModel, check_choice, check_fraction, check_positive
 from tunesmith.models.distributions import SamplingConfig, sample_categorical
 from tunesmith.models.layers import masked_cross_entropy
 
-TOKEN_OPTIONS = frozenset({"temperature", "top_k", "top_p", "min_p", "primer", "candidates"})
 POSITIONS = ("relative", "rope", "alibi")
 
 
