@@ -54,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from tunesmith.core.constants import MULTITRACK_GROUPS
+from tunesmith.models.layers import zero_padded
 
 N_GROUPS = len(MULTITRACK_GROUPS)
 PIANO = MULTITRACK_GROUPS.index("piano")
@@ -261,13 +262,8 @@ def grow_context(old: LatentPredictors, new: LatentPredictors) -> None:
     weights on the summary, the last inputs of each predictor, start at zero, so `new` predicts as `old`."""
     own = old.state_dict()
     with torch.no_grad():
-        for name, weight in new.state_dict().items():
-            source = own[name]
-            if weight.shape == source.shape:
-                weight.copy_(source)
-            else:  # a first layer: the old columns, zero on the summary's
-                weight.zero_()
-                weight[:, : source.shape[1]] = source
+        for name, weight in new.state_dict().items():  # a first layer: the old columns, zero on the summary's
+            weight.copy_(zero_padded(own[name], tuple(weight.shape)))
 
 
 def _other_input(band: Tensor, ahead: Tensor) -> Tensor:

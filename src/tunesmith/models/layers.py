@@ -82,6 +82,17 @@ def _with_qconfig(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
+def zero_padded(weight: Tensor, shape: tuple[int, ...]) -> Tensor | None:
+    """`weight` in the leading corner of a zero tensor of `shape` (a trained weight given new trailing rows
+    or columns: new inputs then contribute nothing and new outputs start at zero, so a widened model
+    starts as the old function), or None when `shape` is smaller on some axis or of another rank."""
+    if weight.dim() != len(shape) or any(o > n for o, n in zip(weight.shape, shape, strict=True)):
+        return None
+    grown = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
+    grown[tuple(slice(0, n) for n in weight.shape)] = weight
+    return grown
+
+
 def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int) -> tuple[Tensor, Tensor]:
     """Mean cross-entropy (nats per token) and accuracy over positions whose target is not padding.
 

@@ -56,6 +56,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.data.bar_pairs import PROFILE_DIM, history_features, piece_profile
 from tunesmith.evaluation.density import pitch_class_kl
 from tunesmith.models.base import MAX_DEPTH, MusicModel, check_fraction, check_positive
+from tunesmith.models.layers import zero_padded
 from tunesmith.models.midinet_bars import (
     N_PITCHES,
     bar_statistics,
@@ -132,11 +133,7 @@ class MidiNet(MidiNetSampling, MusicModel):
         profile model): the generator takes its condition last and new condition parts come after the
         old ones, so a weight that grows only gains trailing rows or columns. Those start at zero, so the
         new inputs contribute nothing and the grown model starts as exactly the old function."""
-        if weight.dim() != len(shape) or any(o > n for o, n in zip(weight.shape, shape, strict=True)):
-            return None
-        grown = torch.zeros(shape, dtype=weight.dtype)
-        grown[tuple(slice(0, n) for n in weight.shape)] = weight
-        return grown
+        return zero_padded(weight, shape)
 
     @classmethod
     def debug_dims(cls) -> dict:
