@@ -32,7 +32,7 @@ class _Inner:
 
 
 def test_end_scores_are_the_probability_where_each_row_drew_its_end():
-    recorder = EosRecorder(_Inner(), eos_id=2)
+    recorder = EosRecorder(_Inner(), eos_id=2, batch=2)
     for logits in ([[0.0, 0.0, 0.0], [0.0, 0.0, 5.0]], [[0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]):
         recorder.observe(torch.tensor(logits))
     scores = recorder.end_scores([[0, 2], [1, 1]])  # row 0 ends at step 1; row 1 never does

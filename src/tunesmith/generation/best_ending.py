@@ -14,8 +14,8 @@ Costs m times the sampling of plain generation.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import Tensor
+
+from tunesmith.generation.endings import EosObserver
 
 MAX_CANDIDATES = 64
 
@@ -28,27 +28,16 @@ def candidates_of(request) -> int:
     return m
 
 
-class EosRecorder:
-    """Wraps a batch's `GrammarConstraint` (same interface) and keeps every step's P(EOS) per row:
-    `p` is a list of (batch,) float arrays, entry t the probability before the t-th drawn token."""
+class EosRecorder(EosObserver):
+    """Keeps every step's P(EOS) per row of a batch: `p` is a list of (batch,) float arrays, entry t the
+    probability before the t-th drawn token."""
 
-    def __init__(self, inner, eos_id: int) -> None:
-        self.inner, self.eos_id, self.enforce = inner, eos_id, inner.enforce
+    def __init__(self, inner, eos_id: int, batch: int) -> None:
+        super().__init__(inner, eos_id, batch)
         self.p: list[np.ndarray] = []
 
-    @property
-    def invalid(self) -> np.ndarray:
-        return self.inner.invalid
-
-    def allowed(self, device: torch.device | str = "cpu") -> Tensor:
-        return self.inner.allowed(device)
-
-    def update(self, ids: Tensor) -> None:
-        self.inner.update(ids)
-
-    def observe(self, logits: Tensor) -> None:
-        """logits (batch, vocab), raw: P(EOS) of each row at this step."""
-        self.p.append(torch.softmax(logits.float(), -1)[:, self.eos_id].cpu().numpy())
+    def seen(self, p: np.ndarray) -> None:
+        self.p.append(p)
 
     def end_scores(self, rows: list[list[int]]) -> np.ndarray:
         """(batch,) P(EOS) where each row drew its end token; -1 for a row that drew none."""

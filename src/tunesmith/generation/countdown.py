@@ -74,7 +74,7 @@ def generate_counted(stream, count: int, request, generator: torch.Generator) ->
         return all(eos in row or stream.span(row) >= most for row in drawn.tolist())
 
     budget = stream.budget(request.bars + (extra_bars(request.bars) if ending == "model" else 0))
-    watch = EosRecorder(constraint, eos) if m > 1 else constraint
+    watch = EosRecorder(constraint, eos, count) if m > 1 else constraint
     new = sample_sequence(stream.loaded.model, prefix, budget, request.sampling, generator, banned,
                           constraint=watch, finished=finished, check_every=8)
     if m > 1:

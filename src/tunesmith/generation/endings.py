@@ -32,40 +32,52 @@ def extra_bars(bars: int) -> int:
     return max(4, bars // 2)
 
 
-class EndingWatch:
-    """Wraps a batch's grammar constraint (or none) and records where each row could end.
-
-    `ready` (batch,) is set by the stream once a row has its minimum length. Same interface as
-    `GrammarConstraint` (`enforce`, `allowed`, `update`, `invalid`), plus `observe(logits)`, which the
-    sampler calls with the raw next-token logits before anything is masked.
-    """
+class EosObserver:
+    """Wraps a batch's grammar constraint (or none) with `GrammarConstraint`'s interface (`enforce`,
+    `allowed`, `update`, `invalid`), plus `observe(logits)`, which the sampler calls with the raw
+    next-token logits before anything is masked: each row's P(EOS) then goes to `seen(p)`, which a
+    subclass defines. `step` counts the tokens drawn so far."""
 
     def __init__(self, inner, eos_id: int, batch: int) -> None:
-        self.inner, self.eos_id = inner, eos_id
+        self.inner, self.eos_id, self.batch = inner, eos_id, batch
         self.enforce = inner is not None and inner.enforce
-        self.ready = np.zeros(batch, bool)
-        self.best_p = np.full(batch, -1.0)  # the highest P(EOS) seen at a boundary, per row
-        self.best_step = np.full(batch, -1)  # tokens drawn when it was seen (-1: none yet)
         self.step = 0
 
     @property
     def invalid(self) -> np.ndarray:
-        return self.inner.invalid if self.inner is not None else np.zeros(len(self.ready), np.int64)
+        return self.inner.invalid if self.inner is not None else np.zeros(self.batch, np.int64)
 
     def allowed(self, device: torch.device | str = "cpu") -> Tensor:
         return self.inner.allowed(device)
 
     def observe(self, logits: Tensor) -> None:
-        """logits (batch, vocab): P(EOS) now, kept where a row is ready, at a boundary, and higher than before."""
-        p = torch.softmax(logits.float(), -1)[:, self.eos_id].cpu().numpy()
-        boundary = np.ones(len(p), bool) if self.inner is None else self.inner.grammar.at_boundary(self.inner.state)
-        better = self.ready & boundary & (p > self.best_p)
-        self.best_p[better], self.best_step[better] = p[better], self.step
+        """logits (batch, vocab), raw."""
+        self.seen(torch.softmax(logits.float(), -1)[:, self.eos_id].cpu().numpy())
+
+    def seen(self, p: np.ndarray) -> None:
+        raise NotImplementedError
 
     def update(self, ids: Tensor) -> None:
         if self.inner is not None:
             self.inner.update(ids)
         self.step += 1
+
+
+class EndingWatch(EosObserver):
+    """Records where each row could end: the highest P(EOS) seen at a boundary once the row is `ready`
+    ((batch,), set by the stream when a row has its minimum length)."""
+
+    def __init__(self, inner, eos_id: int, batch: int) -> None:
+        super().__init__(inner, eos_id, batch)
+        self.ready = np.zeros(batch, bool)
+        self.best_p = np.full(batch, -1.0)  # the highest P(EOS) seen at a boundary, per row
+        self.best_step = np.full(batch, -1)  # tokens drawn when it was seen (-1: none yet)
+
+    def seen(self, p: np.ndarray) -> None:
+        """P(EOS) now, kept where a row is ready, at a boundary, and higher than before."""
+        boundary = np.ones(len(p), bool) if self.inner is None else self.inner.grammar.at_boundary(self.inner.state)
+        better = self.ready & boundary & (p > self.best_p)
+        self.best_p[better], self.best_step[better] = p[better], self.step
 
     def ends(self, rows: list[list[int]]) -> list[list[int]]:
         """Each row (tokens drawn) cut where its model most expected the end; whole where it saw no boundary."""
