@@ -2,7 +2,7 @@
 autoencoder: the piece-history input the training loop's window-pair batches cannot give.
 
 Every whole window of the checkpoint's train pieces is encoded once (`models/band_latents.py`); the new
-predictors start as the checkpoint's own (`grow_context`: zero weights on the history) and learn on every
+predictors start as the checkpoint's own (`BandModel.grown_weight`: zero weights on the history) and learn on every
 consecutive window pair with the piece so far, by the same loss as the training loop (squared error / 2 +
 Gaussian NLL, input noise). Everything else (autoencoder, start distribution, decoding tables) is kept.
 Prints the validation NLL and MSE / variance per group after each epoch (the checkpoint's valid pieces).
@@ -30,17 +30,17 @@ from tunesmith.generation.band import band_representation
 from tunesmith.models import build_model, make_config
 from tunesmith.models.band_latents import context_pairs, encode_pieces
 from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from tunesmith.models.latent_predictor import grow_context
+from tunesmith.training.init_from import initialise_from
 
 
-def models(payload: dict, context: int):
-    """(the checkpoint's band model, a copy with context predictors grown from its own)."""
+def models(payload: dict, source: Path, context: int):
+    """(the checkpoint's band model, a copy with context predictors grown from its own by `trainer.init_from`'s
+    rule, `BandModel.grown_weight`)."""
     weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
     old = build_model("band", make_config("band", payload["model"]["config"], {}))
     old.load_state_dict(weights)
     new = build_model("band", make_config("band", {**payload["model"]["config"], "context": context}, {}))
-    new.load_state_dict({k: v for k, v in weights.items() if not k.startswith("predictors.")}, strict=False)
-    grow_context(old.predictors, new.predictors)
+    initialise_from(new, "band", None, str(source))
     return old, new
 
 
@@ -113,8 +113,9 @@ def main() -> None:
         raise SystemExit(2)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    payload = load_checkpoint(resolve_checkpoint(args.checkpoint))
-    old, new = models(payload, args.context)
+    source = resolve_checkpoint(args.checkpoint)
+    payload = load_checkpoint(source)
+    old, new = models(payload, source, args.context)
     pieces = latents(old, payload, args.data, args.cache)
     if args.hold_back:
         pieces = {"train": pieces["train"][args.hold_back :], "valid": pieces["train"][: args.hold_back]}

@@ -6,6 +6,7 @@ Data: the MIT-licensed multitrack fixtures (tests/fixtures/realmidi/miditok_test
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -19,8 +20,9 @@ from tunesmith.models import build_model, make_config
 from tunesmith.models.band import BandModel, window_sounding
 from tunesmith.models.band_latents import context_pairs, encode_pieces
 from tunesmith.models.base import SamplePlan
-from tunesmith.models.checkpoint import load_model
-from tunesmith.models.latent_predictor import LatentPredictors, context_features, context_size, grow_context
+from tunesmith.models.checkpoint import FORMAT, load_model, save_checkpoint
+from tunesmith.models.latent_predictor import LatentPredictors, context_features, context_size
+from tunesmith.training.init_from import initialise_from
 
 MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
 PIANO = 0
@@ -59,17 +61,22 @@ def test_the_summary_holds_the_last_windows_what_came_before_and_how_far_the_pie
     assert early[-1] == pytest.approx(1 / 3)
 
 
-def test_grown_context_predictors_start_as_the_one_window_ones_and_need_the_history():
+def test_init_from_grows_a_one_window_band_into_context_predictors_that_start_as_it(tmp_path):
     torch.manual_seed(0)
-    old, new = LatentPredictors(4, 16, 2, 0.0), LatentPredictors(4, 16, 2, 0.0, context=2)
-    grow_context(old, new)
-    old.eval()
+    old = build_model("band", make_config("band", BandModel.debug_config(), {})).eval()
+    save_checkpoint({"format": FORMAT, "model": {"name": "band", "config": asdict(old.config)},
+                     "weights": old.state_dict()}, tmp_path / "old.ckpt")
+    new = build_model("band", make_config("band", {**BandModel.debug_config(), "context": 2}, {}))
+    counts = initialise_from(new, "band", None, str(tmp_path / "old.ckpt"))
+    assert counts["fresh"] == 0 and counts["grown"] == 2 * 5  # each predictor's first deep and linear layers
     new.eval()
     z_t, z_next = torch.randn(8, 5, 4), torch.randn(8, 5, 4)
     history = context_features(torch.rand(8, 4, 5) < 0.5, 2)
-    assert torch.allclose(old.expected_next(z_t, z_next), new.expected_next(z_t, z_next, history=history), atol=1e-6)
+    expected = old.predictors.expected_next(z_t, z_next)
+    assert torch.allclose(expected, new.predictors.expected_next(z_t, z_next, history=history), atol=1e-6)
     with pytest.raises(ValueError, match="context 2"):
-        new.expected_next(z_t, z_next)
+        new.predictors.expected_next(z_t, z_next)
+    assert new.grown_weight("codec.encoder.0.weight", torch.zeros(2, 2), (2, 3)) is None
 
 
 def test_context_predictors_learn_a_return_the_last_window_does_not_show():
@@ -116,3 +123,19 @@ def test_a_context_band_continues_a_primer_and_refuses_the_window_pair_trainer()
     assert all(np.array_equal(r[:, :16], _primer()[:, :16]) for r in rolls)
     with pytest.raises(UserError, match="train_band_context"):
         model.loss(model.example_batch())
+
+
+def test_piano_temperature_scales_only_the_piano_draw():
+    torch.manual_seed(0)
+    predictors = LatentPredictors(4, 16, 1, 0.0).eval()
+    band = torch.randn(3, 5, 4)
+    mean = predictors.piano_next(band)[0]
+    still = predictors.step(band, 1.0, torch.Generator().manual_seed(0), piano_factor=0.0)[0]
+    assert torch.allclose(still[:, PIANO], mean)  # piano at its mean, the others drawn
+    default = predictors.step(band, 1.0, torch.Generator().manual_seed(0))[0]
+    same = predictors.step(band, 1.0, torch.Generator().manual_seed(0), piano_factor=1.0)[0]
+    wide = predictors.step(band, 1.0, torch.Generator().manual_seed(0), piano_factor=2.0)[0]
+    assert torch.equal(default, same)
+    assert torch.allclose(wide[:, PIANO] - mean, 2 * (default[:, PIANO] - mean), atol=1e-5)
+    with pytest.raises(UserError, match="piano_temperature"):
+        make_config("band", {**BandModel.debug_config(), "piano_temperature": -1.0}, {})

@@ -61,6 +61,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.models.band_decoding import VELOCITY, DecodingStats
 from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
 from tunesmith.models.latent_predictor import LOGVAR_RANGE, LatentPredictors, context_features
+from tunesmith.models.layers import zero_padded
 from tunesmith.models.window_ae import (
     DRUMS,
     N_GROUPS,
@@ -96,6 +97,7 @@ class BandConfig:
     feedback: bool = False  # generation: step on the encoding of each written window (see `chain`)
     decoding: str = "expected"  # generation: "expected", "threshold" or "sample" (band_decoding.py)
     temperature: float = 1.0  # generation: default scale of the predicted std (--temperature overrides)
+    piano_temperature: float = 1.0  # generation: piano's predicted std is scaled by temperature x this
     steps_per_quarter: int = 4
 
 
@@ -158,7 +160,8 @@ class BandModel(MusicModel):
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
         check_positive(config, "hidden", "layers", "start_components")
-        check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context", minimum=0)
+        check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context",
+                       "piano_temperature", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
         check_choice(config, "decoding", ("expected", "threshold", "sample"))
         check_choice(config, "presence_draw", ("sample", "threshold"))
@@ -210,6 +213,15 @@ class BandModel(MusicModel):
                           self.predictors.others_next(z_t, z_next, plays)[0]], 1)
         self.notes.update_counts(torch.sigmoid(self.codec.decode_groups(mean)), next_planes, valid)
         self.train(was_training)
+
+    def grown_weight(self, name: str, weight: Tensor, shape: tuple[int, ...]) -> Tensor | None:
+        """`trainer.init_from` a band checkpoint with a smaller `context` (e.g. band-5, context 0): each
+        predictor reads the piece-so-far summary as its last inputs, so its first layers only gain trailing
+        columns; they start at zero and the grown chain predicts exactly as the old one. Nothing else grows
+        (with presence heads the band's inputs interleave a flag per group, so no trailing rule holds)."""
+        if not name.startswith("predictors.") or self.config.presence:
+            return None
+        return zero_padded(weight, shape)
 
     def start_training(self) -> None:
         """Before the first step of a new run: the autoencoder of `codec_from`, when given (a resumed run has
@@ -273,7 +285,7 @@ class BandModel(MusicModel):
             if k or start is not None:
                 history = context_features(sounded, self.config.context) if self.config.context else None
                 band, plays = self.predictors.step(band, temperature, generator, silent, self.config.presence_draw,
-                                                   now, history)
+                                                   now, history, self.config.piano_temperature)
                 now = plays
                 if self.config.context:
                     written = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1) & plays

@@ -38,7 +38,8 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   A one-window chain cannot know that a silent piano played before (in the band files piano returns after
   one silent window with p 0.22 if it played earlier in the piece, 0.012 if it never did) nor that a piece
   is still in its intro. The summary goes after each predictor's own input, so a trained one-window
-  predictor grows into a context one that starts as the same function (`grow_context`).
+  predictor grows into a context one that starts as the same function (`BandModel.grown_weight`,
+  `trainer.init_from`).
 
 Logs: "pred_nll" (nats per latent dimension; the loss is the squared error / 2 plus this NLL),
 "pred_mse/GROUP" (mean squared error of the predicted mean per dimension: the seed's figure; piano 0.029
@@ -54,7 +55,6 @@ import torch
 from torch import Tensor, nn
 
 from tunesmith.core.constants import MULTITRACK_GROUPS
-from tunesmith.models.layers import zero_padded
 
 N_GROUPS = len(MULTITRACK_GROUPS)
 PIANO = MULTITRACK_GROUPS.index("piano")
@@ -205,14 +205,14 @@ class LatentPredictors(nn.Module):
     @torch.no_grad()
     def step(self, band: Tensor, temperature: float, generator: torch.Generator | None,
              silent: Tensor | None = None, draw: str = "sample", now: Tensor | None = None,
-             history: Tensor | None = None) -> tuple[Tensor, Tensor]:
+             history: Tensor | None = None, piano_factor: float = 1.0) -> tuple[Tensor, Tensor]:
         """One window ahead: band (B, 5, D) at t -> (a draw (B, 5, D) at t+1, plays (B, 5) bool), piano first,
         then each other group on the draws before it; the predicted std is scaled by `temperature` (0: the
-        means). With presence heads each group's presence is decided first (`draw` "sample": a coin at the
-        head's probability; "threshold": plays when that probability is above 1/2), and a silent group's
-        latent is `silent` (5, D), the encoding of an empty window (what the predictors read in training);
-        without heads every group plays. `now` (B, 5) bool: which groups play at t (heads only; default all).
-        `history` (B, n_context): the piece so far (`context` only)."""
+        means), piano's by `temperature` x `piano_factor`. With presence heads each group's presence is decided
+        first (`draw` "sample": a coin at the head's probability; "threshold": plays when that probability is
+        above 1/2), and a silent group's latent is `silent` (5, D), the encoding of an empty window (what the
+        predictors read in training); without heads every group plays. `now` (B, 5) bool: which groups play at
+        t (heads only; default all). `history` (B, n_context): the piece so far (`context` only)."""
         n = band.shape[0]
         if self.with_presence:
             band = self.carry(band, now if now is not None else torch.ones(band.shape[:2], dtype=torch.bool))
@@ -226,7 +226,7 @@ class LatentPredictors(nn.Module):
                 coin = (cut < p).to(band.dtype)
             stats = (self.piano_next(band, coin, history) if j == 0
                      else self._other(j - 1, band, torch.stack(ahead, 1), coin, history))
-            z = _draw(*stats, temperature, generator)
+            z = _draw(*stats, temperature * (piano_factor if j == 0 else 1.0), generator)
             if coin is not None and silent is not None:
                 group = PIANO if j == 0 else _GROUP_OF[j - 1]
                 z = torch.where(coin[:, None] > 0, z, silent[group].to(z.dtype))
@@ -255,15 +255,6 @@ def context_features(sounded: Tensor, context: int) -> Tensor:
     earlier = s[:, : max(steps - context - 1, 0)].amax(1) if steps > context + 1 else torch.zeros(b, groups)
     seen = torch.full((b, 1), min(steps - 1, context + 1) / (context + 1))
     return torch.cat([recent.transpose(1, 2).flatten(1), earlier, seen], dim=1)
-
-
-def grow_context(old: LatentPredictors, new: LatentPredictors) -> None:
-    """Copy the one-window predictors `old` into the context predictors `new` (same sizes otherwise): the
-    weights on the summary, the last inputs of each predictor, start at zero, so `new` predicts as `old`."""
-    own = old.state_dict()
-    with torch.no_grad():
-        for name, weight in new.state_dict().items():  # a first layer: the old columns, zero on the summary's
-            weight.copy_(zero_padded(own[name], tuple(weight.shape)))
 
 
 def _other_input(band: Tensor, ahead: Tensor) -> Tensor:
