@@ -58,6 +58,21 @@ def out_of_key_mask(profile: Tensor) -> Tensor:
     return torch.maximum(unused, ((pitch[None] - mean).abs() > reach).float())
 
 
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)  # pitch classes of a major scale from its root (natural minor: same sets)
+
+
+def off_scale_mask(profile: Tensor) -> Tensor:
+    """(B, 14) piece profiles -> (B, 128) float: 1 on the pitches whose pitch class lies outside the
+    major (or its relative natural minor) scale that holds the largest share of the piece's notes (the
+    scale `evaluation.metrics.scale_consistency` would pick for it); all zeros for a silent profile."""
+    major = torch.zeros(12, device=profile.device)
+    major[list(MAJOR_SCALE)] = 1.0
+    scales = torch.stack([torch.roll(major, root) for root in range(12)])  # (12 roots, 12)
+    best = scales[(profile[:, :12] @ scales.T).argmax(-1)]  # (B, 12)
+    off = (1.0 - best) * (profile[:, :12].sum(-1, keepdim=True) > 0)
+    return off[:, torch.arange(N_PITCHES, device=profile.device) % 12]
+
+
 def out_of_key_mass(logits: Tensor, profile: Tensor, tau: float = 1.0) -> Tensor:
     """Mean over bars and steps of softmax(logits (B, T, 129) / tau)'s mass on out-of-key pitches."""
     probs = torch.softmax(logits / tau, dim=-1)[..., :N_PITCHES]

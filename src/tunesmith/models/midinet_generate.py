@@ -25,6 +25,7 @@ from tunesmith.models.midinet_bars import (
     bars_to_pitches,
     fit_to_chords,
     last_filled_bar,
+    off_scale_mask,
     out_of_key_mask,
     pitches_to_bars,
 )
@@ -132,7 +133,7 @@ class MidiNetSampling:
             cond = self.join(None if chords is None else chords[:, i].float(), told, history)
             bar = self.draw_bar(prev, cond, bias, generator, sampling)
             for _ in range(self.config.redraws):
-                again = ((bar == prev).flatten(1).all(1) & prev.flatten(1).any(1)) | ~bar.flatten(1).any(1)
+                again = self.draw_again(bar, written)
                 if not again.any():
                     break
                 bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None,
@@ -142,16 +143,30 @@ class MidiNetSampling:
             written = torch.cat([written, prev[:, None]], dim=1)
         return torch.stack(out, dim=1)
 
+    def draw_again(self, bar: Tensor, written: Tensor) -> Tensor:
+        """(B,) bool: which new bars (B, T, 128) `redraws` replaces, after the pieces' bars so far `written`
+        (B, n, T, 128): a silent bar, one that repeats the bar before note for note, and (with
+        `min_recent_pitches`) one that leaves it and the 3 bars before it on fewer different pitches."""
+        prev = written[:, -1]
+        again = ((bar == prev).flatten(1).all(1) & prev.flatten(1).any(1)) | ~bar.flatten(1).any(1)
+        if self.config.min_recent_pitches > 0:
+            recent = torch.cat([written[:, -3:], bar[:, None]], dim=1)  # (B, <=4, T, 128)
+            pitches = recent.amax(dim=(1, 2)).sum(-1)  # (B,) different pitches sounded
+            again |= pitches < self.config.min_recent_pitches
+        return again
+
     def logit_bias(self, n: int, profiles: Tensor | None) -> Tensor:
         """(n, 1, 129) added to each piece's logits: -inf outside the seed bank's central 90 %
-        (`pitch_range`), -`off_key_penalty` off the piece's profile (`out_of_key_mask`), else 0."""
+        (`pitch_range`), -`off_key_penalty` off the piece's profile (`out_of_key_mask`), -`scale_penalty` off
+        its best-fitting scale (`off_scale_mask`; the two add up), else 0."""
         low, high = self.pitch_range()
         bias = torch.full((n, 1, N_PITCHES + 1), float("-inf"))
         bias[..., low : high + 1] = bias[..., N_PITCHES] = 0.0
-        if self.config.off_key_penalty > 0 and profiles is not None:
-            off = out_of_key_mask(profiles.float()).bool()
-            pitches = bias[:, 0, :N_PITCHES]
-            bias[:, 0, :N_PITCHES] = torch.where(off, pitches - self.config.off_key_penalty, pitches)
+        for penalty, mask in ((self.config.off_key_penalty, out_of_key_mask),
+                              (self.config.scale_penalty, off_scale_mask)):
+            if penalty > 0 and profiles is not None:
+                pitches = bias[:, 0, :N_PITCHES]
+                bias[:, 0, :N_PITCHES] = torch.where(mask(profiles.float()).bool(), pitches - penalty, pitches)
         return bias
 
     def draw_bar(self, prev: Tensor, cond: Tensor | None, bias: Tensor, generator: torch.Generator,

@@ -70,6 +70,13 @@ class MidiNetConfig:
     # subtracted from each pitch's logit per octave it lies from the last pitch sounded (the step
     # before, or the previous bar's last note at a bar's first step): fewer wide leaps
     leap_penalty: float = 0.0
+    # (profile models) subtracted from the logits of the pitches whose pitch class lies outside the
+    # major / natural-minor scale that best holds the piece's profile (`midinet_bars.off_scale_mask`):
+    # Essen keeps 0.96 of its notes in one such scale; inf forbids the others
+    scale_penalty: float = 0.0
+    # a new bar is also drawn again (within `redraws`) when it and the 3 bars before it sound fewer than
+    # this many different pitches (a melody stuck on two notes); 0: off
+    min_recent_pitches: int = 0
 
     @property
     def chord_dim(self) -> int:

@@ -1,0 +1,128 @@
+"""MidiNet's decoding options of session 7 (`scale_penalty`, `min_recent_pitches`): the best-fitting
+scale against hand-computed sets, each option doing what it says on an untrained generator, both off
+by default (old recipes and checkpoints generate as before), and wrong values refused in one sentence
+with exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tunesmith.core.errors import UserError
+from tunesmith.data.bar_pairs import piece_profile
+from tunesmith.models.midinet import MidiNet, MidiNetConfig
+from tunesmith.models.midinet_bars import off_scale_mask, pitches_to_bars
+from tunesmith.training.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"noise_dim": 8, "gen_hidden": 32, "gen_channels": 8, "cond_channels": 4, "disc_first_channels": 4,
+         "disc_channels": 8, "disc_hidden": 16, "seed_bank": 8, "chords": True, "profile": True}
+D_MAJOR = {2, 4, 6, 7, 9, 11, 1}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _bar(pitches: list[int]) -> np.ndarray:
+    """(16, 128) one bar: each pitch held for 16 / len(pitches) steps."""
+    steps = np.repeat(pitches, 16 // len(pitches))
+    return pitches_to_bars(torch.from_numpy(steps)[None]).numpy()[0]
+
+
+def _profile(*bars: list[int]) -> torch.Tensor:
+    return torch.from_numpy(piece_profile(np.stack([_bar(b) for b in bars])))[None]
+
+
+def test_off_scale_mask_marks_the_pitches_outside_the_best_scale():
+    d_major = off_scale_mask(_profile([62, 64, 66, 67], [69, 71, 73, 74]))[0]
+    assert {p % 12 for p in range(128) if d_major[p] == 0} == D_MAJOR
+    # A natural minor (= C major's set) with a raised seventh once: the set of C major still fits best
+    a_minor = off_scale_mask(_profile([69, 71, 72, 74], [76, 77, 79, 81], [69, 72, 76, 68]))[0]
+    assert {p % 12 for p in range(128) if a_minor[p] == 0} == {0, 2, 4, 5, 7, 9, 11}
+    assert a_minor[68] == 1 and a_minor[69] == 0
+    assert off_scale_mask(torch.zeros(1, 14)).sum() == 0  # a silent profile: nothing is off
+
+
+def _d_major_model(**options) -> tuple[MidiNet, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    model = MidiNet(MidiNetConfig(**SMALL, **options)).eval()
+    piece = torch.from_numpy(np.stack([_bar([62, 64, 66, 67]), _bar([69, 71, 73, 74])]))
+    model.bank_pitches[:2] = torch.tensor([[55] * 16, [84] * 16], dtype=torch.int16)  # range 55..84
+    model.bank_count += 2
+    return model, piece[-1:].expand(6, -1, -1), _profile([62, 64, 66, 67], [69, 71, 73, 74]).expand(6, -1)
+
+
+def test_scale_penalty_keeps_notes_in_the_pieces_scale():
+    model, start, profiles = _d_major_model(scale_penalty=float("inf"))
+
+    def classes() -> set[int]:
+        bars = model.continue_bars(start, 4, torch.zeros(4, 13), torch.Generator().manual_seed(0), None, profiles)
+        return set((bars.argmax(-1)[bars.amax(-1) > 0] % 12).tolist())
+
+    assert classes() and classes() <= D_MAJOR
+    model.config.scale_penalty = 0.0
+    assert not classes() <= D_MAJOR  # the untrained generator alone leaves the scale
+
+
+def test_min_recent_pitches_redraws_a_melody_stuck_on_two_notes():
+    """A generator whose first draw of each bar alternates two pitches (never the bar before note for
+    note, so the plain redraw rule lets it through) and whose redraw plays a new pitch: with
+    `min_recent_pitches: 3` no 4 consecutive bars sound fewer than 3 pitches, without it they do."""
+    model = MidiNet(MidiNetConfig(**SMALL, redraws=1)).eval()
+    start = torch.from_numpy(_bar([62, 64]))[None].expand(2, -1, -1)
+    state = {"redraw": False, "new": 70}
+    judge = model.draw_again
+
+    def draw_again(bar, written):
+        again = judge(bar, written)
+        state["redraw"] = bool(again.any())
+        return again
+
+    def stuck_first(prev, cond, bias, generator, sampling):
+        if not state["redraw"]:  # a bar's first draw: the two pitches of the bar before, swapped
+            return torch.flip(prev, dims=[1])
+        state["new"] += 1
+        return pitches_to_bars(torch.full((len(prev), 16), state["new"]))
+
+    model.draw_bar, model.draw_again = stuck_first, draw_again
+
+    def fewest_pitches() -> int:
+        state["redraw"] = False
+        bars = model.continue_bars(start, 6, torch.zeros(6, 13), torch.Generator().manual_seed(0))
+        return min(int(bars[:, i : i + 4].amax(dim=(1, 2)).sum(-1).min()) for i in range(3))
+
+    assert fewest_pitches() == 2
+    model.config.min_recent_pitches = 3
+    assert fewest_pitches() >= 3
+
+
+def test_new_options_are_off_by_default_and_in_every_recipe():
+    assert MidiNetConfig().scale_penalty == 0 and MidiNetConfig().min_recent_pitches == 0
+    for recipe in sorted((ROOT / "configs").glob("midinet*.yaml")):
+        model = load_config(recipe).model
+        if model.name == "midinet":
+            config = MidiNetConfig(**model.config)
+            assert config.scale_penalty == 0 and config.min_recent_pitches == 0, recipe.name
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"scale_penalty": -1.0}, "scale_penalty"),
+    ({"min_recent_pitches": 65}, "min_recent_pitches"),
+    ({"profile": False, "scale_penalty": 2.0}, "profile: true"),
+])
+def test_wrong_values_are_refused(options, message):
+    with pytest.raises(UserError, match=message):
+        MidiNet.validate_config(MidiNetConfig(**{**SMALL, **options}))
+
+
+def test_wrong_value_on_the_command_line_is_one_sentence_and_exit_2(tmp_path):
+    exe = Path(sys.executable).with_name("tunesmith")
+    done = subprocess.run([str(exe), "train", str(ROOT / "configs" / "debug" / "midinet.yaml"), "--out",
+                           str(tmp_path / "run"), "--set", "model.config.scale_penalty=-2"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and "scale_penalty" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
