@@ -165,12 +165,12 @@ def test_a_killed_run_loses_at_most_its_current_shard(tmp_path, parse_calls, mon
         write_song(src, f"s{i:02d}.mid", midi(track(tempo(400_000 + i) + note(40 + i))))
     real_commit, commits = cache_writer.DatasetWriter.commit, []
 
-    def dying_commit(self):
+    def dying_commit(self, *args, **kwargs):
         if len(commits) == 2 and self._records:
             (out / "shards" / "000002.bin").write_bytes(b"half-written")  # debris of the interrupted write
             raise KeyboardInterrupt
         commits.append(len(self._records))
-        real_commit(self)
+        real_commit(self, *args, **kwargs)
 
     monkeypatch.setattr(cache_writer.DatasetWriter, "commit", dying_commit)
     with pytest.raises(KeyboardInterrupt):

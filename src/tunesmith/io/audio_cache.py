@@ -108,23 +108,28 @@ class AudioDatasetWriter(DatasetWriter):
     def full(self) -> bool:
         return len(self._records) >= self.shard_files or sum(len(c) for c in self._chunks) >= self.shard_chunks
 
-    def _commit(self) -> None:
+    def _take_buffer(self) -> tuple:
+        buffered = (self._records, self._pieces, self._chunks)
+        self._records, self._pieces, self._chunks = [], [], []
+        return buffered
+
+    def _commit(self, records: list[dict], counted: list[tuple[dict, int]], chunks: list[np.ndarray]) -> None:
+        """Write `records` and the pieces' `chunks` (with each piece's chunk count) as the next shard."""
         name = f"{1 + max((int(s['name']) for s in self.manifest['shards']), default=-1):06d}"
         pieces, first = [], 0
-        for record, count in self._pieces:
+        for record, count in counted:
             pieces.append({"id": record["sha256"], "path": record["path"], "first": first, "chunks": count})
             first += count
-        pcm = [np.concatenate(self._chunks).astype("<i2", copy=False)] if self._chunks else []
+        pcm = [np.concatenate(chunks).astype("<i2", copy=False)] if chunks else []
         bin_check = _write_arrays(self.folder / f"{name}.bin", pcm) if pcm else None  # padded to 64 bytes
-        index = json.dumps({"pieces": pieces, "files": self._records}).encode()
+        index = json.dumps({"pieces": pieces, "files": records}).encode()
         write_atomic(self.folder / f"{name}.json", index)
         self.manifest["shards"].append({"name": name, "pieces": len(pieces), "chunks": first,
-                                        "files": len(self._records), "bin": bin_check,
+                                        "files": len(records), "bin": bin_check,
                                         "json": checksum_bytes(index)})
         self.commit_manifest()
-        for record in self._records:
+        for record in records:
             self.files[record["path"]] = record
-        self._records, self._pieces, self._chunks = [], [], []
 
 
 class AudioDataset:

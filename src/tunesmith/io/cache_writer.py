@@ -1,7 +1,9 @@
 """Writer side of the dataset cache (format: see `cache.py`): buffer pieces, commit shards atomically.
 
 A commit writes `NNNNNN.bin`, then `NNNNNN.json`, then the manifest that lists the shard with the
-size and checksum of both files, each through a temp file and os.replace. Only shards named in the
+size and checksum of both files, each through a temp file and os.replace. Commits run in a background
+thread, one shard at a time and in order (the caller goes on feeding its parsers while a shard is written
+and synced; `flush` waits for it). Only shards named in the
 manifest exist for readers and for resume, so a kill at any moment loses at most the shard being
 filled; files left by an interrupted commit (and temp files) are removed when a writer opens the
 folder again. Opening also checks every committed shard against its checksums: a damaged one stops
@@ -15,6 +17,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
 
@@ -57,6 +61,9 @@ class DatasetWriter:
         self._pieces: list[tuple[dict, dict]] = []
         self._notes = 0
         self._open_locked(source, limits, repair)
+
+    _flight: Future | None = None  # the shard being written in the background, if any
+    _thread: ThreadPoolExecutor | None = None
 
     def _open_locked(self, *args) -> None:
         """`_open(*args)`, releasing the folder lock on any failure (an OSError as one sentence)."""
@@ -146,11 +153,19 @@ class DatasetWriter:
 
     def close(self) -> None:
         """Commit what is buffered and let other writers in."""
-        self.commit()
+        self.flush()
         self.release()
 
     def release(self) -> None:
-        """Let other writers in, dropping what is buffered (an interrupted run)."""
+        """Let other writers in, dropping what is buffered (an interrupted run); a shard being written
+        is finished first (a failure there is logged: the run is being abandoned anyway)."""
+        try:
+            self._wait()
+        except UserError as error:
+            log.warning("%s", error)
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
@@ -159,29 +174,61 @@ class DatasetWriter:
         """Write the manifest as it stands (atomically)."""
         write_atomic(self.out / "manifest.json", json.dumps(self.manifest, indent=1).encode())
 
-    def commit(self) -> None:
-        """Write the buffered records and pieces as the next shard (nothing when the buffer is empty)."""
+    def commit(self, then: Callable[[], None] | None = None) -> None:
+        """Start writing the buffered records and pieces as the next shard, in the background; `then`
+        runs in the writing thread once the shard's files are done with the pieces' buffers (committed
+        or not). Waits for the shard before it first, so a failed write raises UserError here."""
+        self._wait()
         if not self._records:
+            if then is not None:
+                then()
+            return
+        buffered = self._take_buffer()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="tunesmith-shards")
+        self._flight = self._thread.submit(self._commit_then, buffered, then)
+
+    def flush(self) -> None:
+        """Commit what is buffered and wait until every shard is on disk (UserError if a write failed)."""
+        self.commit()
+        self._wait()
+
+    def _wait(self) -> None:
+        flight, self._flight = self._flight, None
+        if flight is None:
             return
         try:
-            self._commit()
+            flight.result()
         except OSError as error:  # disk full, folder removed or made read-only under us
             raise UserError(f"cannot write the dataset in {self.out}: {error.strerror or error}") from None
 
-    def _commit(self) -> None:
+    def _commit_then(self, buffered: tuple, then: Callable[[], None] | None) -> None:
+        try:
+            self._commit(*buffered)
+        finally:
+            if then is not None:
+                then()
+
+    def _take_buffer(self) -> tuple:
+        """What `add` buffered, as `_commit`'s arguments; the buffer starts empty again."""
+        buffered = (self._records, self._pieces, self._notes)
+        self._records, self._pieces, self._notes = [], [], 0
+        return buffered
+
+    def _commit(self, records: list[dict], pieces: list[tuple[dict, tuple]], notes: int) -> None:
+        """Write `records` and their `pieces` as the next shard (`notes` in all), then list it."""
         name = f"{1 + max((int(s['name']) for s in self.manifest['shards']), default=-1):06d}"
-        layout, arrays = _pack([piece for _, piece in self._pieces])
+        layout, arrays = _pack([piece for _, piece in pieces])
         bin_check = _write_arrays(self.folder / f"{name}.bin", arrays) if layout else None
-        pieces = [{"id": rec["sha256"], "path": rec["path"], "track_names": piece[3]} for rec, piece in self._pieces]
-        index = json.dumps({"layout": layout, "pieces": pieces, "files": self._records}).encode()
+        listed = [{"id": rec["sha256"], "path": rec["path"], "track_names": piece[3]} for rec, piece in pieces]
+        index = json.dumps({"layout": layout, "pieces": listed, "files": records}).encode()
         write_atomic(self.folder / f"{name}.json", index)
-        self.manifest["shards"].append({"name": name, "pieces": len(pieces), "notes": self._notes,
-                                        "files": len(self._records), "bin": bin_check,
+        self.manifest["shards"].append({"name": name, "pieces": len(listed), "notes": notes,
+                                        "files": len(records), "bin": bin_check,
                                         "json": checksum_bytes(index)})
         self.commit_manifest()
-        for record in self._records:
+        for record in records:
             self.files[record["path"]] = record
-        self._records, self._pieces, self._notes = [], [], 0
 
 
 def _lock_folder(out: Path) -> int:

@@ -212,11 +212,10 @@ class _MidiRun(_Run):
         self.leases: list = []  # ring leases of the pieces the writer buffers (`ring.Lease`)
 
     def commit(self) -> None:
-        """Write the writer's buffer as a shard, then let the workers reuse the ring space it held."""
-        self.writer.commit()
-        for lease in self.leases:
-            lease.release()
-        self.leases = []
+        """Write the writer's buffer as a shard (in the background), then let the workers reuse the ring
+        space it held."""
+        leases, self.leases = self.leases, []
+        self.writer.commit(then=lambda: _release_all(leases))
 
     def hand_over(self, idx: int, entry: Entry) -> None:
         """Hand the file of `entry` to a parser (`worker_child._answer`, kind 'table-file')."""
@@ -330,7 +329,14 @@ def run_all(run, entries: list[Entry]) -> None:
             run.drain()
         finally:
             run.close()
-    run.writer.commit()
+    run.writer.flush()
+
+
+def _release_all(leases: list) -> None:
+    """Give back the ring space of pieces a shard has written (in the writer's thread: a lease is a flag
+    that the parent reads before each batch it sends)."""
+    for lease in leases:
+        lease.release()
 
 
 def _progress(total: int):
