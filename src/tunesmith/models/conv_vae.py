@@ -44,6 +44,7 @@ from tunesmith.core.constants import N_PITCHES, PIANO_KEYS
 from tunesmith.core.errors import UserError
 from tunesmith.models.base import Likelihood, MusicModel, SamplePlan, check_choice, check_positive
 from tunesmith.models.conv_vae_decoding import cell_roll, expected_roll
+from tunesmith.models.conv_vae_voices import voice_roll
 from tunesmith.models.distributions import is_default, sample_bernoulli
 from tunesmith.models.vae import LatentTerms, MixturePrior, negative_elbo, reparameterize
 
@@ -68,9 +69,13 @@ class ConvVAEConfig:
     # default and greedy decoding: "bernoulli" (a draw per unit; greedy: p > 1/2), "expected" (the expected
     # count of units, at most `voices` per step) or "cells" (per cell of `cell` steps, `voices` keys at most,
     # drawn by probability; greedy: the most probable): conv_vae_decoding.py; --temperature draws per unit
+    # or "voices" (cells with voice leading, ties and eighths, read over a whole piece: conv_vae_voices.py)
     decoding: str = "bernoulli"
     voices: int = 4
-    cell: int = 4  # steps per cell of the "cells" rule (4: a quarter at 4 steps per quarter)
+    cell: int = 4  # steps per cell of the "cells" and "voices" rules (4: a quarter at 4 steps per quarter)
+    leading: float = 0.0  # "voices": weight of voice motion (per semitone) against the decoder's key sets
+    eighths: float = 0.0  # "voices": scale of the off-beat onset mass that splits a quarter into two eighths
+    candidates: int = 32  # "voices": key sets drawn per cell to choose the led one from
     # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
     # training windows' posteriors after training (`tunesmith fit-prior`; N(0, I) until fitted)
     prior_components: int = 0
@@ -129,14 +134,19 @@ class ConvVAE(MusicModel):
     @classmethod
     def validate_config(cls, config: ConvVAEConfig) -> None:
         check_choice(config, "frame", tuple(FRAMES))
-        check_choice(config, "decoding", ("bernoulli", "expected", "cells"))
+        check_choice(config, "decoding", ("bernoulli", "expected", "cells", "voices"))
         check_positive(config, "voices", "cell")
+        check_positive(config, "candidates", maximum=256)
+        check_positive(config, "leading", "eighths", minimum=0)
+        if config.decoding == "voices" and (config.frame != "pianoroll" or config.cell % 2):
+            raise UserError("model config decoding: voices needs frame: pianoroll (an onset plane) and an even "
+                            f"cell (it splits cells into two eighths), got frame {config.frame!r}, cell {config.cell}")
         check_positive(config, "window", "latent_dim", "channels", "layers", "hidden", "steps_per_quarter",
                        "elbo_samples")
         check_positive(config, "kl_warmup_steps", "free_bits", "prior_components", minimum=0)
-        if config.decoding == "cells" and config.window % config.cell:
+        if config.decoding in ("cells", "voices") and config.window % config.cell:
             raise UserError(f"model config cell must divide the window ({config.window} steps) for decoding: "
-                            f"cells, got {config.cell}")
+                            f"{config.decoding}, got {config.cell}")
         if config.window < 2**config.layers:
             raise UserError(f"model config window must be at least 2**layers = {2**config.layers} steps, "
                             f"got {config.window}")
@@ -275,7 +285,10 @@ class ConvVAE(MusicModel):
         drawn with `generator`, or the most probable ones when greedy)."""
         if self.config.decoding == "bernoulli" or not (sampling.greedy or is_default(sampling)):
             return sample_bernoulli(logits, sampling, generator)
-        if self.config.decoding == "cells":
+        if self.config.decoding == "voices" and not sampling.greedy:
+            c = self.config
+            return voice_roll(torch.sigmoid(logits), c.voices, c.cell, c.leading, c.eighths, c.candidates, generator)
+        if self.config.decoding in ("cells", "voices"):
             return cell_roll(torch.sigmoid(logits), self.config.voices, self.config.cell, not self.channels_first,
                              None if sampling.greedy else generator)
         return expected_roll(torch.sigmoid(logits), self.config.voices, onset_plane=not self.channels_first)
@@ -290,7 +303,11 @@ class ConvVAE(MusicModel):
         z = torch.randn(plan.n * n_windows, self.config.latent_dim, generator=generator)
         if self.prior is not None:
             z = self.prior.place(z, self.prior.draw_components(plan.n, generator).repeat_interleave(n_windows))
-        images = self.draw(self.decode_logits(z), plan.sampling, generator)
-        c, w, k = images.shape[1:]
+        logits = self.decode_logits(z)
+        c, w, k = logits.shape[1:]
+        if self.config.decoding == "voices":  # decoded as whole pieces: lines carry on across windows
+            logits = logits.reshape(plan.n, n_windows, c, w, k).permute(0, 2, 1, 3, 4).reshape(plan.n, c, -1, k)
+            return [self.from_image(piece[:, :n_steps]) for piece in self.draw(logits, plan.sampling, generator)]
+        images = self.draw(logits, plan.sampling, generator)
         pieces = images.reshape(plan.n, n_windows, c, w, k).permute(0, 2, 1, 3, 4).reshape(plan.n, c, -1, k)
         return [self.from_image(piece[:, :n_steps]) for piece in pieces]

@@ -1,0 +1,120 @@
+"""`conv-vae` decoding by voices (`decoding: voices`): the cell rule with voice leading, ties and eighths.
+
+The cell rule (`conv_vae_decoding.cell_roll`) draws each quarter's keys anew and holds each through its
+quarter: every note is a quarter and the lines jump. The decoder knows more than that. Its onset plane is
+calibrated on the metre (prior samples put 0.76 of their onset mass on beats, 0.20 on the eighth between,
+as the chorales do: 0.79 / 0.20), and its sustain plane says which keys are held over a beat. This rule
+reads a whole piece's probabilities (its windows concatenated in time, so lines continue across windows):
+
+1. **Keys per cell, led** (cell = `cell` steps, a quarter): q = the cell's mean sounding probability per
+   key (sounding = p(onset) + p(sustain)), n = min(voices, round(sum q)) keys. `candidates` sets of n keys
+   are drawn as the cell rule draws one (Gumbel top-n: without replacement, in proportion to q), and one
+   of them is kept with probability proportional to exp(-`leading` x motion), motion = the mean distance
+   in semitones from each key of the set to the nearest key of the previous cell's set and back
+   (sampling-importance-resampling: the decoder's set distribution, tilted towards small voice motion).
+   `leading` 0 is the cell rule.
+2. **Ties**: a key kept from one cell to the next is held (one longer note) with probability
+   p(sustain) / min(sounding before, sounding at) at the cell's first step (what share of the time the
+   decoder has that key sounding across the beat it carries over rather than re-striking), else re-struck.
+3. **Eighths**: a key k of a cell moves on the cell's middle step to a neighbouring key j (1 or 2
+   semitones away, not in the cell's set) with probability min(1, `eighths` x sum of p(onset) of those
+   neighbours at the middle step), j drawn in proportion to its p(onset) there: two eighths (a passing or
+   neighbour note) where the decoder puts off-beat onsets near the voice.
+
+Greedy decoding (interpolate, reconstruct) is the cell rule's greedy one: the most probable keys per cell.
+Shapes: probs (B, 2, T, K) = [onset, sustain] x steps x keys; T a multiple of `cell`; cell even.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def cell_means(sound: Tensor, cell: int) -> Tensor:
+    """Sounding probabilities (B, T, K) -> the mean per cell of `cell` steps (B, T // cell, K)."""
+    b, t, k = sound.shape
+    return sound[:, : t // cell * cell].reshape(b, t // cell, cell, k).mean(2)
+
+
+def candidate_sets(q: Tensor, count: Tensor, m: int, generator: torch.Generator) -> Tensor:
+    """One cell's key probabilities q (B, K) and key counts (B,) -> `m` sets per row (B, m, K) bool, each
+    `count` keys drawn without replacement in proportion to q (Gumbel top-n)."""
+    uniform = torch.rand((q.shape[0], m, q.shape[1]), generator=generator).clamp(1e-9, 1 - 1e-9)
+    score = q.clamp(min=1e-9).log()[:, None] - (-uniform.log()).log()
+    order = score.argsort(dim=-1, descending=True)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(q.shape[1]).expand_as(order))
+    return rank < count[:, None, None]
+
+
+def motion(sets: Tensor, previous: Tensor) -> Tensor:
+    """Candidate sets (B, m, K) and the previous cell's set (B, K) -> mean semitones (B, m) from each key of a
+    set to the nearest previous key plus from each previous key to the nearest key of the set (0 when
+    either is empty)."""
+    k = sets.shape[-1]
+    keys = torch.arange(k, dtype=torch.float32)
+    far = float(k)
+    dist = (keys[:, None] - keys[None, :]).abs()  # (K, K)
+    to_prev = torch.where(previous[:, None, :], dist[None], far).amin(-1)  # (B, K): key -> nearest previous
+    to_set = torch.where(sets[:, :, None, :], dist[None, None], far).amin(-1)  # (B, m, K): key -> nearest in set
+    forward = (to_prev[:, None] * sets).sum(-1) / sets.sum(-1).clamp(min=1)
+    backward = (to_set * previous[:, None]).sum(-1) / previous.sum(-1, keepdim=True).clamp(min=1)
+    empty = ~sets.any(-1) | ~previous.any(-1, keepdim=True)
+    return torch.where(empty, 0.0, forward + backward)
+
+
+def led_sets(q: Tensor, voices: int, leading: float, candidates: int, generator: torch.Generator) -> Tensor:
+    """Cell probabilities (B, C, K) -> the chosen keys per cell (B, C, K) bool (step 1 of the docstring)."""
+    b, cells, k = q.shape
+    count = q.sum(-1).round().clamp(max=min(voices, k)).long()
+    chosen, previous = torch.zeros(b, cells, k, dtype=torch.bool), torch.zeros(b, k, dtype=torch.bool)
+    rows = torch.arange(b)
+    for c in range(cells):
+        sets = candidate_sets(q[:, c], count[:, c], candidates, generator)
+        weights = torch.exp(-leading * motion(sets, previous)) if leading > 0 else torch.ones(b, candidates)
+        pick = torch.multinomial(weights, 1, generator=generator)[:, 0]
+        chosen[:, c] = sets[rows, pick]
+        previous = torch.where(chosen[:, c].any(-1, keepdim=True), chosen[:, c], previous)
+    return chosen
+
+
+def eighth_moves(onset_mid: Tensor, chosen: Tensor, eighths: float, generator: torch.Generator) -> Tensor:
+    """Onset probabilities at each cell's middle step (B, C, K) and the chosen sets (B, C, K) -> the key each
+    chosen key moves to at the middle step (B, C, K) long, -1 where it stays (step 3 of the docstring)."""
+    k = chosen.shape[-1]
+    keys = torch.arange(k)
+    step = (keys[:, None] - keys[None, :]).abs()
+    near = (step >= 1) & (step <= 2)  # (K from, K to)
+    free = onset_mid * ~chosen  # neighbours already sounding in the cell are not moved to
+    mass = free[..., None, :] * near  # (B, C, K from, K to)
+    total = mass.sum(-1)
+    moves = chosen & (torch.rand(total.shape, generator=generator) < (eighths * total).clamp(max=1.0))
+    flat = mass.reshape(-1, k)
+    target = torch.multinomial(flat + (flat.sum(-1, keepdim=True) == 0), 1, generator=generator)
+    return torch.where(moves, target.reshape(total.shape), -1)
+
+
+def voice_roll(probs: Tensor, voices: int, cell: int, leading: float, eighths: float, candidates: int,
+               generator: torch.Generator) -> Tensor:
+    """Unit probabilities (B, 2, T, K) of whole pieces -> a {0, 1} float image (B, 2, T, K) of [onset,
+    sustain] by the module docstring's three steps; steps after the last whole cell stay silent."""
+    onset, sustain = probs[:, 0], probs[:, 1]
+    sound = (onset + sustain).clamp(max=1.0)
+    b, t, k = sound.shape
+    cells, half = t // cell, cell // 2
+    chosen = led_sets(cell_means(sound, cell), voices, leading, candidates, generator)
+    mid = onset[:, half: cells * cell: cell]  # (B, C, K)
+    moves = eighth_moves(mid, chosen, eighths, generator) if eighths > 0 else torch.full(chosen.shape, -1)
+    first = chosen.repeat_interleave(half, dim=1)  # first half of each cell: the chosen keys
+    second = chosen & (moves < 0)
+    target = torch.zeros(moves.shape, dtype=torch.long).scatter_add_(-1, moves.clamp(min=0), (moves >= 0).long()) > 0
+    second = (second | target).repeat_interleave(cell - half, dim=1)
+    sounding = torch.stack([first.reshape(b, cells, half, k), second.reshape(b, cells, cell - half, k)], 2)
+    sounding = torch.cat([sounding.reshape(b, cells * cell, k), sounding.new_zeros(b, t - cells * cell, k)], 1)
+    before = torch.zeros_like(sounding)
+    before[:, 1:] = sounding[:, :-1]
+    held = sustain / torch.minimum(torch.cat([sound[:, :1], sound[:, :-1]], 1), sound).clamp(min=1e-6)
+    beat = (torch.arange(t) % cell == 0)[None, :, None]
+    restrike = beat & (torch.rand(sound.shape, generator=generator) >= held.clamp(max=1.0))
+    starts = sounding & (~before | restrike)
+    return torch.stack([starts, sounding & ~starts], dim=1).float()
