@@ -116,3 +116,21 @@ def verdict(check, *args) -> str | None:
     except SkipFile as reason:
         return str(reason)
     return None
+
+
+@pytest.mark.parametrize("records", [True, False], ids=["pickled-records", "numpy"])
+def test_both_ways_of_reading_symusic_notes_pack_the_plain_bytes(records, monkeypatch):
+    """Notes are read from symusic's pickled records where their layout matches `notes.numpy()` (the
+    installed symusic: checked below), else through `numpy()`: both pack the reference bytes."""
+    from tunesmith.io import packing
+
+    tracks = list(parse_bytes(real_midi_files()[0].read_bytes(), Limits(), checked=False).tracks)
+    assert packing._records_match_numpy(tracks) is True
+    assert packing._records_match_numpy([]) is None  # undecided until a track with notes is met
+    monkeypatch.setattr(packing, "_RECORDS_OK", records)
+    for path in real_midi_files()[:12]:
+        try:
+            score = parse_bytes(path.read_bytes(), Limits(), checked=False)
+        except SkipFile:
+            continue
+        assert pack_score(score) == reference_pack(score)
