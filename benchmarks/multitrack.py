@@ -17,7 +17,8 @@
 5. note onsets per step in each of 16 consecutive 2-bar windows (32 bars, no primer): drift to silence?
 
 Usage: python benchmarks/multitrack.py [CKPT] --data DIR [--pieces 40] [--n 24] [--repeats 4]
-       [--out benchmarks/results] [--temperature T] [--piano-temperature F] [--decoding threshold|sample]
+       [--out benchmarks/results] [--temperature T] [--piano-temperature F]
+       [--gate-odds R] [--decoding threshold|sample]
        [--split train] (training pieces instead of held-out ones: for choosing settings)
 (CKPT: a .ckpt, run folder or shipped name, default band-5; DIR: the data it was trained on.)
 """
@@ -147,6 +148,8 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="latent noise scale (default: the model's)")
     parser.add_argument("--piano-temperature", type=float, default=None,
                         help="piano's latent noise scale relative to --temperature (default: the model's)")
+    parser.add_argument("--gate-odds", type=float, default=None,
+                        help="a gated model's piano odds factor (default: the model's)")
     parser.add_argument("--decoding", choices=("expected", "threshold", "sample"), default=None,
                         help="how windows become notes (default: the model's)")
     parser.add_argument("--split", choices=("valid", "train"), default="valid",
@@ -161,12 +164,15 @@ def main() -> None:
         model.config.temperature = args.temperature
     if args.piano_temperature is not None:
         model.config.piano_temperature = args.piano_temperature
+    if args.gate_odds is not None:
+        model.config.gate_odds = args.gate_odds
     if args.decoding is not None:
         model.config.decoding = args.decoding
     real = held_out(loaded, args.data, args.pieces, args.split)
     rolls = [rep.encode(s) for s in real]
     result = {"checkpoint": args.checkpoint, "data": args.data, "valid_pieces": len(real), "split": args.split,
               "temperature": model.config.temperature, "piano_temperature": model.config.piano_temperature,
+              "gate_odds": model.config.gate_odds if model.config.gate else None,
               "decoding": model.config.decoding,
               "latents": latent_figures(model, rolls)}
     draws = [continuations(model, real, 4, 16, args.seed + k) for k in range(args.repeats)]
@@ -193,9 +199,10 @@ def main() -> None:
 def report(r: dict) -> str:
     """The markdown page of the figures."""
     lat, pr, prior = r["latents"], r["presence_recall"], r["prior"]
+    gate = "" if r.get("gate_odds") is None else f"piano gate odds x {r['gate_odds']:g}, "
     lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
              f"{r['data']}` (latent temperature {r['temperature']}, piano x {r.get('piano_temperature', 1.0)}, "
-             f"decoding {r.get('decoding', 'sample')}): "
+             f"{gate}decoding {r.get('decoding', 'sample')}): "
              f"{r['valid_pieces']} {'training' if r.get('split') == 'train' else 'held-out'} pieces, "
              f"{lat['pairs']} window pairs, "
              f"{r['continuations']} continuations ({len(r.get('presence_recall_per_draw', [0]))} draws per "

@@ -8,7 +8,7 @@ Gaussian NLL, input noise). Everything else (autoencoder, start distribution, de
 Prints the validation NLL and MSE / variance per group after each epoch (the checkpoint's valid pieces).
 
 Usage: python benchmarks/train_band_context.py [CKPT] --data DIR --out NEW.ckpt [--context 3] [--epochs 4]
-       [--batch-size 256] [--lr 3e-4] [--cache FILE.pt] [--hold-back N]
+       [--batch-size 256] [--lr 3e-4] [--cache FILE.pt] [--hold-back N] [--gate]
 (--hold-back N: the first N train pieces are left out of training and scored beside the valid ones, so that
 `multitrack.py --split train --pieces M` (M < N) measures pieces the predictors did not see, for choosing.)
 (writes fp16 weights, no optimizer state: a checkpoint to load, not to resume.)
@@ -33,13 +33,14 @@ from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, sav
 from tunesmith.training.init_from import initialise_from
 
 
-def models(payload: dict, source: Path, context: int):
+def models(payload: dict, source: Path, context: int, gate: bool = False):
     """(the checkpoint's band model, a copy with context predictors grown from its own by `trainer.init_from`'s
     rule, `BandModel.grown_weight`)."""
     weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
     old = build_model("band", make_config("band", payload["model"]["config"], {}))
     old.load_state_dict(weights)
-    new = build_model("band", make_config("band", {**payload["model"]["config"], "context": context}, {}))
+    new = build_model("band", make_config("band", {**payload["model"]["config"], "context": context, "gate": gate},
+                                          {}))
     initialise_from(new, "band", None, str(source))
     return old, new
 
@@ -67,12 +68,17 @@ def evaluate(predictors, pairs: dict, input_noise: float) -> str:
     valid = torch.ones(len(pairs["z_t"]), dtype=torch.bool)
     _, logs = predictors.loss(pairs["z_t"], pairs["z_next"], valid, input_noise, False, history=pairs["history"])
     ratios = [f"{k[9:]} {float(logs[k] / logs['target_var/' + k[9:]]):.3f}" for k in logs if k.startswith("pred_mse/")]
-    return f"valid pred_nll {float(logs['pred_nll']):.4f}; MSE/var " + ", ".join(ratios)
+    gate = "" if predictors.gate is None else \
+        f"; piano gate BCE {float(predictors.gate_loss(pairs['history'], pairs['plays'], valid)):.4f}"
+    return f"valid pred_nll {float(logs['pred_nll']):.4f}; MSE/var " + ", ".join(ratios) + gate
 
 
 def train(predictors, pairs: dict, valid_pairs: dict, args, input_noise: float) -> None:
     """AdamW with a cosine schedule over `args.epochs` epochs of shuffled pairs."""
-    optimizer = torch.optim.AdamW(predictors.parameters(), lr=args.lr)
+    gate = [] if predictors.gate is None else list(predictors.gate.parameters())
+    rest = [p for p in predictors.parameters() if all(p is not g for g in gate)]
+    groups = [{"params": rest, "scale": 1.0}] + ([{"params": gate, "scale": 10.0}] if gate else [])
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)  # the small gate learns at 10 x the rate
     n, size = len(pairs["z_t"]), args.batch_size
     total, step, generator = args.epochs * (n // size), 0, torch.Generator().manual_seed(args.seed)
     print(f"{n} train pairs, {len(valid_pairs['z_t'])} valid; before: {evaluate(predictors, valid_pairs, input_noise)}",
@@ -84,9 +90,12 @@ def train(predictors, pairs: dict, valid_pairs: dict, args, input_noise: float) 
         for b in range(n // size):
             idx = order[b * size : (b + 1) * size]
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / total)))
-            loss, _ = predictors.loss(pairs["z_t"][idx], pairs["z_next"][idx], torch.ones(len(idx), dtype=torch.bool),
-                                      input_noise, True, history=pairs["history"][idx])
+                group["lr"] = group["scale"] * args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / total)))
+            valid = torch.ones(len(idx), dtype=torch.bool)
+            loss, _ = predictors.loss(pairs["z_t"][idx], pairs["z_next"][idx], valid, input_noise, True,
+                                      history=pairs["history"][idx])
+            if gate:
+                loss = loss + predictors.gate_loss(pairs["history"][idx], pairs["plays"][idx], valid)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -106,6 +115,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hold-back", type=int, default=0, help="first N train pieces left out (see usage)")
+    parser.add_argument("--gate", action="store_true", help="also train a piano gate (BandConfig.gate)")
     parser.add_argument("--cache", type=Path, default=None, help="file for the encoded latents (reused when present)")
     args = parser.parse_args()
     if args.context < 1 or args.epochs < 1:
@@ -115,7 +125,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     source = resolve_checkpoint(args.checkpoint)
     payload = load_checkpoint(source)
-    old, new = models(payload, source, args.context)
+    old, new = models(payload, source, args.context, args.gate)
     pieces = latents(old, payload, args.data, args.cache)
     if args.hold_back:
         pieces = {"train": pieces["train"][args.hold_back :], "valid": pieces["train"][: args.hold_back]}
@@ -123,7 +133,8 @@ def main() -> None:
     pairs = {name: context_pairs(p, args.context) for name, p in pieces.items()}
     train(new.predictors, pairs["train"], pairs["valid"], args, new.config.input_noise)
     payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
-    payload["model"] = {**payload["model"], "config": {**payload["model"]["config"], "context": args.context}}
+    payload["model"] = {**payload["model"], "config": {**payload["model"]["config"], "context": args.context,
+                                                       "gate": args.gate}}
     payload["weights"] = {k: v.half() if v.is_floating_point() else v for k, v in new.state_dict().items()}
     save_checkpoint(payload, args.out)
     print(f"wrote {args.out}")

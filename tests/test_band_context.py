@@ -21,7 +21,7 @@ from tunesmith.models.band import BandModel, window_sounding
 from tunesmith.models.band_latents import context_pairs, encode_pieces
 from tunesmith.models.base import SamplePlan
 from tunesmith.models.checkpoint import FORMAT, load_model, save_checkpoint
-from tunesmith.models.latent_predictor import LatentPredictors, context_features, context_size
+from tunesmith.models.latent_predictor import LatentPredictors, PianoGate, context_features, context_size
 from tunesmith.training.init_from import initialise_from
 
 MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
@@ -139,3 +139,30 @@ def test_piano_temperature_scales_only_the_piano_draw():
     assert torch.allclose(wide[:, PIANO] - mean, 2 * (default[:, PIANO] - mean), atol=1e-5)
     with pytest.raises(UserError, match="piano_temperature"):
         make_config("band", {**BandModel.debug_config(), "piano_temperature": -1.0}, {})
+
+
+def test_a_piano_gate_decides_whether_piano_plays_and_needs_context():
+    config = {**BandModel.debug_config(), "context": 2, "gate": True}
+    model = build_model("band", make_config("band", {**config, "gate_odds": 0.0}, {}))
+    rolls = model.sample(SamplePlan(3, 8, _primer()[:, :16]), torch.Generator().manual_seed(0))
+    assert all(not r[PIANO, 16:].any() for r in rolls) and any(r[1:, 16:].any() for r in rolls)
+    predictors, silent = model.predictors.eval(), torch.full((4,), 7.0)
+    history = context_features(torch.rand(64, 3, 5) < 0.5, 2)
+    mean, logvar = torch.zeros(64, 4), torch.zeros(64, 4)
+    sure = PianoGate(1e9, 16, lambda z: z[:, 0] > 0)  # the coin says "plays"; "sounds" = first coordinate > 0
+    z, coin = predictors._gated_piano(mean, logvar, 1.0, torch.Generator().manual_seed(0), history, sure, silent)
+    assert bool(coin.all()) and bool((z[:, 0] > 0).all())  # a sounding draw kept (all 16 fail: 2^-16 an item)
+    never = PianoGate(0.0, 8, sure.sounds)
+    z, coin = predictors._gated_piano(mean, logvar, 1.0, torch.Generator().manual_seed(0), history, never, silent)
+    assert not bool(coin.any()) and bool((z == 7.0).all())
+    history = context_features(torch.rand(64, 3, 5) < 0.5, 2)
+    plays = history[:, : 5 * 3 : 3] > 0  # "piano plays next" = "piano plays now" in this toy
+    optimizer = torch.optim.Adam(model.predictors.gate.parameters(), lr=0.05)
+    for _ in range(100):
+        loss = model.predictors.gate_loss(history, plays, torch.ones(64, dtype=torch.bool))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 0.1
+    with pytest.raises(UserError, match="gate"):
+        make_config("band", {**BandModel.debug_config(), "gate": True}, {})

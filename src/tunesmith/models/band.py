@@ -60,7 +60,7 @@ from torch import Tensor, nn
 from tunesmith.core.errors import UserError
 from tunesmith.models.band_decoding import VELOCITY, DecodingStats
 from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
-from tunesmith.models.latent_predictor import LOGVAR_RANGE, LatentPredictors, context_features
+from tunesmith.models.latent_predictor import LOGVAR_RANGE, PIANO, LatentPredictors, PianoGate, context_features
 from tunesmith.models.layers import zero_padded
 from tunesmith.models.window_ae import (
     DRUMS,
@@ -91,6 +91,9 @@ class BandConfig:
     start_components: int = 32  # mixture components of the start distribution
     presence: bool = False  # a "plays in the next window" coin per group before its latent (latent_predictor.py)
     context: int = 0  # predictors read which groups sounded in the last K + 1 windows and before (0: one window)
+    gate: bool = False  # a piano gate on the piece-so-far summary decides whether piano plays (context only)
+    gate_odds: float = 1.0  # generation: the gate's odds are multiplied by this
+    gate_draws: int = 8  # generation: candidate piano latents per window where the gate says "plays"
     presence_draw: str = "sample"  # generation: "sample" a coin per window, or "threshold" (plays when p > 1/2)
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
     harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
@@ -143,7 +146,7 @@ class BandModel(MusicModel):
         self.config = c = config
         self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
         self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence,
-                                           c.context)
+                                           c.context, c.gate)
         self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components)
         self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
@@ -159,9 +162,11 @@ class BandModel(MusicModel):
     @classmethod
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
-        check_positive(config, "hidden", "layers", "start_components")
+        check_positive(config, "hidden", "layers", "start_components", "gate_draws")
+        if config.gate and not config.context:
+            raise UserError("model config gate: the piano gate reads the piece so far; it needs context > 0")
         check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context",
-                       "piano_temperature", minimum=0)
+                       "piano_temperature", "gate_odds", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
         check_choice(config, "decoding", ("expected", "threshold", "sample"))
         check_choice(config, "presence_draw", ("sample", "threshold"))
@@ -279,13 +284,15 @@ class BandModel(MusicModel):
         sounded = start_sounded[None].expand(n, -1, -1) if start_sounded is not None else None
         if sounded is None and self.config.context:
             sounded = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)[:, None]  # (n, 1, 5)
+        gate = PianoGate(self.config.gate_odds, self.config.gate_draws, self._piano_sounds) if self.config.gate \
+            else None
         latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
             plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
             if k or start is not None:
                 history = context_features(sounded, self.config.context) if self.config.context else None
                 band, plays = self.predictors.step(band, temperature, generator, silent, self.config.presence_draw,
-                                                   now, history, self.config.piano_temperature)
+                                                   now, history, self.config.piano_temperature, gate)
                 now = plays
                 if self.config.context:
                     written = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1) & plays
@@ -301,6 +308,12 @@ class BandModel(MusicModel):
         if not self.config.feedback:  # all windows at once: the decoding rule sees the whole piece's register
             return self._silenced(*self.decode_latents(torch.stack(latents, 1), generator), torch.stack(playing, 2))
         return torch.cat(onsets, 2), torch.cat(sustains, 2)
+
+    def _piano_sounds(self, z: Tensor) -> Tensor:
+        """Piano latents (N, D) -> bool (N,): whether each decodes (alone in its band) to a window that sounds."""
+        band = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128)).repeat(len(z), 1, 1)
+        band[:, PIANO] = z
+        return self.decode_latents(band[:, None], None)[1][:, PIANO].flatten(1).any(-1)
 
     def _silenced(self, onset: Tensor, sustain: Tensor, plays: Tensor) -> tuple[Tensor, Tensor]:
         """(onset, sustain) (n, 5, k x window, 128) with nothing where `plays` (n, 5, k) is False: a group

@@ -40,6 +40,10 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   is still in its intro. The summary goes after each predictor's own input, so a trained one-window
   predictor grows into a context one that starts as the same function (`BandModel.grown_weight`,
   `trainer.init_from`).
+- With `gate` (context only): piano's presence in the next window is a coin of a small head on the summary alone
+  (trained by BCE, `gate_loss`), not left to whether its drawn latent happens to decode to notes; where the coin
+  says "plays", a drawn latent that sounds is kept (`_gated_piano`). Latents drift, the summary's 0/1 flags do
+  not (the session-5 presence heads read the chain's own blurred latents as a fading piano).
 
 Logs: "pred_nll" (nats per latent dimension; the loss is the squared error / 2 plus this NLL),
 "pred_mse/GROUP" (mean squared error of the predicted mean per dimension: the seed's figure; piano 0.029
@@ -50,6 +54,8 @@ latent's variation left unexplained).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -81,7 +87,7 @@ class LatentPredictors(nn.Module):
     """The piano predictor and one conditional predictor per other group (see module docstring)."""
 
     def __init__(self, latent_dim: int, hidden: int, layers: int, dropout: float, presence: bool = False,
-                 context: int = 0) -> None:
+                 context: int = 0, gate: bool = False) -> None:
         super().__init__()
         self.latent_dim = d = latent_dim
         self.with_presence = presence
@@ -95,6 +101,9 @@ class LatentPredictors(nn.Module):
         self.others = nn.ModuleList(SkipMLP(n + extra, 2 * d, hidden, layers, dropout) for n in sizes[1:])
         if presence:  # piano's head first, then the others' in group order without piano
             self.presence = nn.ModuleList(SkipMLP(n, 1, max(hidden // 4, 1), 1, dropout) for n in sizes)
+        if gate and not self.n_context:
+            raise ValueError("a piano gate reads the piece so far: it needs context > 0")
+        self.gate = SkipMLP(self.n_context, 1, max(hidden // 8, 1), 1, dropout) if gate else None
 
     def carry(self, z: Tensor, plays: Tensor) -> Tensor:
         """The band at t as the predictors read it: latents (B, 5, D), with presence heads beside each group's
@@ -202,17 +211,40 @@ class LatentPredictors(nn.Module):
             total, logs["pres_bce"] = total + bce, bce.detach()
         return total, logs
 
+    def gate_loss(self, history: Tensor, plays: Tensor, valid: Tensor) -> Tensor:
+        """BCE (nats per pair) of the piano gate's logit from `history` (B, n_context) against piano sounding at
+        t+1 (`plays` (B, 5) bool), over the `valid` (B,) items."""
+        bce = nn.functional.binary_cross_entropy_with_logits(self.gate(history)[:, 0], plays[:, PIANO].float(),
+                                                             reduction="none")
+        return (bce * valid.float()).sum() / valid.float().sum().clamp(min=1)
+
+    def _gated_piano(self, mean: Tensor, logvar: Tensor, temperature: float, generator: torch.Generator | None,
+                     history: Tensor, gate: PianoGate, silent: Tensor) -> tuple[Tensor, Tensor]:
+        """Piano's latent at t+1 (B, D) and whether it plays (B,) bool: a coin at the gate's probability with its
+        odds times `gate.odds`; where it says "plays", the first of `gate.draws` draws whose window sounds
+        (`gate.sounds`), else the encoding of an empty window `silent` (D,)."""
+        p = torch.sigmoid(self.gate(history)[:, 0])
+        p = p * gate.odds / (1 - p + p * gate.odds)
+        coin = torch.rand(p.shape, generator=generator, device=p.device) < p
+        draws = torch.stack([_draw(mean, logvar, temperature, generator) for _ in range(gate.draws)], 1)
+        sounding = gate.sounds(draws.flatten(0, 1)).view(draws.shape[:2])  # (B, draws)
+        first = sounding.to(torch.uint8).argmax(1)  # the first that sounds (0 when none does)
+        z = draws[torch.arange(len(draws)), first]
+        return torch.where(coin[:, None], z, silent.to(z.dtype)), coin
+
     @torch.no_grad()
     def step(self, band: Tensor, temperature: float, generator: torch.Generator | None,
              silent: Tensor | None = None, draw: str = "sample", now: Tensor | None = None,
-             history: Tensor | None = None, piano_factor: float = 1.0) -> tuple[Tensor, Tensor]:
+             history: Tensor | None = None, piano_factor: float = 1.0,
+             gate: PianoGate | None = None) -> tuple[Tensor, Tensor]:
         """One window ahead: band (B, 5, D) at t -> (a draw (B, 5, D) at t+1, plays (B, 5) bool), piano first,
         then each other group on the draws before it; the predicted std is scaled by `temperature` (0: the
         means), piano's by `temperature` x `piano_factor`. With presence heads each group's presence is decided
         first (`draw` "sample": a coin at the head's probability; "threshold": plays when that probability is
         above 1/2), and a silent group's latent is `silent` (5, D), the encoding of an empty window (what the
         predictors read in training); without heads every group plays. `now` (B, 5) bool: which groups play at
-        t (heads only; default all). `history` (B, n_context): the piece so far (`context` only)."""
+        t (heads only; default all). `history` (B, n_context): the piece so far (`context` only). With a piano
+        `gate` (and the model's gate head) piano's presence is the gate's coin (`_gated_piano`)."""
         n = band.shape[0]
         if self.with_presence:
             band = self.carry(band, now if now is not None else torch.ones(band.shape[:2], dtype=torch.bool))
@@ -226,6 +258,12 @@ class LatentPredictors(nn.Module):
                 coin = (cut < p).to(band.dtype)
             stats = (self.piano_next(band, coin, history) if j == 0
                      else self._other(j - 1, band, torch.stack(ahead, 1), coin, history))
+            if j == 0 and gate is not None and self.gate is not None:
+                z, coin = self._gated_piano(*stats, temperature * piano_factor, generator, history, gate,
+                                            silent[PIANO])
+                ahead.append(z)
+                plays.append(coin)
+                continue
             z = _draw(*stats, temperature * (piano_factor if j == 0 else 1.0), generator)
             if coin is not None and silent is not None:
                 group = PIANO if j == 0 else _GROUP_OF[j - 1]
@@ -234,6 +272,16 @@ class LatentPredictors(nn.Module):
             plays.append(coin > 0 if coin is not None else torch.ones(n, dtype=torch.bool, device=band.device))
         ordered = torch.stack(plays, 1)
         return _insert(torch.stack(ahead[1:], 1), ahead[0]), _insert(ordered[:, 1:, None], ordered[:, 0:1])[:, :, 0]
+
+
+@dataclass
+class PianoGate:
+    """Generation with a piano gate: its odds multiplied by `odds` (> 1 plays piano more), `draws` candidate
+    latents per window, and `sounds`: latents (N, D) -> bool (N,), whether piano's decoded window sounds."""
+
+    odds: float
+    draws: int
+    sounds: Callable[[Tensor], Tensor]
 
 
 def context_size(context: int) -> int:
