@@ -15,6 +15,7 @@ import torch
 
 from tunesmith.core.errors import UserError
 from tunesmith.data.bar_pairs import piece_profile
+from tunesmith.models.distributions import SamplingConfig
 from tunesmith.models.midinet import MidiNet, MidiNetConfig
 from tunesmith.models.midinet_bars import off_scale_mask, pitches_to_bars
 from tunesmith.training.config import load_config
@@ -126,3 +127,30 @@ def test_wrong_value_on_the_command_line_is_one_sentence_and_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2 and "scale_penalty" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_interval_prior_from_the_seed_bank_against_hand_computed_values():
+    model = MidiNet(MidiNetConfig(**SMALL))
+    model.bank_pitches[:2] = torch.tensor([[60] * 4 + [62] * 4 + [64] * 4 + [65] * 4, [-1] * 16], dtype=torch.int16)
+    model.bank_count += 2
+    prior = model.interval_log_prior()  # intervals 2, 2, 1 (held notes once), add-one smoothed
+    assert prior[0] == 0 and prior[2] == 0
+    assert prior[1].item() == pytest.approx(np.log(2 / 3)) and prior[7].item() == pytest.approx(np.log(1 / 3))
+
+
+def test_interval_prior_shortens_leaps_and_is_off_by_default():
+    model, start, profiles = _d_major_model(hold_bias=1.0)
+    drawn = SamplingConfig(temperature=1.0)  # an untrained generator's argmax is mostly one pitch or rests
+    model.bank_pitches[2:6] = torch.from_numpy(np.repeat([[62, 64, 66, 67], [67, 66, 64, 62],
+                                                          [69, 71, 73, 74], [74, 73, 71, 69]], 4, axis=1))
+    model.bank_count += 4
+
+    def mean_leap() -> float:
+        bars = model.continue_bars(start, 4, torch.zeros(4, 13), torch.Generator().manual_seed(3), drawn, profiles)
+        pitches = bars.argmax(-1)[bars.amax(-1) > 0].float()
+        moves = (pitches[1:] - pitches[:-1]).abs()
+        return float(moves[moves > 0].mean())
+
+    plain = mean_leap()
+    model.config.interval_prior = 5.0
+    assert mean_leap() < plain / 2

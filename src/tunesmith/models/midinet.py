@@ -40,7 +40,7 @@ term matching how much of each bar repeats the bar before it (real bars vs gener
 Generation (`sample`, one shot per bar; `midinet_generate.py`) starts from a primer's last bar with
 notes or a random bar of the seed bank; `--chords` (chord models only) cycles. Generation settings in
 the config (all off by default): `redraws` (draw again a bar that repeats the one before or is silent),
-`hold_bias`, `leap_penalty`, `off_key_penalty`, `scale_penalty` (logit biases, steps chosen in order),
+`hold_bias`, `leap_penalty`, `interval_prior`, `off_key_penalty`, `scale_penalty` (logit biases, steps chosen in order),
 `spread_scale`, `min_recent_pitches` (draw again a bar that leaves the last 4 bars on too few pitches).
 """
 
@@ -123,7 +123,8 @@ class MidiNet(MidiNetSampling, MusicModel):
             raise UserError("model config history, off_key_penalty and scale_penalty need profile: true "
                             "(they read the profile)")
         check_positive(config, "tau", "spread_scale", minimum=1e-3)
-        check_positive(config, "hold_bias", "off_key_penalty", "leap_penalty", "scale_penalty", minimum=0)
+        check_positive(config, "hold_bias", "off_key_penalty", "leap_penalty", "scale_penalty", "interval_prior",
+                       minimum=0)
         check_positive(config, "redraws", minimum=0, maximum=MAX_DEPTH)
         check_positive(config, "min_recent_pitches", minimum=0, maximum=4 * config.steps_per_bar)
         check_fraction(config, "label_smoothing", "chord_dropout")

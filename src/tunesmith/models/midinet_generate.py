@@ -172,28 +172,54 @@ class MidiNetSampling:
     def draw_bar(self, prev: Tensor, cond: Tensor | None, bias: Tensor, generator: torch.Generator,
                  sampling: SamplingConfig | None) -> Tensor:
         """One new bar (B, T, 128) one-hot after `prev` (B, T, 128) from fresh noise, `bias` (B, 1, 129)
-        (`logit_bias`) added to the generator's logits; argmax without sampling options. With `hold_bias` or
-        `leap_penalty` the steps are chosen in order: the step before's pitch gets the hold bonus, every
-        pitch loses the leap penalty per octave from the last pitch sounded."""
+        (`logit_bias`) added to the generator's logits; argmax without sampling options. With `hold_bias`,
+        `leap_penalty` or `interval_prior` the steps are chosen in order: the step before's pitch gets the
+        hold bonus, every other pitch the melodic terms of its distance from the last pitch sounded
+        (`melodic_bias`)."""
         noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
         logits = self.generate_logits(prev, cond, noise) + bias
-        if self.config.hold_bias <= 0 and self.config.leap_penalty <= 0:
+        if self.config.hold_bias <= 0 and self.config.leap_penalty <= 0 and self.config.interval_prior <= 0:
             return F.one_hot(self.choose(logits, sampling, generator), N_PITCHES + 1)[..., :N_PITCHES].float()
         rows, steps = torch.arange(len(prev)), []
         last = self.last_pitch(prev)  # (B,) the previous bar's last sounding pitch, -1 for none
-        distance = (torch.arange(N_PITCHES)[None] - last[:, None]).abs().float() / 12  # (B, 128) octaves
+        prior = self.interval_log_prior() if self.config.interval_prior > 0 else None
         for t in range(logits.shape[1]):
             step = logits[:, t].clone()
-            if self.config.leap_penalty > 0:
-                step[:, :N_PITCHES] -= self.config.leap_penalty * distance * (last >= 0)[:, None]
+            step[:, :N_PITCHES] += self.melodic_bias(last, prior)
             if steps:  # hold the last pitch; a rest (index 128) gets no bonus
                 held = steps[-1] < N_PITCHES
                 step[rows[held], steps[-1][held]] += self.config.hold_bias
             steps.append(self.choose(step, sampling, generator))
-            sounded = steps[-1] < N_PITCHES
-            last = torch.where(sounded, steps[-1], last)
-            distance = (torch.arange(N_PITCHES)[None] - last[:, None]).abs().float() / 12
+            last = torch.where(steps[-1] < N_PITCHES, steps[-1], last)
         return F.one_hot(torch.stack(steps, dim=1), N_PITCHES + 1)[..., :N_PITCHES].float()
+
+    def melodic_bias(self, last: Tensor, prior: Tensor | None) -> Tensor:
+        """(B, 128) logit terms of each pitch for pieces whose last sounded pitch is `last` (B,) (-1: none,
+        all 0): -`leap_penalty` per octave from it, plus `interval_prior` times `prior` (13,)
+        (`interval_log_prior`) at the interval's size in semitones (12 and more share its last entry)."""
+        size = (torch.arange(N_PITCHES)[None] - last[:, None]).abs()  # (B, 128) semitones
+        out = -self.config.leap_penalty * size.float() / 12
+        if prior is not None:
+            out = out + self.config.interval_prior * prior[size.clamp(max=len(prior) - 1)]
+        return out * (last >= 0)[:, None]
+
+    def interval_log_prior(self) -> Tensor:
+        """(13,) log share of each melodic interval of 0..11 semitones and of 12 or more between consecutive
+        notes of the seed bank's real bars (held notes count once), add-one smoothed, minus that of the most
+        common one (so it is 0 and others are negative); 0 at 0 semitones, where `hold_bias` rules."""
+        filled = int(min(self.bank_count.item(), self.config.seed_bank))
+        counts = torch.ones(13)
+        for row in self.bank_pitches[:filled].long():
+            sounding = row[row >= 0]
+            if len(sounding) < 2:
+                continue
+            notes = sounding[torch.cat([torch.ones(1, dtype=torch.bool), sounding[1:] != sounding[:-1]])]
+            sizes = (notes[1:] - notes[:-1]).abs().clamp(max=12)
+            counts += torch.bincount(sizes, minlength=13).float()
+        counts[0] = 0  # repeated notes: not melodic intervals here
+        log_share = torch.log(counts / counts.sum())
+        log_share[0] = log_share[1:].max()
+        return log_share - log_share.max()
 
     @staticmethod
     def last_pitch(bars: Tensor) -> Tensor:

@@ -77,6 +77,9 @@ class MidiNetConfig:
     # a new bar is also drawn again (within `redraws`) when it and the 3 bars before it sound fewer than
     # this many different pitches (a melody stuck on two notes); 0: off
     min_recent_pitches: int = 0
+    # weight of a melodic-interval prior added to the logits: the log share of each interval size (from
+    # the last pitch sounded) among the seed bank's real bars, relative to the commonest (0: off)
+    interval_prior: float = 0.0
 
     @property
     def chord_dim(self) -> int:
