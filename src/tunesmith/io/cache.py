@@ -17,12 +17,16 @@ a damaged, truncated or missing file is one UserError that names it and the fix 
 checksums and per-file damage checks are in `io.cache_checksums`.
 
 Arrays in a shard (P pieces, T tracks, N notes, all pieces concatenated):
-    notes  pitch u8, start i32 (ticks), duration i32 (ticks), velocity u8, track i16 (index in the
-           piece), program u8, is_drum bool: grouped by track, in symusic's order within a track [N]
+    notes  pitch u8, start i32 (ticks), duration i32 (ticks), velocity u8: grouped by track, in
+           symusic's order within a track                                                  [N]
     tracks track_program u8, track_is_drum bool, track_notes i64 (notes per track)        [T]
     tempos tempo_time i32 (ticks), tempo_mspq i32 (µs per quarter)
     meters ts_time i32 (ticks), ts_numerator u8, ts_denominator u8
     index  piece_tpq i32 [P]; piece_{notes,tracks,tempos,ts} i64 [P + 1]: offsets into the above
+
+A piece's note table (`DatasetCache.notes`) adds track i16 (index in the piece), program u8 and is_drum
+bool per note, from its tracks; format-2 shards stored those three per note (28 % of a shard's bytes,
+and of what ingest writes), and are read as they are.
 
 A piece id is the sha256 of the file's bytes, so it is stable across runs and machines.
 """
@@ -44,7 +48,9 @@ from tunesmith.core.errors import UserError
 from tunesmith.io.cache_checksums import CHECKSUMS, repair_hint, shard_damage
 
 # Version 2 added the per-file sizes and checksums; version 1 folders must be rebuilt (--repair).
-FORMAT, VERSION = "tunesmith-dataset", 2
+# Version 3 stopped storing track, program and is_drum per note: a version-2 folder is read as it is,
+# and becomes version 3 when an ingest adds shards to it (its old shards keep their per-note arrays).
+FORMAT, VERSION, READS = "tunesmith-dataset", 3, (2, 3)
 ALIGN = 64  # bytes; every array starts on a cache-line boundary
 SHARD_NAME = re.compile(r"\d{6}")
 OWN_FILES = ("report.json", "quarantine.txt")  # written by ingest beside the manifest
@@ -52,7 +58,7 @@ TEMP_NAME = re.compile(r"\..+\.tmp")  # what `io.atomic` leaves behind when a wr
 NOTE_DTYPES = {"pitch": np.uint8, "start": np.int32, "duration": np.int32, "velocity": np.uint8,
                "track": np.int16, "program": np.uint8, "is_drum": np.bool_}
 # Arrays per piece, grouped by what their length counts; "notes" holds the per-note arrays a parser
-# produces (track, program and is_drum per note are derived from the track table when a shard is packed).
+# produces (track, program and is_drum per note are derived from the track table when a piece is read).
 GROUPS = {
     "notes": {"pitch": np.uint8, "start": np.int32, "duration": np.int32, "velocity": np.uint8},
     "tracks": {"track_program": np.uint8, "track_is_drum": np.bool_, "track_notes": np.int64},
@@ -84,9 +90,9 @@ def load_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{file} is not a tunesmith dataset manifest; {repair_hint(Path(path), None)}")
     source = manifest.get("source") if isinstance(manifest.get("source"), str) else None
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READS:
         raise UserError(f"{path} was written by another tunesmith version (dataset format "
-                        f"{manifest.get('version')!r}, this one reads {VERSION}, with checksums); "
+                        f"{manifest.get('version')!r}, this one reads {' and '.join(map(str, READS))}); "
                         f"{repair_hint(Path(path), source)}")
     if not _valid_shard_list(manifest.get("shards")):
         raise UserError(f"{file} has a damaged shard list; {repair_hint(Path(path), source)}")
@@ -315,10 +321,18 @@ class DatasetCache:
         return slice(int(offsets[j]), int(offsets[j + 1]))
 
     def notes(self, i: int) -> dict[str, np.ndarray]:
-        """The note table of piece `i` (read-only views of the memory map; see module docstring)."""
+        """The note table of piece `i`: NOTE_DTYPES arrays [notes]; pitch, start, duration and velocity are
+        read-only views of the memory map, track, program and is_drum come from the piece's tracks."""
         shard, j = self._locate(i)
-        rows = self._slice(shard, j, "notes")
-        return {name: shard.arrays[name][rows] for name in NOTE_DTYPES}
+        arrays, rows = shard.arrays, self._slice(shard, j, "notes")
+        table = {name: arrays[name][rows] for name in NOTE_DTYPES if name in arrays}
+        if "track" not in table:  # format 3: one value per track, repeated over its notes
+            tracks = self._slice(shard, j, "tracks")
+            counts = arrays["track_notes"][tracks]
+            table["track"] = np.repeat(np.arange(len(counts), dtype=np.int16), counts)
+            table["program"] = np.repeat(arrays["track_program"][tracks], counts)
+            table["is_drum"] = np.repeat(arrays["track_is_drum"][tracks], counts)
+        return table
 
     def tpq(self, i: int) -> int:
         """Ticks per quarter note of piece `i`."""

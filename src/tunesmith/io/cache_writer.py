@@ -87,6 +87,7 @@ class DatasetWriter:
         # Skip verdicts of earlier runs under other limits do not hold any more (see `limits_changed`).
         self.limits_changed = manifest is not None and manifest.get("limits") != limits
         self.manifest = manifest or {"format": FORMAT, "version": VERSION, "source": source, "shards": []}
+        self.manifest["version"] = VERSION  # an older folder's shards stay readable beside the new ones
         self.manifest["limits"] = limits
         self.repaired = self._drop_damaged(repair)
         self.commit_manifest()  # from here on the folder is a dataset, even if this run dies at once
@@ -273,8 +274,7 @@ class Parts(list):
 
 
 def _pack(pieces: list[tuple]) -> tuple[dict, list[np.ndarray | Parts]]:
-    """Concatenate the pieces' arrays (`pack_score` results), derive the per-note track/program/is_drum,
-    add the offsets.
+    """Concatenate the pieces' arrays (`pack_score` results) and add the offsets.
 
     Returns the layout (name -> (dtype string, length, byte offset), offsets multiples of ALIGN;
     empty without pieces) and the arrays in layout order: the per-note arrays a parser produces as
@@ -292,16 +292,9 @@ def _pack(pieces: list[tuple]) -> tuple[dict, list[np.ndarray | Parts]]:
         else:
             arrays[name] = np.frombuffer(b"".join(columns[name]), dtype).astype(little, copy=False)
     counts = np.array([piece[1] for piece in pieces], np.int64).reshape(-1, len(GROUPS))
-    offsets = {group: np.concatenate([[0], np.cumsum(counts[:, g])]) for g, group in enumerate(GROUPS)}
-    # Index of each track within its piece, then one value per note by repeating over track_notes.
-    first_track = np.repeat(offsets["tracks"][:-1], np.diff(offsets["tracks"]))
-    track_index = (np.arange(len(arrays["track_notes"])) - first_track).astype("<i2")
-    repeats = arrays["track_notes"]
-    arrays["track"] = np.repeat(track_index, repeats)
-    arrays["program"] = np.repeat(arrays["track_program"], repeats)
-    arrays["is_drum"] = np.repeat(arrays["track_is_drum"], repeats)
     arrays["piece_tpq"] = np.array([p[2] for p in pieces], "<i4")
-    arrays.update({f"piece_{group}": offsets[group].astype("<i8") for group in GROUPS})
+    arrays.update({f"piece_{group}": np.concatenate([[0], np.cumsum(counts[:, g])]).astype("<i8")
+                   for g, group in enumerate(GROUPS)})
     layout, offset = {}, 0
     for name, array in arrays.items():
         layout[name] = (array.dtype.str, len(array), offset)
