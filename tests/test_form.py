@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from symusic import Score
 
 from tunesmith.core.score import bars_after, make_track, new_score
@@ -52,6 +53,22 @@ def test_bach_endings_beat_the_same_chorales_cut_mid_phrase():
     cut = ending_rates([bars_after(s, 5) for s in chorales])  # 5 bars: mostly mid-phrase
     assert whole["cadence"] > 0.6 and whole["held"] > 0.9
     assert whole["cadence"] - cut["cadence"] > 0.2
+
+
+def test_a_lone_tonic_or_bare_octave_after_four_voices_is_not_a_tonic_chord():
+    assert not ending_of(chords(C, F, G7, C, F, G7, (48,))).tonic_chord
+    assert not ending_of(chords(C, F, G7, C, F, G7, (48, 60))).tonic_chord
+    assert ending_of(chords(C, F, G7, C, F, G7, (48, 55, 64))).tonic_chord  # three voices are a chord
+    melody = chords((60,), (62,), (64,), (67,), (60,))  # one voice throughout: its last note may close it
+    assert ending_of(melody).cadence
+
+
+def test_most_sounding_counts_overlaps_not_notes_that_meet():
+    from tunesmith.evaluation.form import most_sounding
+
+    assert most_sounding(np.array([0, 10, 10]), np.array([10, 20, 15])) == 2
+    assert most_sounding(np.array([0, 0, 0, 5]), np.array([8, 8, 8, 9])) == 4
+    assert most_sounding(np.array([], int), np.array([], int)) == 0
 
 
 def test_empty_and_drum_only_pieces_have_no_ending():

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tunesmith.data.end_windows import with_end_windows
+from tunesmith.data.end_windows import end_weights, with_end_windows
 
 
 def window_offsets(length: int, window: int, stride: int) -> list[int]:
@@ -30,12 +30,22 @@ class TokenWindows(Dataset):
     Each piece is [bos] + tokens + [eos]; short pieces are right-padded with `pad_id`.
     `end_share` > 0 adds windows that hold a piece's end until they are that share of the items
     (`data/end_windows.py`; recipe key `data.end_windows`); 0: none added, the plain index.
+    `end_weight` != 1 (with `is_bar`, (vocab,) bool, the bar tokens): items also hold "weights" float32
+    (window,), the loss weight of each next-token target (tokens[1:]): `end_weight` on the tokens of a
+    piece's last `end_bars` bars and its end token, 1 elsewhere (`end_windows.end_weights`); 1: items are
+    tokens only, as without it.
     """
 
     def __init__(self, pieces: list[np.ndarray], window: int, stride: int, bos: int, eos: int, pad: int,
-                 end_share: float = 0.0):
+                 end_share: float = 0.0, end_weight: float = 1.0, is_bar: np.ndarray | None = None,
+                 end_bars: int = 1):
         self.window, self.pad = window + 1, pad
         self.pieces = [np.concatenate([[bos], p, [eos]]).astype(np.int64) for p in pieces]
+        self.weights = None
+        if end_weight != 1.0:
+            if is_bar is None:
+                raise ValueError("end_weight needs is_bar, the vocabulary's bar tokens")
+            self.weights = [end_weights(p, is_bar, end_bars, end_weight) for p in self.pieces]
         self.index = [(i, o) for i, p in enumerate(self.pieces) for o in window_offsets(len(p), self.window, stride)]
         if end_share > 0:
             self.index = with_end_windows(self.index, [len(p) for p in self.pieces], self.window, end_share)
@@ -45,7 +55,11 @@ class TokenWindows(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         piece, offset = self.index[item]
-        return token_window(self.pieces[piece], offset, self.window, self.pad)
+        item = token_window(self.pieces[piece], offset, self.window, self.pad)
+        if self.weights is not None:  # weights of the targets tokens[1:]; padding's weight is never used
+            w = self.weights[piece][offset + 1 : offset + self.window]
+            item["weights"] = torch.from_numpy(np.pad(w, (0, self.window - 1 - len(w)), constant_values=1.0))
+        return item
 
     def n_tokens(self) -> int:
         """Real (non-padding) tokens over all pieces, each counted once."""

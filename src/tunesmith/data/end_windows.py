@@ -17,6 +17,8 @@ windows only: validation stays the plain striding, so its loss compares with run
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def holds_end(length: int, offset: int, window: int) -> bool:
     """Whether the window [offset, offset + window) of a piece of `length` tokens holds its last token."""
@@ -47,3 +49,17 @@ def with_end_windows(index: list[tuple[int, int]], lengths: list[int], window: i
     added = [(i % len(lengths), offsets[i % len(lengths)][(i // len(lengths)) % len(offsets[i % len(lengths)])])
              for i in range(extra)]
     return list(index) + added
+
+
+def end_weights(piece: np.ndarray, is_bar: np.ndarray, bars: int, weight: float) -> np.ndarray:
+    """Per-token loss weights (n,) float32 for a framed piece [bos, tokens..., eos] (n,) int64: `weight`
+    from its `bars`-th last bar token (the bar line that opens its last `bars` bars) to its end
+    inclusive, 1 elsewhere; all 1 when it has no bar token. `is_bar` (vocab,) bool marks bar tokens
+    (`representations.countdown.Countdown.is_bar`). The tokens of a piece's close then weigh `weight`
+    times the others in the loss (`models.layers.masked_cross_entropy`), so a model spends more of its
+    capacity on how pieces end (recipe key `data.end_weight`)."""
+    out = np.ones(len(piece), np.float32)
+    where = np.flatnonzero(is_bar[np.asarray(piece, np.int64)])
+    if len(where) and bars > 0:
+        out[where[-min(bars, len(where))]:] = weight
+    return out

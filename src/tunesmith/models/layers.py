@@ -93,15 +93,24 @@ def zero_padded(weight: Tensor, shape: tuple[int, ...]) -> Tensor | None:
     return grown
 
 
-def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int) -> tuple[Tensor, Tensor]:
+def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int,
+                         weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Mean cross-entropy (nats per token) and accuracy over positions whose target is not padding.
 
-    logits (..., vocab), targets (...) int64.
+    logits (..., vocab), targets (...) int64. `weights` (...) float, optional: per-target loss weights
+    (e.g. a piece's last bars up-weighted, `data/end_windows.end_weights`); the loss is then
+    sum(w * ce) / sum(w) over non-padding targets. None: the plain mean (the same computation as
+    without the argument). Accuracy is never weighted.
     """
     flat_logits = logits.reshape(-1, logits.shape[-1])
     flat_targets = targets.reshape(-1)
-    loss = F.cross_entropy(flat_logits, flat_targets, ignore_index=pad_id)
     mask = flat_targets != pad_id
+    if weights is None:
+        loss = F.cross_entropy(flat_logits, flat_targets, ignore_index=pad_id)
+    else:
+        per_token = F.cross_entropy(flat_logits, flat_targets, ignore_index=pad_id, reduction="none")
+        w = weights.reshape(-1).to(per_token.dtype) * mask
+        loss = (per_token * w).sum() / w.sum().clamp(min=1e-12)
     correct = (flat_logits.argmax(-1) == flat_targets) & mask
     accuracy = correct.sum() / mask.sum().clamp(min=1)
     return loss, accuracy

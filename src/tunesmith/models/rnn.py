@@ -98,10 +98,11 @@ class RNNLanguageModel(MusicModel):
         """Cross-entropy in nats per predicted token, and accuracy."""
         tokens = batch["tokens"]
         logits = self(tokens[:, :-1])
-        targets = tokens[:, 1:]
+        targets, weights = tokens[:, 1:], batch.get("weights")  # weights (batch, time): per target, optional
         if self.config.loss_positions == "last":
             logits, targets = logits[:, -1:], targets[:, -1:]
-        loss, accuracy = masked_cross_entropy(logits, targets, self.config.pad_id)
+            weights = None if weights is None else weights[:, -1:]
+        loss, accuracy = masked_cross_entropy(logits, targets, self.config.pad_id, weights)
         return {"loss": loss, "accuracy": accuracy}
 
     @torch.no_grad()
