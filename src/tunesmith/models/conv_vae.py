@@ -42,7 +42,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from tunesmith.core.constants import N_PITCHES, PIANO_KEYS
 from tunesmith.core.errors import UserError
-from tunesmith.models.base import Likelihood, MusicModel, SamplePlan, check_choice, check_positive
+from tunesmith.models.base import Likelihood, MusicModel, SamplePlan, check_choice, check_fraction, check_positive
 from tunesmith.models.conv_vae_decoding import cell_roll, expected_roll
 from tunesmith.models.conv_vae_voices import voice_roll
 from tunesmith.models.distributions import is_default, sample_bernoulli
@@ -74,11 +74,15 @@ class ConvVAEConfig:
     voices: int = 4
     cell: int = 4  # steps per cell of the "cells" and "voices" rules (4: a quarter at 4 steps per quarter)
     leading: float = 0.0  # "voices": weight of voice motion (per semitone) against the decoder's key sets
+    harmony: float = 0.0  # "voices": log-weight of key sets that form one triad or seventh chord
     eighths: float = 0.0  # "voices": scale of the off-beat onset mass that splits a quarter into two eighths
     candidates: int = 32  # "voices": key sets drawn per cell to choose the led one from
     # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
     # training windows' posteriors after training (`tunesmith fit-prior`; N(0, I) until fitted)
     prior_components: int = 0
+    # u_k+1 = rho u_k + sqrt(1 - rho^2) eps for the windows of one piece (u: the standard normal draw that
+    # the prior places), so each window's z keeps its prior but a piece keeps its character (0: independent)
+    window_correlation: float = 0.0
 
 
 def conv_sizes(window: int, keys: int, layers: int) -> list[tuple[int, int]]:
@@ -137,7 +141,8 @@ class ConvVAE(MusicModel):
         check_choice(config, "decoding", ("bernoulli", "expected", "cells", "voices"))
         check_positive(config, "voices", "cell")
         check_positive(config, "candidates", maximum=256)
-        check_positive(config, "leading", "eighths", minimum=0)
+        check_positive(config, "leading", "harmony", "eighths", minimum=0)
+        check_fraction(config, "window_correlation")
         if config.decoding == "voices" and (config.frame != "pianoroll" or config.cell % 2):
             raise UserError("model config decoding: voices needs frame: pianoroll (an onset plane) and an even "
                             f"cell (it splits cells into two eighths), got frame {config.frame!r}, cell {config.cell}")
@@ -287,7 +292,8 @@ class ConvVAE(MusicModel):
             return sample_bernoulli(logits, sampling, generator)
         if self.config.decoding == "voices" and not sampling.greedy:
             c = self.config
-            return voice_roll(torch.sigmoid(logits), c.voices, c.cell, c.leading, c.eighths, c.candidates, generator)
+            return voice_roll(torch.sigmoid(logits), c.voices, c.cell, c.leading, c.harmony, c.eighths, c.candidates,
+                              generator)
         if self.config.decoding in ("cells", "voices"):
             return cell_roll(torch.sigmoid(logits), self.config.voices, self.config.cell, not self.channels_first,
                              None if sampling.greedy else generator)
@@ -301,6 +307,8 @@ class ConvVAE(MusicModel):
         n_steps = plan.bars * 4 * self.config.steps_per_quarter
         n_windows = math.ceil(n_steps / self.config.window)
         z = torch.randn(plan.n * n_windows, self.config.latent_dim, generator=generator)
+        if self.config.window_correlation > 0:
+            z = correlated_windows(z.reshape(plan.n, n_windows, -1), self.config.window_correlation).flatten(0, 1)
         if self.prior is not None:
             z = self.prior.place(z, self.prior.draw_components(plan.n, generator).repeat_interleave(n_windows))
         logits = self.decode_logits(z)
@@ -311,3 +319,12 @@ class ConvVAE(MusicModel):
         images = self.draw(logits, plan.sampling, generator)
         pieces = images.reshape(plan.n, n_windows, c, w, k).permute(0, 2, 1, 3, 4).reshape(plan.n, c, -1, k)
         return [self.from_image(piece[:, :n_steps]) for piece in pieces]
+
+
+def correlated_windows(eps: Tensor, rho: float) -> Tensor:
+    """Standard normal draws (n, windows, D) -> a chain per piece u_0 = eps_0, u_k = rho u_k-1 + sqrt(1 -
+    rho^2) eps_k: every u is still N(0, I), neighbours correlate rho."""
+    u = [eps[:, 0]]
+    for k in range(1, eps.shape[1]):
+        u.append(rho * u[-1] + (1 - rho**2) ** 0.5 * eps[:, k])
+    return torch.stack(u, 1)

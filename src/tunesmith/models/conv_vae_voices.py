@@ -11,8 +11,9 @@ reads a whole piece's probabilities (its windows concatenated in time, so lines 
    are drawn as the cell rule draws one (Gumbel top-n: without replacement, in proportion to q), and one
    of them is kept with probability proportional to exp(-`leading` x motion), motion = the mean distance
    in semitones from each key of the set to the nearest key of the previous cell's set and back
-   (sampling-importance-resampling: the decoder's set distribution, tilted towards small voice motion).
-   `leading` 0 is the cell rule.
+   and exp(`harmony`) where the set's pitch classes lie inside one triad or seventh chord (`CHORDS`):
+   sampling-importance-resampling, the decoder's set distribution tilted towards small voice motion and
+   chords. `leading` and `harmony` 0 is the cell rule.
 2. **Ties**: a key kept from one cell to the next is held (one longer note) with probability
    p(sustain) / min(sounding before, sounding at) at the cell's first step (what share of the time the
    decoder has that key sounding across the beat it carries over rather than re-striking), else re-struck.
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from tunesmith.core.constants import PIANO_LOW
 
 
 def cell_means(sound: Tensor, cell: int) -> Tensor:
@@ -63,15 +66,41 @@ def motion(sets: Tensor, previous: Tensor) -> Tensor:
     return torch.where(empty, 0.0, forward + backward)
 
 
-def led_sets(q: Tensor, voices: int, leading: float, candidates: int, generator: torch.Generator) -> Tensor:
+# pitch-class sets of the triads and seventh chords (intervals above the root): major, minor, diminished;
+# dominant, minor, half-diminished and diminished sevenths, major seventh
+CHORDS = ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 7, 10), (0, 3, 7, 10), (0, 3, 6, 10), (0, 3, 6, 9), (0, 4, 7, 11))
+
+
+def chord_templates() -> Tensor:
+    """Every chord of `CHORDS` on every root: (12 x len(CHORDS), 12) bool over pitch classes."""
+    rows = torch.zeros(12 * len(CHORDS), 12, dtype=torch.bool)
+    for i, (root, chord) in enumerate((r, c) for r in range(12) for c in CHORDS):
+        rows[i, [(root + step) % 12 for step in chord]] = True
+    return rows
+
+
+def in_chord(sets: Tensor, lowest: int = PIANO_LOW) -> Tensor:
+    """Key sets (..., K) bool, key 0 = MIDI `lowest` -> 1.0 where the set's pitch classes all lie in one
+    triad or seventh chord (`CHORDS`), else 0.0 (...)."""
+    k = sets.shape[-1]
+    classes = torch.zeros(k, 12)
+    classes[torch.arange(k), (torch.arange(k) + lowest) % 12] = 1.0
+    pcs = (sets.float() @ classes) > 0  # (..., 12)
+    outside = (pcs[..., None, :] & ~chord_templates()).any(-1)  # (..., chords)
+    return (~outside).any(-1).float()
+
+
+def led_sets(q: Tensor, voices: int, leading: float, harmony: float, candidates: int,
+             generator: torch.Generator) -> Tensor:
     """Cell probabilities (B, C, K) -> the chosen keys per cell (B, C, K) bool (step 1 of the docstring)."""
     b, cells, k = q.shape
+
     count = q.sum(-1).round().clamp(max=min(voices, k)).long()
     chosen, previous = torch.zeros(b, cells, k, dtype=torch.bool), torch.zeros(b, k, dtype=torch.bool)
     rows = torch.arange(b)
     for c in range(cells):
         sets = candidate_sets(q[:, c], count[:, c], candidates, generator)
-        weights = torch.exp(-leading * motion(sets, previous)) if leading > 0 else torch.ones(b, candidates)
+        weights = torch.exp(harmony * in_chord(sets) - leading * motion(sets, previous))
         pick = torch.multinomial(weights, 1, generator=generator)[:, 0]
         chosen[:, c] = sets[rows, pick]
         previous = torch.where(chosen[:, c].any(-1, keepdim=True), chosen[:, c], previous)
@@ -94,15 +123,15 @@ def eighth_moves(onset_mid: Tensor, chosen: Tensor, eighths: float, generator: t
     return torch.where(moves, target.reshape(total.shape), -1)
 
 
-def voice_roll(probs: Tensor, voices: int, cell: int, leading: float, eighths: float, candidates: int,
-               generator: torch.Generator) -> Tensor:
+def voice_roll(probs: Tensor, voices: int, cell: int, leading: float, harmony: float, eighths: float,
+               candidates: int, generator: torch.Generator) -> Tensor:
     """Unit probabilities (B, 2, T, K) of whole pieces -> a {0, 1} float image (B, 2, T, K) of [onset,
     sustain] by the module docstring's three steps; steps after the last whole cell stay silent."""
     onset, sustain = probs[:, 0], probs[:, 1]
     sound = (onset + sustain).clamp(max=1.0)
     b, t, k = sound.shape
     cells, half = t // cell, cell // 2
-    chosen = led_sets(cell_means(sound, cell), voices, leading, candidates, generator)
+    chosen = led_sets(cell_means(sound, cell), voices, leading, harmony, candidates, generator)
     mid = onset[:, half: cells * cell: cell]  # (B, C, K)
     moves = eighth_moves(mid, chosen, eighths, generator) if eighths > 0 else torch.full(chosen.shape, -1)
     first = chosen.repeat_interleave(half, dim=1)  # first half of each cell: the chosen keys
