@@ -2,19 +2,28 @@
 
 A countdown model generating exactly N bars (`generation/countdown.py`, `--ending bars`) may draw its
 end token in the last bar after any complete note, often mid-phrase. With `candidates = m > 1` each
-requested piece is drawn m times (independent rows of one batch), and the row kept is the one whose
-end the model believed in most: the model's own P(EOS) (softmax of its raw logits, before temperature
-or masks) at the step where the row drew its end token; a row that never drew it scores -1 (it was cut
-at the bar line). Ties keep the first row. Nothing here looks at the notes: what is chosen is the
-model's belief that a piece can end there, which for a model trained on whole chorales peaks after
-cadences (`benchmarks/endings.py`: the true end ranks above 99 % of a held-out piece's positions).
+requested piece is drawn m times (independent rows of one batch) and the row kept is the one that ends
+best, scored in two parts (`ending_scores`):
+
+1. the cadence tests of `evaluation.form` on the drawn piece's own notes (as decoded and cut to its
+   bars): tonic in the bass, a tonic chord, held at least a beat, each worth 1 (0..3); the key is the
+   one estimated from the drawn piece, so a piece that drifted is judged in the key it drifted to;
+2. to break ties, the model's own belief that the piece ends there: its P(EOS) (softmax of the raw
+   logits, before temperature or masks) at the step where the row drew its end token, -1 for a row that
+   drew none (cut at the bar line), mapped into [0, 0.5) so it never outweighs one test.
+
+Ties keep the first row. The cadence part selects on the very tests `benchmarks/endings.py` counts, so
+its cadence share measures what the option delivers, not what the model learned; read it beside the
+plain draws' share and the pieces' overall statistics (`benchmarks/endings_quality.py`).
 Costs m times the sampling of plain generation.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from symusic import Score
 
+from tunesmith.evaluation.form import ending_of
 from tunesmith.generation.endings import EosObserver
 
 MAX_CANDIDATES = 64
@@ -46,6 +55,14 @@ class EosRecorder(EosObserver):
             if self.eos_id in row:
                 scores[r] = self.p[row.index(self.eos_id)][r]
         return scores
+
+
+def ending_scores(pieces: list[Score], p_eos: np.ndarray) -> np.ndarray:
+    """(rows,) how well each drawn piece ends (module docstring): cadence tests passed (0..3) plus
+    (P(EOS) + 1) / 4, `p_eos` (rows,) in [-1, 1] (`EosRecorder.end_scores`)."""
+    tests = np.array([0 if e is None else e.tonic_bass + e.tonic_chord + e.held
+                      for e in (ending_of(piece) for piece in pieces)], float)
+    return tests + (np.clip(np.asarray(p_eos, float), -1.0, 1.0) + 1.0) / 4.0 * (1 - 1e-9)
 
 
 def best_rows(scores: np.ndarray, m: int) -> list[int]:

@@ -16,8 +16,9 @@ line (`EventsGrammar.expect`), so the model always knows how many bars remain an
   end (it is known); otherwise (`--ending model`, `--steps`) they are all "far". Bars are REMI's (4/4,
   as the model was trained); for a primer in another meter the requested end (in the primer's meter)
   is mapped to the REMI bar it falls in.
-- `candidates = m > 1` (a request attribute; exact bars only): each piece is drawn m times and the draw
-  whose end the model believed in most is kept (`generation/best_ending.py`: a decoding option).
+- `candidates = m > 1` (`--candidates M`; exact bars only): each piece is drawn m times and the draw that
+  closes best is kept: the most cadence tests passed on its own notes, then the highest P(EOS) where it
+  ended (`generation/best_ending.py`: a decoding option).
 - `--no-constrain` or `--steps`: nothing is forced; the end token stays banned as for other models, and
   the model writes what countdown it likes (the grammar still counts the tokens it breaks).
 """
@@ -32,7 +33,7 @@ from symusic import Score
 
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import bar_line_after
-from tunesmith.generation.best_ending import EosRecorder, Kept, best_rows, candidates_of
+from tunesmith.generation.best_ending import EosRecorder, Kept, best_rows, candidates_of, ending_scores
 from tunesmith.generation.endings import extra_bars
 from tunesmith.generation.sampling import GrammarConstraint, sample_sequence
 
@@ -77,11 +78,12 @@ def generate_counted(stream, count: int, request, generator: torch.Generator) ->
     watch = EosRecorder(constraint, eos, count) if m > 1 else constraint
     new = sample_sequence(stream.loaded.model, prefix, budget, request.sampling, generator, banned,
                           constraint=watch, finished=finished, check_every=8)
+    pieces = [_piece(stream, row, eos, least, most, bar_ticks, done_bars) for row in new.tolist()]
     if m > 1:
-        keep = best_rows(watch.end_scores(new.tolist()), m)
-        new, constraint = new[keep], Kept(watch, keep)
+        keep = best_rows(ending_scores(pieces, watch.end_scores(new.tolist())), m)
+        new, constraint, pieces = new[keep], Kept(watch, keep), [pieces[k] for k in keep]
     stream.record(request, constraint, new)
-    return [_piece(stream, row, eos, least, most, bar_ticks, done_bars) for row in new.tolist()]
+    return pieces
 
 
 def _candidates(request, enforce: bool, ending: str) -> int:
