@@ -17,7 +17,7 @@ from tunesmith.core.errors import UserError
 from tunesmith.data.bar_pairs import piece_profile
 from tunesmith.models.distributions import SamplingConfig
 from tunesmith.models.midinet import MidiNet, MidiNetConfig
-from tunesmith.models.midinet_bars import off_scale_mask, pitches_to_bars
+from tunesmith.models.midinet_bars import off_scale_mask, pitches_to_bars, profile_log_prior
 from tunesmith.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +114,8 @@ def test_new_options_are_off_by_default_and_in_every_recipe():
     ({"scale_penalty": -1.0}, "scale_penalty"),
     ({"min_recent_pitches": 65}, "min_recent_pitches"),
     ({"profile": False, "scale_penalty": 2.0}, "profile: true"),
+    ({"profile": False, "profile_prior": 1.0}, "profile: true"),
+    ({"interval_prior": -0.5}, "interval_prior"),
 ])
 def test_wrong_values_are_refused(options, message):
     with pytest.raises(UserError, match=message):
@@ -154,3 +156,26 @@ def test_interval_prior_shortens_leaps_and_is_off_by_default():
     plain = mean_leap()
     model.config.interval_prior = 5.0
     assert mean_leap() < plain / 2
+
+
+def test_profile_log_prior_against_hand_computed_values():
+    profile = _profile([62, 62, 62, 66], [69, 69, 66, 66])  # steps: D 6, F# 6, A 4 of 16
+    prior = profile_log_prior(profile)[0]
+    assert prior[62] == 0 and prior[66] == 0 and prior[74] == 0
+    assert prior[69].item() == pytest.approx(np.log(0.25 + 0.02) - np.log(0.375 + 0.02))
+    assert prior[60].item() == pytest.approx(np.log(0.02) - np.log(0.375 + 0.02))
+    assert profile_log_prior(torch.zeros(1, 14)).abs().sum() == 0
+
+
+def test_profile_prior_moves_notes_to_the_pieces_commonest_classes():
+    model, start, profiles = _d_major_model()
+    drawn = SamplingConfig(temperature=1.0)
+
+    def share_on_d_and_f_sharp() -> float:
+        bars = model.continue_bars(start, 4, torch.zeros(4, 13), torch.Generator().manual_seed(4), drawn, profiles)
+        classes = bars.argmax(-1)[bars.amax(-1) > 0] % 12
+        return float(((classes == 2) | (classes == 6)).float().mean())
+
+    plain = share_on_d_and_f_sharp()
+    model.config.profile_prior = 3.0
+    assert share_on_d_and_f_sharp() > plain + 0.1

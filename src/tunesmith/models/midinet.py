@@ -40,8 +40,9 @@ term matching how much of each bar repeats the bar before it (real bars vs gener
 Generation (`sample`, one shot per bar; `midinet_generate.py`) starts from a primer's last bar with
 notes or a random bar of the seed bank; `--chords` (chord models only) cycles. Generation settings in
 the config (all off by default): `redraws` (draw again a bar that repeats the one before or is silent),
-`hold_bias`, `leap_penalty`, `interval_prior`, `off_key_penalty`, `scale_penalty` (logit biases, steps chosen in order),
-`spread_scale`, `min_recent_pitches` (draw again a bar that leaves the last 4 bars on too few pitches).
+`hold_bias`, `leap_penalty`, `interval_prior`, `off_key_penalty`, `scale_penalty`, `profile_prior` (logit
+biases; steps chosen in order), `spread_scale`, `min_recent_pitches` (draw again a bar that leaves the
+last 4 bars on too few pitches).
 """
 
 from __future__ import annotations
@@ -119,12 +120,13 @@ class MidiNet(MidiNetSampling, MusicModel):
         check_positive(config, "lambda_mean", "lambda_feature", "lambda_key", "lambda_repeat", "seed_bank", minimum=0)
         if config.lambda_key > 0 and not config.profile:
             raise UserError("model config lambda_key needs profile: true (the key comes from the piece's profile)")
-        if (config.history or config.off_key_penalty > 0 or config.scale_penalty > 0) and not config.profile:
-            raise UserError("model config history, off_key_penalty and scale_penalty need profile: true "
-                            "(they read the profile)")
+        reads_profile = config.history or max(config.off_key_penalty, config.scale_penalty, config.profile_prior) > 0
+        if reads_profile and not config.profile:
+            raise UserError("model config history, off_key_penalty, scale_penalty and profile_prior need "
+                            "profile: true (they read the profile)")
         check_positive(config, "tau", "spread_scale", minimum=1e-3)
         check_positive(config, "hold_bias", "off_key_penalty", "leap_penalty", "scale_penalty", "interval_prior",
-                       minimum=0)
+                       "profile_prior", minimum=0)
         check_positive(config, "redraws", minimum=0, maximum=MAX_DEPTH)
         check_positive(config, "min_recent_pitches", minimum=0, maximum=4 * config.steps_per_bar)
         check_fraction(config, "label_smoothing", "chord_dropout")

@@ -73,6 +73,18 @@ def off_scale_mask(profile: Tensor) -> Tensor:
     return off[:, torch.arange(N_PITCHES, device=profile.device) % 12]
 
 
+PROFILE_FLOOR = 0.02  # added to a profile's pitch-class shares in `profile_log_prior`
+
+
+def profile_log_prior(profile: Tensor) -> Tensor:
+    """(B, 14) piece profiles -> (B, 128): log(share of the pitch's class in the piece + 0.02) minus that
+    of the piece's commonest class (0 there, negative elsewhere: -2.6 for an unused class when the
+    commonest holds a quarter of the notes); all zeros for a silent profile."""
+    shares = torch.log(profile[:, :12] + PROFILE_FLOOR)
+    prior = (shares - shares.max(-1, keepdim=True).values) * (profile[:, :12].sum(-1, keepdim=True) > 0)
+    return prior[:, torch.arange(N_PITCHES, device=profile.device) % 12]
+
+
 def out_of_key_mass(logits: Tensor, profile: Tensor, tau: float = 1.0) -> Tensor:
     """Mean over bars and steps of softmax(logits (B, T, 129) / tau)'s mass on out-of-key pitches."""
     probs = torch.softmax(logits / tau, dim=-1)[..., :N_PITCHES]

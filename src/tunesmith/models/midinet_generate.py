@@ -28,6 +28,7 @@ from tunesmith.models.midinet_bars import (
     off_scale_mask,
     out_of_key_mask,
     pitches_to_bars,
+    profile_log_prior,
 )
 from tunesmith.representations.bars import chord_vector
 
@@ -158,7 +159,8 @@ class MidiNetSampling:
     def logit_bias(self, n: int, profiles: Tensor | None) -> Tensor:
         """(n, 1, 129) added to each piece's logits: -inf outside the seed bank's central 90 %
         (`pitch_range`), -`off_key_penalty` off the piece's profile (`out_of_key_mask`), -`scale_penalty` off
-        its best-fitting scale (`off_scale_mask`; the two add up), else 0."""
+        its best-fitting scale (`off_scale_mask`; the two add up), plus `profile_prior` times
+        `profile_log_prior` (how much the piece uses each pitch class), else 0."""
         low, high = self.pitch_range()
         bias = torch.full((n, 1, N_PITCHES + 1), float("-inf"))
         bias[..., low : high + 1] = bias[..., N_PITCHES] = 0.0
@@ -167,6 +169,8 @@ class MidiNetSampling:
             if penalty > 0 and profiles is not None:
                 pitches = bias[:, 0, :N_PITCHES]
                 bias[:, 0, :N_PITCHES] = torch.where(mask(profiles.float()).bool(), pitches - penalty, pitches)
+        if self.config.profile_prior > 0 and profiles is not None:
+            bias[:, 0, :N_PITCHES] += self.config.profile_prior * profile_log_prior(profiles.float())
         return bias
 
     def draw_bar(self, prev: Tensor, cond: Tensor | None, bias: Tensor, generator: torch.Generator,

@@ -80,6 +80,9 @@ class MidiNetConfig:
     # weight of a melodic-interval prior added to the logits: the log share of each interval size (from
     # the last pitch sounded) among the seed bank's real bars, relative to the commonest (0: off)
     interval_prior: float = 0.0
+    # (profile models) weight of a pitch-class prior added to the logits: the log of how much the
+    # piece's profile uses each pitch class, relative to its commonest (`midinet_bars.profile_log_prior`)
+    profile_prior: float = 0.0
 
     @property
     def chord_dim(self) -> int:
