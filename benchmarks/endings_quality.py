@@ -1,6 +1,7 @@
 """Music quality (benchmarks/quality.py's measure) of a countdown checkpoint's pieces kept as the best of
-M draws by the model's own end belief (`generation/best_ending.py`), so that the decoding option's
-effect on the music is reported beside its effect on endings (benchmarks/endings.py --endings best).
+M draws (`generation/best_ending.py`: the most cadence tests passed on the draw's own notes, then the
+model's own end belief), so that the decoding option's effect on the music is reported beside its effect
+on endings (benchmarks/endings.py --endings best).
 
 Usage: python benchmarks/endings_quality.py CKPT [--candidates 8] [--n 32] [--bars 16] [--seed 0]
 Prints quality.py's table row; writes nothing (benchmarks/results/quality.* belongs to quality.py).
