@@ -120,17 +120,28 @@ def verdict(check, *args) -> str | None:
 
 @pytest.mark.parametrize("records", [True, False], ids=["pickled-records", "numpy"])
 def test_both_ways_of_reading_symusic_notes_pack_the_plain_bytes(records, monkeypatch):
-    """Notes are read from symusic's pickled records where their layout matches `notes.numpy()` (the
+    """Notes are read from symusic's pickled records where their layout holds what `numpy()` gives (the
     installed symusic: checked below), else through `numpy()`: both pack the reference bytes."""
     from tunesmith.io import packing
 
-    tracks = list(parse_bytes(real_midi_files()[0].read_bytes(), Limits(), checked=False).tracks)
-    assert packing._records_match_numpy(tracks) is True
-    assert packing._records_match_numpy([]) is None  # undecided until a track with notes is met
-    monkeypatch.setattr(packing, "_RECORDS_OK", records)
+    assert packing.records_readable() is True
+    monkeypatch.setattr(packing, "_READABLE", records)
     for path in real_midi_files()[:12]:
         try:
             score = parse_bytes(path.read_bytes(), Limits(), checked=False)
         except SkipFile:
             continue
         assert pack_score(score) == reference_pack(score)
+
+
+def test_a_changed_record_layout_is_noticed(monkeypatch):
+    """A layout that does not hold what `numpy()` gives (here: start and duration swapped) sends packing
+    back to it."""
+    from tunesmith.io import packing
+
+    swapped = np.dtype([("duration", "<i4"), ("time", "<i4"), ("pitch", "u1"), ("velocity", "u1"), ("_", "V2")])
+    monkeypatch.setattr(packing, "NOTE_RECORD", swapped)
+    monkeypatch.setattr(packing, "_READABLE", None)
+    assert packing.records_readable() is False
+    score = parse_bytes(real_midi_files()[0].read_bytes(), Limits(), checked=False)
+    assert pack_score(score) == reference_pack(score)

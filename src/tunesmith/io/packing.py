@@ -1,5 +1,5 @@
 """A parsed score as one packed piece: the bytes of its cache arrays in one buffer, built in the parser
-worker with one numpy conversion per track, and checked on the arrays that conversion gives.
+worker from symusic's note records, and checked on the arrays packed.
 
 The packed form (`pack_score`) is (blob, counts, tpq, track names): `blob` holds the arrays of
 `cache.PIECE_DTYPES` back to back, in that order, native byte order and unpadded; `counts` is the
@@ -13,15 +13,11 @@ from array import array
 
 import numpy as np
 
-from tunesmith.io.cache import GROUPS
+from tunesmith.io.cache import GROUPS, PIECE_DTYPES
 from tunesmith.io.checks import check_piece
 
-# symusic's field names for the note group's arrays, in GROUPS["notes"] order.
-_NOTE_FIELDS = ("pitch", "time", "duration", "velocity")
-_NOTE_SIZES = tuple(np.dtype(dtype).itemsize for dtype in GROUPS["notes"].values())
+_NOTE_FIELDS = ("pitch", "time", "duration", "velocity")  # symusic's names, in GROUPS["notes"] order
 _GROUP_BYTES = tuple(sum(np.dtype(dtype).itemsize for dtype in group.values()) for group in GROUPS.values())
-_MAP_NAMES = (*GROUPS["tempos"], *GROUPS["ts"])
-_MAP_SIZES = tuple(np.dtype(dtype).itemsize for group in ("tempos", "ts") for dtype in GROUPS[group].values())
 
 
 def pack_score(score) -> tuple[bytes, tuple[int, ...], int, list[str]]:
@@ -44,11 +40,11 @@ def score_columns(score, ring=None) -> dict:
     quarter), 'tpq' and 'track_names'; '_packed' holds the `pack_score` result itself, its blob packed
     into `ring` (a `ring.RingWriter`) and given as a `RingRef` when the ring has room."""
     tracks = list(score.tracks)
-    counts, notes = note_columns(tracks)
-    tempos, sigs = score.tempos.numpy(), score.time_signatures.numpy()
+    counts, notes = note_columns([track.notes for track in tracks])
+    tempos, sigs = score.tempos.numpy(), score.time_signatures.numpy()  # a few events: numpy() is as fast
     maps = [tempos["time"], tempos["mspq"], sigs["time"], sigs["numerator"], sigs["denominator"]]
-    if not _MAP_WIDTHS_CHECKED:
-        _check_map_widths(maps)
+    if not _MAP_TYPES_CHECKED:
+        _check_map_types(maps)
     parts = [*notes, bytes([t.program for t in tracks]), bytes([t.is_drum for t in tracks]), array("q", counts),
              *maps]
     lengths = (sum(counts), len(tracks), len(maps[0]), len(maps[2]))
@@ -63,57 +59,60 @@ def score_columns(score, ring=None) -> dict:
             "_packed": packed}
 
 
-# symusic pickles a track's notes as a little-endian u32 count, then one 12-byte record per note in
-# this layout. Reading those bytes is twice as fast as `notes.numpy()` (about 35 of the worker's ~600
-# µs per file on the benchmark corpus: one C++ copy per track instead of four arrays and a dict); the
-# layout is private to symusic, so each process checks it once against `numpy()` and otherwise uses that.
-_NOTE_RECORD = np.dtype([("time", "<i4"), ("duration", "<i4"), ("pitch", "u1"), ("velocity", "u1"),
-                         ("_", "V2")])
+_MAP_NAMES = (*GROUPS["tempos"], *GROUPS["ts"])
 
 
-def note_columns(tracks: list) -> tuple[list[int], list]:
-    """(notes per track, buffers holding the GROUPS["notes"] arrays in order: the pitch of every note,
-    track after track in symusic's order, then every start, duration and velocity)."""
-    global _RECORDS_OK
-    if _RECORDS_OK is None:
-        _RECORDS_OK = _records_match_numpy(tracks)
-    if not _RECORDS_OK:
-        per_track = [track.notes.numpy() for track in tracks]
-        if per_track and [per_track[0][f].itemsize for f in _NOTE_FIELDS] != list(_NOTE_SIZES):
-            raise TypeError("symusic's array types changed: tunesmith.io.packing needs updating")
-        return [len(n["time"]) for n in per_track], [n[field] for field in _NOTE_FIELDS for n in per_track]
-    states = [track.notes.__getstate__() for track in tracks]
-    counts = [(len(state) - 4) // _NOTE_RECORD.itemsize for state in states]
-    records = np.frombuffer(b"".join(memoryview(state)[4:] for state in states), _NOTE_RECORD)
-    return counts, [np.ascontiguousarray(records[field]) for field in _NOTE_FIELDS]
-
-
-def _records_match_numpy(tracks: list) -> bool:
-    """Whether symusic's pickled note records read with `_NOTE_RECORD` give what `notes.numpy()` gives
-    (decided on the first track with notes; undecided, None, while none has any)."""
-    for track in tracks:
-        state, arrays = track.notes.__getstate__(), track.notes.numpy()
-        if not len(arrays["time"]):
-            continue
-        count = int.from_bytes(state[:4], "little")
-        if count != len(arrays["time"]) or len(state) != 4 + count * _NOTE_RECORD.itemsize:
-            return False
-        records = np.frombuffer(state, _NOTE_RECORD, offset=4)
-        return all(np.array_equal(records[f].astype(np.int64), arrays[f].astype(np.int64)) for f in _NOTE_FIELDS)
-    return None
-
-
-def _check_map_widths(maps: list[np.ndarray]) -> None:
-    """TypeError unless symusic's tempo and meter arrays have the item sizes of the cache's types (their
-    bytes are copied as they are); once they have passed, symusic's types are known for the process."""
-    global _MAP_WIDTHS_CHECKED
-    if [a.itemsize for a in maps] != list(_MAP_SIZES):
+def _check_map_types(maps: list[np.ndarray]) -> None:
+    """TypeError unless symusic's tempo and meter arrays have the cache's types (their bytes are copied as
+    they are); once they have passed, symusic's types are known for the process."""
+    global _MAP_TYPES_CHECKED
+    if [a.dtype for a in maps] != [np.dtype(PIECE_DTYPES[name]) for name in _MAP_NAMES]:
         raise TypeError("symusic's array types changed: tunesmith.io.packing needs updating")
-    _MAP_WIDTHS_CHECKED = True
+    _MAP_TYPES_CHECKED = True
 
 
-_MAP_WIDTHS_CHECKED = False
-_RECORDS_OK: bool | None = None
+_MAP_TYPES_CHECKED = False
+
+# symusic pickles a note list (`__getstate__`) as a little-endian u32 count, then one 12-byte record per
+# note in this layout. Reading those bytes is about twice as fast as `notes.numpy()` (one C++ copy per
+# track instead of four arrays and a dict: ~35 of a parser worker's ~600 µs per file on the benchmark
+# corpus). The layout is private to symusic, so `records_readable` checks it once per process against
+# `numpy()` on notes of known values; where it differs, `numpy()` is used.
+NOTE_RECORD = np.dtype([("time", "<i4"), ("duration", "<i4"), ("pitch", "u1"), ("velocity", "u1"), ("_", "V2")])
+
+
+def note_columns(note_lists: list) -> tuple[list[int], list[np.ndarray]]:
+    """(notes per list, the GROUPS["notes"] arrays of every note, list after list, in symusic's order)
+    of symusic note lists (one per track)."""
+    if records_readable():
+        states = [notes.__getstate__() for notes in note_lists]
+        counts = [(len(state) - 4) // NOTE_RECORD.itemsize for state in states]
+        records = np.frombuffer(b"".join(memoryview(state)[4:] for state in states), NOTE_RECORD)
+        return counts, [np.ascontiguousarray(records[field]) for field in _NOTE_FIELDS]  # the cache's types
+    arrays = [notes.numpy() for notes in note_lists]
+    columns = [np.concatenate([a[field] for a in arrays] or [np.zeros(0)]) for field in _NOTE_FIELDS]
+    return [len(a["time"]) for a in arrays], [c.astype(dtype) for c, dtype in zip(columns, GROUPS["notes"].values(),
+                                                                                    strict=True)]
+
+
+def records_readable() -> bool:
+    """Whether symusic's pickled note records, read with NOTE_RECORD, hold what `numpy()` gives: tried once
+    per process on notes of known values."""
+    global _READABLE
+    if _READABLE is None:
+        from symusic import Note
+
+        ticks, small = np.array([0, 7, 2**31 - 1], np.int32), np.array([1, 64, 127], np.int8)
+        notes = Note.from_numpy(ticks, ticks[::-1].copy(), small, small[::-1].copy())
+        state, arrays = notes.__getstate__(), notes.numpy()
+        _READABLE = (int.from_bytes(state[:4], "little") == len(notes) == 3
+                     and len(state) == 4 + 3 * NOTE_RECORD.itemsize and set(arrays) == set(_NOTE_FIELDS)
+                     and all(np.array_equal(np.frombuffer(state, NOTE_RECORD, offset=4)[f].astype(np.int64),
+                                            arrays[f].astype(np.int64)) for f in _NOTE_FIELDS))
+    return _READABLE
+
+
+_READABLE: bool | None = None
 
 
 def unpack_piece(packed: tuple[bytes, tuple[int, ...], int, list[str]]) -> dict:
