@@ -1,7 +1,7 @@
 """Ship a MidiNet run's checkpoint: a slim inference copy (`export_for_inference`) with chosen generation
 settings written into its model config (`spread_scale`, `redraws`, `hold_bias`, `off_key_penalty`,
 `leap_penalty`, `scale_penalty`, `min_recent_pitches`,
-`interval_prior`, `profile_prior`: `models/midinet_nets.MidiNetConfig`) and sampling
+`interval_prior`, `profile_prior`, `profile_feedback`: `models/midinet_nets.MidiNetConfig`) and sampling
 defaults (`set_generation_defaults`).
 
 Usage: python benchmarks/midinet_ship.py RUN_CKPT DST [--set key=value ...] [--temperature T]
@@ -17,7 +17,8 @@ from tunesmith.training.checkpoint import export_for_inference
 
 GENERATION_SETTINGS = {"spread_scale": float, "redraws": int, "hold_bias": float, "off_key_penalty": float,
                        "leap_penalty": float, "scale_penalty": float, "min_recent_pitches": int,
-                       "interval_prior": float, "profile_prior": float}
+                       "interval_prior": float, "profile_prior": float,
+                       "profile_feedback": float}
 
 
 def ship(source: Path, destination: Path, settings: dict[str, str], temperature: float | None) -> None:

@@ -179,3 +179,32 @@ def test_profile_prior_moves_notes_to_the_pieces_commonest_classes():
     plain = share_on_d_and_f_sharp()
     model.config.profile_prior = 3.0
     assert share_on_d_and_f_sharp() > plain + 0.1
+
+
+def test_profile_feedback_against_hand_computed_values():
+    model = MidiNet(MidiNetConfig(**SMALL, profile_feedback=2.0))
+    profile = _profile([62, 64])  # D and E, half the steps each
+    written = torch.from_numpy(_bar([62]))[None, None]  # one bar on D only
+    bias = model.feedback_bias(written, profile)[0, 0]
+    # so far: 16 steps of D + one bar of pseudo-steps shared as the profile (8 D, 8 E) -> 0.75 / 0.25
+    assert bias[62].item() == pytest.approx(2 * np.log(0.52 / 0.77), rel=1e-5)
+    assert bias[76].item() == pytest.approx(2 * np.log(0.52 / 0.27), rel=1e-5)
+    assert bias[61].item() == pytest.approx(0.0, abs=1e-6) and bias[128] == 0  # unused either way; the rest
+    model.config.profile_feedback = 0.0
+    assert model.feedback_bias(written, profile).abs().sum() == 0
+
+
+def test_profile_feedback_brings_the_pieces_classes_nearer_its_profile():
+    model, start, profiles = _d_major_model()
+    drawn = SamplingConfig(temperature=1.0)
+
+    def distance() -> float:
+        bars = model.continue_bars(start, 6, torch.zeros(6, 13), torch.Generator().manual_seed(5), drawn, profiles)
+        steps = bars.sum(dim=(1, 2))  # (B, 128)
+        shares = torch.zeros(len(bars), 12).index_add_(1, torch.arange(128) % 12, steps)
+        shares = shares / shares.sum(-1, keepdim=True)
+        return float((shares - profiles[:, :12]).abs().sum(-1).mean())
+
+    plain = distance()
+    model.config.profile_feedback = 4.0
+    assert distance() < plain * 0.7

@@ -120,13 +120,14 @@ class MidiNet(MidiNetSampling, MusicModel):
         check_positive(config, "lambda_mean", "lambda_feature", "lambda_key", "lambda_repeat", "seed_bank", minimum=0)
         if config.lambda_key > 0 and not config.profile:
             raise UserError("model config lambda_key needs profile: true (the key comes from the piece's profile)")
-        reads_profile = config.history or max(config.off_key_penalty, config.scale_penalty, config.profile_prior) > 0
+        reads_profile = config.history or max(config.off_key_penalty, config.scale_penalty, config.profile_prior,
+                                                 config.profile_feedback) > 0
         if reads_profile and not config.profile:
-            raise UserError("model config history, off_key_penalty, scale_penalty and profile_prior need "
-                            "profile: true (they read the profile)")
+            raise UserError("model config history, off_key_penalty, scale_penalty, profile_prior and "
+                            "profile_feedback need profile: true (they read the profile)")
         check_positive(config, "tau", "spread_scale", minimum=1e-3)
         check_positive(config, "hold_bias", "off_key_penalty", "leap_penalty", "scale_penalty", "interval_prior",
-                       "profile_prior", minimum=0)
+                       "profile_prior", "profile_feedback", minimum=0)
         check_positive(config, "redraws", minimum=0, maximum=MAX_DEPTH)
         check_positive(config, "min_recent_pitches", minimum=0, maximum=4 * config.steps_per_bar)
         check_fraction(config, "label_smoothing", "chord_dropout")

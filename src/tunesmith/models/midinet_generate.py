@@ -22,6 +22,7 @@ from tunesmith.models.base import SamplePlan
 from tunesmith.models.distributions import SamplingConfig, is_default, sample_categorical
 from tunesmith.models.midinet_bars import (
     N_PITCHES,
+    PROFILE_FLOOR,
     bars_to_pitches,
     fit_to_chords,
     last_filled_bar,
@@ -132,13 +133,14 @@ class MidiNetSampling:
         for i in range(n_bars):
             history = self.histories(written, profiles) if self.config.history else None
             cond = self.join(None if chords is None else chords[:, i].float(), told, history)
-            bar = self.draw_bar(prev, cond, bias, generator, sampling)
+            bar_bias = bias + self.feedback_bias(written, profiles)
+            bar = self.draw_bar(prev, cond, bar_bias, generator, sampling)
             for _ in range(self.config.redraws):
                 again = self.draw_again(bar, written)
                 if not again.any():
                     break
                 bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None,
-                                           bias[again], generator, sampling)
+                                           bar_bias[again], generator, sampling)
             prev = bar
             out.append(prev)
             written = torch.cat([written, prev[:, None]], dim=1)
@@ -155,6 +157,23 @@ class MidiNetSampling:
             pitches = recent.amax(dim=(1, 2)).sum(-1)  # (B,) different pitches sounded
             again |= pitches < self.config.min_recent_pitches
         return again
+
+    def feedback_bias(self, written: Tensor, profiles: Tensor | None) -> Tensor:
+        """(B, 1, 129) `profile_feedback` times log((profile share + 0.02) / (share so far + 0.02)) on each
+        pitch's class: classes the piece has used more than its profile says lose, those it has used less
+        gain (0 when off). The share so far counts the steps of the bars `written` (B, n, T, 128) plus one
+        bar's worth of steps shared as the profile, so the first bars are not pushed hard."""
+        out = torch.zeros(len(written), 1, N_PITCHES + 1)
+        if self.config.profile_feedback <= 0 or profiles is None:
+            return out
+        target = profiles[:, :12].float()
+        steps = written.sum(dim=(1, 2))  # (B, 128) steps per pitch so far
+        used = torch.zeros(len(written), 12).index_add_(1, torch.arange(N_PITCHES) % 12, steps)
+        pseudo = written.shape[2] * (target.sum(-1, keepdim=True) > 0)  # one bar of the profile's steps
+        so_far = (used + pseudo * target) / (used.sum(-1, keepdim=True) + pseudo).clamp(min=1)
+        gap = torch.log(target + PROFILE_FLOOR) - torch.log(so_far + PROFILE_FLOOR)
+        out[:, 0, :N_PITCHES] = self.config.profile_feedback * gap[:, torch.arange(N_PITCHES) % 12]
+        return out
 
     def logit_bias(self, n: int, profiles: Tensor | None) -> Tensor:
         """(n, 1, 129) added to each piece's logits: -inf outside the seed bank's central 90 %

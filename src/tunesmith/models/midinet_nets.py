@@ -83,6 +83,9 @@ class MidiNetConfig:
     # (profile models) weight of a pitch-class prior added to the logits: the log of how much the
     # piece's profile uses each pitch class, relative to its commonest (`midinet_bars.profile_log_prior`)
     profile_prior: float = 0.0
+    # (profile models) weight of a bar-by-bar pull of the piece's pitch-class shares so far towards its
+    # profile's (`MidiNetSampling.feedback_bias`): over-used classes lose, under-used ones gain
+    profile_feedback: float = 0.0
 
     @property
     def chord_dim(self) -> int:
