@@ -18,7 +18,7 @@
 
 Usage: python benchmarks/multitrack.py [CKPT] --data DIR [--pieces 40] [--n 24] [--repeats 4]
        [--out benchmarks/results] [--temperature T] [--piano-temperature F]
-       [--gate-odds R] [--decoding threshold|sample]
+       [--gate-odds R] [--gate-draws M] [--decoding threshold|sample]
        [--split train] (training pieces instead of held-out ones: for choosing settings)
 (CKPT: a .ckpt, run folder or shipped name, default band-5; DIR: the data it was trained on.)
 """
@@ -150,6 +150,8 @@ def main() -> None:
                         help="piano's latent noise scale relative to --temperature (default: the model's)")
     parser.add_argument("--gate-odds", type=float, default=None,
                         help="a gated model's piano odds factor (default: the model's)")
+    parser.add_argument("--gate-draws", type=int, default=None,
+                        help="a gated model's candidate piano latents per window (default: the model's)")
     parser.add_argument("--decoding", choices=("expected", "threshold", "sample"), default=None,
                         help="how windows become notes (default: the model's)")
     parser.add_argument("--split", choices=("valid", "train"), default="valid",
@@ -166,6 +168,8 @@ def main() -> None:
         model.config.piano_temperature = args.piano_temperature
     if args.gate_odds is not None:
         model.config.gate_odds = args.gate_odds
+    if args.gate_draws is not None:
+        model.config.gate_draws = args.gate_draws
     if args.decoding is not None:
         model.config.decoding = args.decoding
     real = held_out(loaded, args.data, args.pieces, args.split)
@@ -173,6 +177,7 @@ def main() -> None:
     result = {"checkpoint": args.checkpoint, "data": args.data, "valid_pieces": len(real), "split": args.split,
               "temperature": model.config.temperature, "piano_temperature": model.config.piano_temperature,
               "gate_odds": model.config.gate_odds if model.config.gate else None,
+              "gate_draws": model.config.gate_draws if model.config.gate else None,
               "decoding": model.config.decoding,
               "latents": latent_figures(model, rolls)}
     draws = [continuations(model, real, 4, 16, args.seed + k) for k in range(args.repeats)]
@@ -199,7 +204,7 @@ def main() -> None:
 def report(r: dict) -> str:
     """The markdown page of the figures."""
     lat, pr, prior = r["latents"], r["presence_recall"], r["prior"]
-    gate = "" if r.get("gate_odds") is None else f"piano gate odds x {r['gate_odds']:g}, "
+    gate = "" if r.get("gate_odds") is None else f"piano gate odds x {r['gate_odds']:g}, {r['gate_draws']} draws, "
     lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
              f"{r['data']}` (latent temperature {r['temperature']}, piano x {r.get('piano_temperature', 1.0)}, "
              f"{gate}decoding {r.get('decoding', 'sample')}): "
