@@ -26,7 +26,10 @@ Gaussian mixture fitted to the training posteriors after training, one component
 decoded and concatenated until `plan.bars` 4/4 bars at `steps_per_quarter` are covered; each unit is a Bernoulli draw at
 `--temperature` (default 1: the model's distribution), or, with `decoding: expected` and no sampling
 option, the expected number of units, `voices` per step, or with `decoding: cells` per quarter cell up to
-`voices` keys drawn by their probability (`conv_vae_decoding.py`).
+`voices` keys drawn by their probability (`conv_vae_decoding.py`), or with `decoding: voices` the cells
+drawn over a whole piece with voice leading, chords, ties and eighths (`conv_vae_voices.py`). With
+`window_correlation` rho the standard normal draws of a piece's windows form a chain (each still N(0, I)
+before the prior places it, neighbours correlated rho), so a piece keeps its character across windows.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class ConvVAEConfig:
     cell: int = 4  # steps per cell of the "cells" and "voices" rules (4: a quarter at 4 steps per quarter)
     leading: float = 0.0  # "voices": weight of voice motion (per semitone) against the decoder's key sets
     harmony: float = 0.0  # "voices": log-weight of key sets that form one triad or seventh chord
+    ties: float = 1.0  # "voices": scale of the decoder's hold-over-the-beat probability (1: as it says)
     eighths: float = 0.0  # "voices": scale of the off-beat onset mass that splits a quarter into two eighths
     candidates: int = 32  # "voices": key sets drawn per cell to choose the led one from
     # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
@@ -141,7 +145,7 @@ class ConvVAE(MusicModel):
         check_choice(config, "decoding", ("bernoulli", "expected", "cells", "voices"))
         check_positive(config, "voices", "cell")
         check_positive(config, "candidates", maximum=256)
-        check_positive(config, "leading", "harmony", "eighths", minimum=0)
+        check_positive(config, "leading", "harmony", "eighths", "ties", minimum=0)
         check_fraction(config, "window_correlation")
         if config.decoding == "voices" and (config.frame != "pianoroll" or config.cell % 2):
             raise UserError("model config decoding: voices needs frame: pianoroll (an onset plane) and an even "
@@ -292,8 +296,8 @@ class ConvVAE(MusicModel):
             return sample_bernoulli(logits, sampling, generator)
         if self.config.decoding == "voices" and not sampling.greedy:
             c = self.config
-            return voice_roll(torch.sigmoid(logits), c.voices, c.cell, c.leading, c.harmony, c.eighths, c.candidates,
-                              generator)
+            return voice_roll(torch.sigmoid(logits), c.voices, c.cell, c.leading, c.harmony, c.eighths, c.ties,
+                              c.candidates, generator)
         if self.config.decoding in ("cells", "voices"):
             return cell_roll(torch.sigmoid(logits), self.config.voices, self.config.cell, not self.channels_first,
                              None if sampling.greedy else generator)

@@ -10,17 +10,19 @@ reads a whole piece's probabilities (its windows concatenated in time, so lines 
    key (sounding = p(onset) + p(sustain)), n = min(voices, round(sum q)) keys. `candidates` sets of n keys
    are drawn as the cell rule draws one (Gumbel top-n: without replacement, in proportion to q), and one
    of them is kept with probability proportional to exp(-`leading` x motion), motion = the mean distance
-   in semitones from each key of the set to the nearest key of the previous cell's set and back
-   and exp(`harmony`) where the set's pitch classes lie inside one triad or seventh chord (`CHORDS`):
+   in semitones from each key of the set to the nearest key of the previous cell's set and back, times
+   exp(`harmony`) where the set's pitch classes lie inside one triad or seventh chord (`CHORDS`):
    sampling-importance-resampling, the decoder's set distribution tilted towards small voice motion and
    chords. `leading` and `harmony` 0 is the cell rule.
 2. **Ties**: a key kept from one cell to the next is held (one longer note) with probability
-   p(sustain) / min(sounding before, sounding at) at the cell's first step (what share of the time the
-   decoder has that key sounding across the beat it carries over rather than re-striking), else re-struck.
+   min(1, `ties` x p(sustain) / min(sounding before, sounding at)) at the cell's first step (the share of
+   the time the decoder has that key sounding across the beat that it carries over rather than re-strikes;
+   `ties` 1: as the decoder says), else re-struck.
 3. **Eighths**: a key k of a cell moves on the cell's middle step to a neighbouring key j (1 or 2
    semitones away, not in the cell's set) with probability min(1, `eighths` x sum of p(onset) of those
-   neighbours at the middle step), j drawn in proportion to its p(onset) there: two eighths (a passing or
-   neighbour note) where the decoder puts off-beat onsets near the voice.
+   neighbours at the middle step), j drawn in proportion to its p(onset) there times exp(`harmony`) where
+   the cell's set plus j lies in one chord: two eighths (a passing, neighbour or chord note) where the
+   decoder puts off-beat onsets near the voice.
 
 Greedy decoding (interpolate, reconstruct) is the cell rule's greedy one: the most probable keys per cell.
 Shapes: probs (B, 2, T, K) = [onset, sustain] x steps x keys; T a multiple of `cell`; cell even.
@@ -107,7 +109,19 @@ def led_sets(q: Tensor, voices: int, leading: float, harmony: float, candidates:
     return chosen
 
 
-def eighth_moves(onset_mid: Tensor, chosen: Tensor, eighths: float, generator: torch.Generator) -> Tensor:
+def chordal_keys(chosen: Tensor, lowest: int = PIANO_LOW) -> Tensor:
+    """Key sets (B, C, K) -> (B, C, K) float: 1 where the set plus that key lies inside one chord (`CHORDS`)."""
+    k = chosen.shape[-1]
+    classes = torch.zeros(k, 12)
+    classes[torch.arange(k), (torch.arange(k) + lowest) % 12] = 1.0
+    pcs = (chosen.float() @ classes) > 0  # (B, C, 12)
+    plus = pcs[..., None, :] | torch.eye(12, dtype=torch.bool)  # (B, C, 12 added, 12)
+    fits = (~(plus[..., None, :] & ~chord_templates()).any(-1)).any(-1).float()  # (B, C, 12 added)
+    return fits @ classes.T  # per key: its pitch class's fit
+
+
+def eighth_moves(onset_mid: Tensor, chosen: Tensor, eighths: float, harmony: float,
+                 generator: torch.Generator) -> Tensor:
     """Onset probabilities at each cell's middle step (B, C, K) and the chosen sets (B, C, K) -> the key each
     chosen key moves to at the middle step (B, C, K) long, -1 where it stays (step 3 of the docstring)."""
     k = chosen.shape[-1]
@@ -118,13 +132,15 @@ def eighth_moves(onset_mid: Tensor, chosen: Tensor, eighths: float, generator: t
     mass = free[..., None, :] * near  # (B, C, K from, K to)
     total = mass.sum(-1)
     moves = chosen & (torch.rand(total.shape, generator=generator) < (eighths * total).clamp(max=1.0))
+    if harmony > 0:
+        mass = mass * torch.exp(harmony * chordal_keys(chosen))[..., None, :]
     flat = mass.reshape(-1, k)
     target = torch.multinomial(flat + (flat.sum(-1, keepdim=True) == 0), 1, generator=generator)
     return torch.where(moves, target.reshape(total.shape), -1)
 
 
 def voice_roll(probs: Tensor, voices: int, cell: int, leading: float, harmony: float, eighths: float,
-               candidates: int, generator: torch.Generator) -> Tensor:
+               ties: float, candidates: int, generator: torch.Generator) -> Tensor:
     """Unit probabilities (B, 2, T, K) of whole pieces -> a {0, 1} float image (B, 2, T, K) of [onset,
     sustain] by the module docstring's three steps; steps after the last whole cell stay silent."""
     onset, sustain = probs[:, 0], probs[:, 1]
@@ -133,7 +149,7 @@ def voice_roll(probs: Tensor, voices: int, cell: int, leading: float, harmony: f
     cells, half = t // cell, cell // 2
     chosen = led_sets(cell_means(sound, cell), voices, leading, harmony, candidates, generator)
     mid = onset[:, half: cells * cell: cell]  # (B, C, K)
-    moves = eighth_moves(mid, chosen, eighths, generator) if eighths > 0 else torch.full(chosen.shape, -1)
+    moves = eighth_moves(mid, chosen, eighths, harmony, generator) if eighths > 0 else torch.full(chosen.shape, -1)
     first = chosen.repeat_interleave(half, dim=1)  # first half of each cell: the chosen keys
     second = chosen & (moves < 0)
     target = torch.zeros(moves.shape, dtype=torch.long).scatter_add_(-1, moves.clamp(min=0), (moves >= 0).long()) > 0
@@ -142,7 +158,7 @@ def voice_roll(probs: Tensor, voices: int, cell: int, leading: float, harmony: f
     sounding = torch.cat([sounding.reshape(b, cells * cell, k), sounding.new_zeros(b, t - cells * cell, k)], 1)
     before = torch.zeros_like(sounding)
     before[:, 1:] = sounding[:, :-1]
-    held = sustain / torch.minimum(torch.cat([sound[:, :1], sound[:, :-1]], 1), sound).clamp(min=1e-6)
+    held = ties * sustain / torch.minimum(torch.cat([sound[:, :1], sound[:, :-1]], 1), sound).clamp(min=1e-6)
     beat = (torch.arange(t) % cell == 0)[None, :, None]
     restrike = beat & (torch.rand(sound.shape, generator=generator) >= held.clamp(max=1.0))
     starts = sounding & (~before | restrike)
