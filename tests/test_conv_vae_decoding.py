@@ -120,7 +120,7 @@ def test_shipped_conv_vae_bach_prior_samples_are_four_voices_in_key_with_a_chora
     from tunesmith.models.checkpoint import load_model
 
     loaded = load_model("conv-vae-bach")
-    assert loaded.model.config.decoding == "cells" and loaded.model.config.prior_components == 8
+    assert loaded.model.config.decoding == "voices" and loaded.model.config.prior_components == 32
     rolls = loaded.model.sample(SamplePlan(n=8, bars=16), torch.Generator().manual_seed(0))
     sounding = [r.any(-1) for r in rolls]  # (256 steps, 88 keys) each
     assert all(s.shape == (256, 88) and s.sum(1).max() <= 4 for s in sounding)
