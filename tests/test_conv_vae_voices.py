@@ -103,6 +103,8 @@ def test_voices_decoding_samples_whole_pieces_and_greedy_is_the_cell_rule():
     ({"harmony": float("nan")}, "harmony"),
     ({"window_correlation": 1.5}, "window_correlation"),
     ({"candidates": 0}, "candidates"),
+    ({"contrast": -0.5}, "contrast"),
+    ({"offbeat_ratio": 0.0}, "offbeat_ratio"),
 ])
 def test_conv_vae_refuses_bad_voices_settings_in_one_sentence(extra, words):
     with pytest.raises(UserError, match=words):
@@ -130,3 +132,18 @@ def test_chordal_keys_mark_the_keys_that_complete_a_chord_with_the_cell():
     fits = chordal_keys(keys(60, 64)[None, None])[0, 0]  # C4 + E4
     assert fits[67 - 21] == 1 and fits[69 - 21] == 1 and fits[55 - 21] == 1  # G (C major), A (A minor), low G
     assert fits[62 - 21] == 0 and fits[61 - 21] == 0  # D, C#: no chord holds C, D, E or C, C#, E
+
+
+def test_contrast_gives_a_piece_with_more_off_beat_onsets_more_eighths():
+    probs = torch.zeros(2, 2, 64, 88)
+    probs[:, 0, 0::4, [C4, C4 + 4, C4 + 7]] = 0.9  # three keys struck on every beat
+    probs[:, 1, :, [C4, C4 + 4, C4 + 7]] = 0.9
+    probs[:, 0, 2::4, [C4 + 2, C4 + 5, C4 + 9]] = 0.05  # off-beat onsets next to them ...
+    probs[1, 0, 2::4, [C4 + 2, C4 + 5, C4 + 9]] = 0.15  # ... three times as many in piece 1
+
+    def eighth_onsets(contrast: float) -> list[int]:
+        image = voice_roll(probs, 4, 4, 0.5, 0.0, 1.0, 1.0, 8, torch.Generator().manual_seed(0), contrast, 0.1)
+        return image[:, 0, 2::4].sum((1, 2)).int().tolist()
+
+    plain, stretched = eighth_onsets(0.0), eighth_onsets(2.0)
+    assert plain[0] < plain[1] and stretched[0] < plain[0] and stretched[1] > plain[1]

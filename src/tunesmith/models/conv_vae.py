@@ -80,6 +80,9 @@ class ConvVAEConfig:
     harmony: float = 0.0  # "voices": log-weight of key sets that form one triad or seventh chord
     ties: float = 1.0  # "voices": scale of the decoder's hold-over-the-beat probability (1: as it says)
     eighths: float = 0.0  # "voices": scale of the off-beat onset mass that splits a quarter into two eighths
+    # "voices": per piece the eighths' onset mass x (its off-beat / beat onset ratio / offbeat_ratio)^contrast
+    contrast: float = 0.0
+    offbeat_ratio: float = 0.25  # the corpus's off-beat / beat onset ratio (chorales: 0.25)
     candidates: int = 32  # "voices": key sets drawn per cell to choose the led one from
     # 0: prior samples draw z from N(0, I); K > 0: from a K-component Gaussian mixture fitted to the
     # training windows' posteriors after training (`tunesmith fit-prior`; N(0, I) until fitted)
@@ -145,7 +148,8 @@ class ConvVAE(MusicModel):
         check_choice(config, "decoding", ("bernoulli", "expected", "cells", "voices"))
         check_positive(config, "voices", "cell")
         check_positive(config, "candidates", maximum=256)
-        check_positive(config, "leading", "harmony", "eighths", "ties", minimum=0)
+        check_positive(config, "leading", "harmony", "eighths", "ties", "contrast", minimum=0)
+        check_positive(config, "offbeat_ratio", minimum=1e-3)
         check_fraction(config, "window_correlation")
         if config.decoding == "voices" and (config.frame != "pianoroll" or config.cell % 2):
             raise UserError("model config decoding: voices needs frame: pianoroll (an onset plane) and an even "
@@ -297,7 +301,7 @@ class ConvVAE(MusicModel):
         if self.config.decoding == "voices" and not sampling.greedy:
             c = self.config
             return voice_roll(torch.sigmoid(logits), c.voices, c.cell, c.leading, c.harmony, c.eighths, c.ties,
-                              c.candidates, generator)
+                              c.candidates, generator, c.contrast, c.offbeat_ratio)
         if self.config.decoding in ("cells", "voices"):
             return cell_roll(torch.sigmoid(logits), self.config.voices, self.config.cell, not self.channels_first,
                              None if sampling.greedy else generator)

@@ -22,7 +22,10 @@ reads a whole piece's probabilities (its windows concatenated in time, so lines 
    semitones away, not in the cell's set) with probability min(1, `eighths` x sum of p(onset) of those
    neighbours at the middle step), j drawn in proportion to its p(onset) there times exp(`harmony`) where
    the cell's set plus j lies in one chord: two eighths (a passing, neighbour or chord note) where the
-   decoder puts off-beat onsets near the voice.
+   decoder puts off-beat onsets near the voice. With `contrast` c > 0 the onset probabilities of step 3
+   are scaled per piece by (r / `offbeat_ratio`)^c, r = the piece's off-beat / beat onset mass: the
+   decoder says which pieces move more in eighths but compresses the spread (5-95 % of prior samples
+   0.21-0.34, the chorales 0.07-0.48, around the same 0.25), so c stretches it back.
 
 Greedy decoding (interpolate, reconstruct) is the cell rule's greedy one: the most probable keys per cell.
 Shapes: probs (B, 2, T, K) = [onset, sustain] x steps x keys; T a multiple of `cell`; cell even.
@@ -140,15 +143,19 @@ def eighth_moves(onset_mid: Tensor, chosen: Tensor, eighths: float, harmony: flo
 
 
 def voice_roll(probs: Tensor, voices: int, cell: int, leading: float, harmony: float, eighths: float,
-               ties: float, candidates: int, generator: torch.Generator) -> Tensor:
+               ties: float, candidates: int, generator: torch.Generator, contrast: float = 0.0,
+               offbeat_ratio: float = 0.25) -> Tensor:
     """Unit probabilities (B, 2, T, K) of whole pieces -> a {0, 1} float image (B, 2, T, K) of [onset,
-    sustain] by the module docstring's three steps; steps after the last whole cell stay silent."""
+    sustain] by the module docstring's steps; steps after the last whole cell stay silent."""
     onset, sustain = probs[:, 0], probs[:, 1]
     sound = (onset + sustain).clamp(max=1.0)
     b, t, k = sound.shape
     cells, half = t // cell, cell // 2
     chosen = led_sets(cell_means(sound, cell), voices, leading, harmony, candidates, generator)
     mid = onset[:, half: cells * cell: cell]  # (B, C, K)
+    if contrast > 0:  # a piece's off-beat share, stretched away from the corpus's: (ratio / reference)^contrast
+        ratio = onset[:, half::cell].sum((1, 2)) / onset[:, 0::cell].sum((1, 2)).clamp(min=1e-6)  # (B,)
+        mid = mid * (ratio / offbeat_ratio).pow(contrast)[:, None, None]
     moves = eighth_moves(mid, chosen, eighths, harmony, generator) if eighths > 0 else torch.full(chosen.shape, -1)
     first = chosen.repeat_interleave(half, dim=1)  # first half of each cell: the chosen keys
     second = chosen & (moves < 0)
