@@ -208,3 +208,14 @@ def test_profile_feedback_brings_the_pieces_classes_nearer_its_profile():
     plain = distance()
     model.config.profile_feedback = 4.0
     assert distance() < plain * 0.7
+
+
+@pytest.mark.parametrize("setting", ["scale_penalty=-1", "scale_penalty=abc", "nope=1"])
+def test_ship_refuses_a_wrong_setting_and_keeps_the_shipped_file(tmp_path, setting):
+    destination = tmp_path / "midinet.ckpt"
+    destination.write_bytes(b"the shipped file")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "midinet_ship.py"),
+                           str(ROOT / "src" / "tunesmith" / "checkpoints" / "midinet.ckpt"), str(destination),
+                           "--set", setting], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert destination.read_bytes() == b"the shipped file" and sorted(tmp_path.iterdir()) == [destination]
