@@ -310,10 +310,14 @@ class BandModel(MusicModel):
         return torch.cat(onsets, 2), torch.cat(sustains, 2)
 
     def _piano_sounds(self, z: Tensor) -> Tensor:
-        """Piano latents (N, D) -> bool (N,): whether each decodes (alone in its band) to a window that sounds."""
+        """Piano latents (N, D) -> bool (N,): whether each decodes (alone in its band) to a window that sounds in
+        every bar (a window that sounds in one bar leaves the other empty)."""
         band = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128)).repeat(len(z), 1, 1)
         band[:, PIANO] = z
-        return self.decode_latents(band[:, None], None)[1][:, PIANO].flatten(1).any(-1)
+        sustain = self.decode_latents(band[:, None], None)[1][:, PIANO]  # (N, window, 128)
+        bar = 4 * self.config.steps_per_quarter
+        bar = bar if self.config.window % bar == 0 else self.config.window
+        return sustain.reshape(len(z), -1, bar * sustain.shape[-1]).any(-1).all(-1)
 
     def _silenced(self, onset: Tensor, sustain: Tensor, plays: Tensor) -> tuple[Tensor, Tensor]:
         """(onset, sustain) (n, 5, k x window, 128) with nothing where `plays` (n, 5, k) is False: a group
