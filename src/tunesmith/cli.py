@@ -163,7 +163,9 @@ def generate(
     ending: str = typer.Option("bars", "--ending", help="bars: cut after exactly --bars bars; model (token "
                                "families): at least --bars bars, then where the model ends the piece, at a bar line."),
     candidates: int = typer.Option(1, "--candidates", help="Countdown models, exact bars: draw each piece this "
-                                   "many times (1-64), keep the draw whose end the model believed in most."),
+                                   "many times (1-64), keep the draw that closes best: most cadence "
+                                   "tests passed (tonic bass, tonic chord, held), then the model's belief in "
+                                   "its end."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Random seed."),
     chords: str = typer.Option(None, "--chords", help='Chord progression for chord-conditioned models: "C G Am F".'),
     audio: bool = typer.Option(False, "--audio", help="Also write WAV audio."),

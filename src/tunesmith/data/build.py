@@ -84,7 +84,8 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
                     representation.name, skip_summary(skipped))
     stride = cfg.stride or max(1, cfg.window // 2)
     datasets = {split: _windows(data_kind, arrays, cfg.window, stride, representation,
-                                cfg.end_windows if split == "train" else 0.0)
+                                cfg.end_windows if split == "train" else 0.0,
+                                (cfg.end_weight, cfg.end_bars) if split == "train" else (1.0, 1))
                 for split, arrays in encoded.items()}
     provenance = {
         "source": cfg.source, "representation": cfg.representation,
@@ -155,13 +156,19 @@ def skip_summary(skipped: Counter) -> str:
 
 
 def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep: Representation,
-             end_share: float = 0.0) -> Dataset:
+             end_share: float = 0.0, end_weight: tuple[float, int] = (1.0, 1)) -> Dataset:
     if end_share > 0 and kind != "tokens":
         raise UserError(f"data.end_windows applies to token models; this model trains on {kind}")
+    weighted = end_weight[0] != 1.0
+    if weighted and getattr(rep, "countdown", None) is None:
+        raise UserError("data.end_weight needs a token representation with bar countdown tokens "
+                        "(events with countdown: K)")
     if kind == "tokens":
         if not rep.is_tokens:
             raise UserError(f"this model needs a token representation, not {rep.name!r}")
-        return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id, end_share)
+        return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id, end_share,
+                            end_weight=end_weight[0], end_bars=end_weight[1],
+                            is_bar=rep.countdown.is_bar if weighted else None)
     if kind == "frames":
         return FrameWindows(arrays, window, stride, time_axis(rep))
     if kind == "bars":

@@ -71,6 +71,10 @@ class DataConfig(Strict):
     # token models: add training windows that hold a piece's end until they are this share of the training
     # items (data/end_windows.py), so end and bar-countdown tokens are seen often; validation is untouched
     end_windows: Fraction = 0.0
+    # token models with bar countdown tokens: weight of the loss on each training piece's last `end_bars`
+    # bars and its end token (data/end_windows.end_weights); 1: unweighted (items hold tokens only)
+    end_weight: Annotated[Float, Field(gt=0, le=100)] = 1.0
+    end_bars: Annotated[Int, Field(ge=1, le=64)] = 1
 
     @model_validator(mode="after")
     def _fractions_leave_training(self) -> DataConfig:
@@ -79,6 +83,7 @@ class DataConfig(Strict):
                 f"valid_fraction + test_fraction ({self.valid_fraction} + {self.test_fraction}) must be "
                 "below 1, so that some pieces are left to train on"
             )
-        if self.end_windows > 0 and self.streaming:
-            raise ValueError("end_windows applies to in-memory token windows, not to streaming: set one of them")
+        if (self.end_windows > 0 or self.end_weight != 1) and self.streaming:
+            raise ValueError("end_windows and end_weight apply to in-memory token windows, not to streaming: "
+                             "set one of them")
         return self

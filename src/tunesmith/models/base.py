@@ -81,6 +81,7 @@ class MusicModel(nn.Module):
     generation: ClassVar[str | None] = None
     options: ClassVar[frozenset[str]] = frozenset()
     cpu_threads: ClassVar[int | None] = None  # None: every core
+    loss_weights: ClassVar[bool] = False  # whether `loss` reads per-target weights, batch["weights"]
 
     # ---- registry and tests ---------------------------------------------------------------------
 

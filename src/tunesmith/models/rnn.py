@@ -48,6 +48,7 @@ class RNNLanguageModel(MusicModel):
     name: ClassVar[str] = "lstm"
     Config: ClassVar[type] = RNNConfig
     data_kind: ClassVar[str] = "tokens"
+    loss_weights: ClassVar[bool] = True  # data.end_weight
     likelihood: ClassVar[Likelihood] = Likelihood("exact", "token")
     generation: ClassVar[str] = "autoregressive"
     options: ClassVar[frozenset[str]] = TOKEN_OPTIONS

@@ -147,6 +147,9 @@ def _setup(config: RunConfig, run_dir: Path, resume: bool, allow_data_change: bo
         make_config(config.model.name, config.model.config, cls.debug_dims())
         if tr.init_from:
             resolve_checkpoint(tr.init_from)
+    if config.data.end_weight != 1 and not cls.loss_weights:
+        raise UserError(f"data.end_weight weights the loss of piece endings; the {config.model.name} family's loss "
+                        "does not read weights: leave it at 1")
     _set_threads(config, cls, device, cluster)
     data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None)
     distributed.check_same("the encoded training data", data.provenance.get("train_data_blake2b"), cluster)
