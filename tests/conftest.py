@@ -14,6 +14,9 @@ settings.load_profile("tunesmith")
 FIXTURES = Path(__file__).parent / "fixtures"
 REALMIDI = FIXTURES / "realmidi"
 CORRUPT_MIDI = REALMIDI / "miditok_tests" / "MIDIs_corrupted" / "ValueError_Control168.mid"
+BACH40 = FIXTURES / "bach40"
+# lstm-bach's event tokenizer (REMI, 16th grid, no velocities or programs)
+LSTM_BACH_EVENTS = {"steps_per_quarter": 4, "max_duration_quarters": 4, "velocities": 0, "use_programs": False}
 
 
 def real_midi_files() -> list[Path]:
@@ -30,6 +33,16 @@ def realmidi_dir() -> Path:
 @pytest.fixture(scope="session")
 def jsb_tiny() -> Path:
     return FIXTURES / "jsb" / "jsb-tiny-quarter.json"
+
+
+@pytest.fixture(scope="session")
+def countdown_chorales():
+    """(lstm-bach's event representation with 8 bar countdown tokens, the first 12 bach40 chorales encoded)."""
+    from tunesmith.io.midi import read_midi
+    from tunesmith.representations import get_representation
+
+    rep = get_representation("events", **LSTM_BACH_EVENTS, countdown=8)
+    return rep, [rep.encode(read_midi(path)) for path in sorted(BACH40.glob("*.mid"))[:12]]
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ checkpoint grows its vocabulary rows for them (training/init_from.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from conftest import BACH40, LSTM_BACH_EVENTS
 from test_grammar import UniformModel
 from tunesmith.core.errors import UserError
 from tunesmith.generation.sampling import GrammarConstraint, sample_sequence
@@ -19,12 +18,10 @@ from tunesmith.representations import get_representation
 from tunesmith.representations.grammar import count_invalid
 from tunesmith.training.init_from import initialise_from
 
-BACH40 = Path(__file__).parent / "fixtures" / "bach40"
-LSTM_BACH = {"steps_per_quarter": 4, "max_duration_quarters": 4, "velocities": 0, "use_programs": False}
-
 
 def _reps(k: int = 8):
-    return get_representation("events", **LSTM_BACH), get_representation("events", **LSTM_BACH, countdown=k)
+    plain = get_representation("events", **LSTM_BACH_EVENTS)
+    return plain, get_representation("events", **LSTM_BACH_EVENTS, countdown=k)
 
 
 def test_real_chorales_count_down_their_last_bars_and_decode_as_without():

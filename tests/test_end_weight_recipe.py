@@ -12,18 +12,17 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from conftest import BACH40, LSTM_BACH_EVENTS
 from tunesmith.core.errors import UserError
 from tunesmith.data.build import prepare_data
 from tunesmith.data.config import DataConfig
 
-BACH40 = Path(__file__).parent / "fixtures" / "bach40"
-EVENTS = {"steps_per_quarter": 4, "max_duration_quarters": 4, "velocities": 0, "use_programs": False}
 DEBUG = Path(__file__).parents[1] / "configs" / "debug"
 
 
 def config(**kw) -> DataConfig:
     return DataConfig(source=str(BACH40), representation="events", window=128, limit=10,
-                      representation_config={**EVENTS, "countdown": 8}, **kw)
+                      representation_config={**LSTM_BACH_EVENTS, "countdown": 8}, **kw)
 
 
 def test_training_windows_carry_end_weights_and_validation_windows_do_not():
@@ -41,7 +40,7 @@ def test_training_windows_carry_end_weights_and_validation_windows_do_not():
 
 def test_end_weight_needs_countdown_tokens_and_in_memory_windows():
     plain = DataConfig(source=str(BACH40), representation="events", window=128, limit=10,
-                       representation_config=EVENTS, end_weight=4.0)
+                       representation_config=LSTM_BACH_EVENTS, end_weight=4.0)
     with pytest.raises(UserError, match="countdown"):
         prepare_data(plain, "tokens")
     with pytest.raises(ValidationError, match="streaming"):

@@ -5,8 +5,6 @@ weighted mean, and without weights everything is as before."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,19 +12,13 @@ import torch.nn.functional as F
 
 from tunesmith.data.datasets import TokenWindows
 from tunesmith.data.end_windows import end_weights
-from tunesmith.io.midi import read_midi
 from tunesmith.models.layers import masked_cross_entropy
 from tunesmith.models.rnn import RNNConfig, RNNLanguageModel
-from tunesmith.representations import get_representation
-
-BACH40 = Path(__file__).parent / "fixtures" / "bach40"
-LSTM_BACH = {"steps_per_quarter": 4, "max_duration_quarters": 4, "velocities": 0, "use_programs": False}
 
 
 @pytest.fixture(scope="module")
-def chorales():
-    rep = get_representation("events", **LSTM_BACH, countdown=8)
-    return rep, [rep.encode(read_midi(path)) for path in sorted(BACH40.glob("*.mid"))[:6]]
+def chorales(countdown_chorales):
+    return countdown_chorales
 
 
 def test_end_weights_start_at_the_bar_line_of_the_last_bars(chorales):

@@ -4,25 +4,17 @@ the rest is the plain index, and nothing changes when the share is off."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from tunesmith.data.config import DataConfig
 from tunesmith.data.datasets import TokenWindows
 from tunesmith.data.end_windows import end_offsets, holds_end, with_end_windows
-from tunesmith.io.midi import read_midi
-from tunesmith.representations import get_representation
-
-BACH40 = Path(__file__).parent / "fixtures" / "bach40"
-LSTM_BACH = {"steps_per_quarter": 4, "max_duration_quarters": 4, "velocities": 0, "use_programs": False}
 
 
 @pytest.fixture(scope="module")
-def chorales():
-    rep = get_representation("events", **LSTM_BACH, countdown=8)
-    return rep, [rep.encode(read_midi(path)) for path in sorted(BACH40.glob("*.mid"))[:12]]
+def chorales(countdown_chorales):
+    return countdown_chorales
 
 
 def _windows(chorales, share):
