@@ -17,8 +17,9 @@ from tunesmith.core.errors import UserError
 from tunesmith.generation.band import band_representation
 from tunesmith.io.midi import read_midi
 from tunesmith.models import build_model, make_config
-from tunesmith.models.band import BandModel, window_sounding
+from tunesmith.models.band import BandModel
 from tunesmith.models.band_latents import context_pairs, encode_pieces
+from tunesmith.models.band_rolls import window_sounding
 from tunesmith.models.base import SamplePlan
 from tunesmith.models.checkpoint import FORMAT, load_model, save_checkpoint
 from tunesmith.models.latent_predictor import LatentPredictors, PianoGate, context_features, context_size

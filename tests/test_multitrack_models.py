@@ -21,7 +21,7 @@ from tunesmith.generation.band import band_representation, note_density
 from tunesmith.generation.generate import GenerateRequest, generate_command
 from tunesmith.io.midi import read_midi
 from tunesmith.models import build_model, make_config
-from tunesmith.models.band import velocity_rolls
+from tunesmith.models.band_rolls import velocity_rolls
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
 from tunesmith.models.window_ae import roll_planes
