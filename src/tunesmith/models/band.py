@@ -279,13 +279,14 @@ class BandModel(MusicModel):
             band = start[None].expand(n, -1, -1)
         now = start_plays[None].expand(n, -1) if start_plays is not None else None
         if now is None and self.config.presence:
-            now = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)  # (n, 5)
+            now = self._sounding(band, generator)  # (n, 5)
         silent = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
         sounded = start_sounded[None].expand(n, -1, -1) if start_sounded is not None else None
         if sounded is None and self.config.context:
-            sounded = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)[:, None]  # (n, 1, 5)
-        gate = PianoGate(self.config.gate_odds, self.config.gate_draws, self._piano_sounds) if self.config.gate \
-            else None
+            sounded = self._sounding(band, generator)[:, None]  # (n, 1, 5)
+        gate = None
+        if self.config.gate:
+            gate = PianoGate(self.config.gate_odds, self.config.gate_draws, lambda z: self._piano_sounds(z, silent))
         latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
             plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
@@ -295,7 +296,7 @@ class BandModel(MusicModel):
                                                    now, history, self.config.piano_temperature, gate)
                 now = plays
                 if self.config.context:
-                    written = self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1) & plays
+                    written = self._sounding(band, generator) & plays
                     sounded = torch.cat([sounded, written[:, None]], 1)
             latents.append(band)
             playing.append(plays)
@@ -309,10 +310,15 @@ class BandModel(MusicModel):
             return self._silenced(*self.decode_latents(torch.stack(latents, 1), generator), torch.stack(playing, 2))
         return torch.cat(onsets, 2), torch.cat(sustains, 2)
 
-    def _piano_sounds(self, z: Tensor) -> Tensor:
-        """Piano latents (N, D) -> bool (N,): whether each decodes (alone in its band) to a window that sounds in
-        every bar (a window that sounds in one bar leaves the other empty)."""
-        band = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128)).repeat(len(z), 1, 1)
+    def _sounding(self, band: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Latents (n, 5, D) of one window -> bool (n, 5): which groups its decoding sounds."""
+        return self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)
+
+    def _piano_sounds(self, z: Tensor, silent: Tensor) -> Tensor:
+        """Piano latents (N, D) -> bool (N,): whether each decodes, alone in a band of empty windows (`silent`
+        (5, D), their encoding), to a window that sounds in every bar (a window that sounds in one bar leaves
+        the other empty)."""
+        band = silent[None].repeat(len(z), 1, 1)
         band[:, PIANO] = z
         sustain = self.decode_latents(band[:, None], None)[1][:, PIANO]  # (N, window, 128)
         bar = 4 * self.config.steps_per_quarter
