@@ -103,7 +103,7 @@ class ParserPool:
         self.limits, self.depth, self.rings = limits, max(1, depth), rings
         self.queued_bytes = 0  # payload bytes of the tasks submitted and not yet answered
         self._pending: deque = deque()
-        self._sent = 0  # tasks in the workers' inflight batches
+        self._sent = 0  # tasks in the workers' inflight batches, counted: `backlog` is read for every file submitted
         self._n = cap_workers(max(1, n_workers))
         self._workers = [self._start() for _ in range(self._n)]
 

@@ -65,16 +65,28 @@ def cell_units(sound: Tensor, voices: int, cell: int, generator: torch.Generator
     cell stay silent."""
     b, t, k = sound.shape
     cells = t // cell
-    q = sound[:, : cells * cell].reshape(b, cells, cell, k).mean(2).clamp(min=1e-9)  # (B, cells, K)
+    q = cell_means(sound, cell).clamp(min=1e-9)  # (B, cells, K)
     count = q.sum(-1).round().clamp(max=min(voices, k)).long()  # (B, cells)
-    score = q.log()
-    if generator is not None:  # Gumbel top-n: n draws without replacement, in proportion to q
-        uniform = torch.rand(q.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+    chosen = draw_keys(q, count, generator).repeat_interleave(cell, dim=1)  # (B, cells x cell, K)
+    return torch.cat([chosen, chosen.new_zeros(b, t - cells * cell, k)], dim=1)
+
+
+def cell_means(sound: Tensor, cell: int) -> Tensor:
+    """Sounding probabilities (B, T, K) -> the mean per cell of `cell` steps (B, T // cell, K)."""
+    b, t, k = sound.shape
+    return sound[:, : t // cell * cell].reshape(b, t // cell, cell, k).mean(2)
+
+
+def draw_keys(q: Tensor, count: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Key probabilities q (..., K) and key counts (...) -> bool (..., K): `count` keys per row drawn without
+    replacement in proportion to q (Gumbel top-n; generator None: the most probable ones)."""
+    score = q.clamp(min=1e-9).log()
+    if generator is not None:
+        uniform = torch.rand(score.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
         score = score - (-uniform.log()).log()
     order = score.argsort(dim=-1, descending=True)
-    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(k).expand_as(order))
-    chosen = (rank < count[..., None]).repeat_interleave(cell, dim=1)  # (B, cells x cell, K)
-    return torch.cat([chosen, chosen.new_zeros(b, t - cells * cell, k)], dim=1)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(q.shape[-1]).expand_as(order))
+    return rank < count[..., None]
 
 
 def cell_roll(probs: Tensor, voices: int, cell: int, onset_plane: bool,

@@ -37,22 +37,13 @@ import torch
 from torch import Tensor
 
 from tunesmith.core.constants import PIANO_LOW
-
-
-def cell_means(sound: Tensor, cell: int) -> Tensor:
-    """Sounding probabilities (B, T, K) -> the mean per cell of `cell` steps (B, T // cell, K)."""
-    b, t, k = sound.shape
-    return sound[:, : t // cell * cell].reshape(b, t // cell, cell, k).mean(2)
+from tunesmith.models.conv_vae_decoding import cell_means, draw_keys
 
 
 def candidate_sets(q: Tensor, count: Tensor, m: int, generator: torch.Generator) -> Tensor:
     """One cell's key probabilities q (B, K) and key counts (B,) -> `m` sets per row (B, m, K) bool, each
-    `count` keys drawn without replacement in proportion to q (Gumbel top-n)."""
-    uniform = torch.rand((q.shape[0], m, q.shape[1]), generator=generator).clamp(1e-9, 1 - 1e-9)
-    score = q.clamp(min=1e-9).log()[:, None] - (-uniform.log()).log()
-    order = score.argsort(dim=-1, descending=True)
-    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(q.shape[1]).expand_as(order))
-    return rank < count[:, None, None]
+    `count` keys drawn without replacement in proportion to q (`draw_keys`)."""
+    return draw_keys(q[:, None].expand(-1, m, -1), count[:, None], generator)
 
 
 def motion(sets: Tensor, previous: Tensor) -> Tensor:
