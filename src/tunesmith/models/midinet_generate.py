@@ -130,17 +130,18 @@ class MidiNetSampling:
             chords = chords.expand(len(prev), -1, -1)
         written = prev[:, None] if before is None else torch.cat([before.float(), prev[:, None]], dim=1)
         bias = self.logit_bias(len(prev), profiles)
+        prior = self.interval_log_prior() if self.config.interval_prior > 0 else None  # the bank's: once
         for i in range(n_bars):
             history = self.histories(written, profiles) if self.config.history else None
             cond = self.join(None if chords is None else chords[:, i].float(), told, history)
             bar_bias = bias + self.feedback_bias(written, profiles)
-            bar = self.draw_bar(prev, cond, bar_bias, generator, sampling)
+            bar = self.draw_bar(prev, cond, bar_bias, generator, sampling, prior)
             for _ in range(self.config.redraws):
                 again = self.draw_again(bar, written)
                 if not again.any():
                     break
                 bar[again] = self.draw_bar(prev[again], cond[again] if cond is not None else None,
-                                           bar_bias[again], generator, sampling)
+                                           bar_bias[again], generator, sampling, prior)
             prev = bar
             out.append(prev)
             written = torch.cat([written, prev[:, None]], dim=1)
@@ -193,19 +194,18 @@ class MidiNetSampling:
         return bias
 
     def draw_bar(self, prev: Tensor, cond: Tensor | None, bias: Tensor, generator: torch.Generator,
-                 sampling: SamplingConfig | None) -> Tensor:
+                 sampling: SamplingConfig | None, prior: Tensor | None = None) -> Tensor:
         """One new bar (B, T, 128) one-hot after `prev` (B, T, 128) from fresh noise, `bias` (B, 1, 129)
         (`logit_bias`) added to the generator's logits; argmax without sampling options. With `hold_bias`,
         `leap_penalty` or `interval_prior` the steps are chosen in order: the step before's pitch gets the
         hold bonus, every other pitch the melodic terms of its distance from the last pitch sounded
-        (`melodic_bias`)."""
+        (`melodic_bias`, with `prior`, the bank's `interval_log_prior`, when `interval_prior` is on)."""
         noise = torch.randn(len(prev), self.config.noise_dim, generator=generator)
         logits = self.generate_logits(prev, cond, noise) + bias
         if self.config.hold_bias <= 0 and self.config.leap_penalty <= 0 and self.config.interval_prior <= 0:
             return F.one_hot(self.choose(logits, sampling, generator), N_PITCHES + 1)[..., :N_PITCHES].float()
         rows, steps = torch.arange(len(prev)), []
         last = self.last_pitch(prev)  # (B,) the previous bar's last sounding pitch, -1 for none
-        prior = self.interval_log_prior() if self.config.interval_prior > 0 else None
         for t in range(logits.shape[1]):
             step = logits[:, t].clone()
             step[:, :N_PITCHES] += self.melodic_bias(last, prior)
