@@ -83,7 +83,7 @@ def test_min_recent_pitches_redraws_a_melody_stuck_on_two_notes():
         state["redraw"] = bool(again.any())
         return again
 
-    def stuck_first(prev, cond, bias, generator, sampling):
+    def stuck_first(prev, cond, bias, generator, sampling, prior=None):
         if not state["redraw"]:  # a bar's first draw: the two pitches of the bar before, swapped
             return torch.flip(prev, dims=[1])
         state["new"] += 1

@@ -144,7 +144,7 @@ def test_redraws_replace_note_for_note_repeats_only():
     start = torch.from_numpy(np.stack([_bar([60, 62, 64, 65]), _bar([67, 65, 64, 62])]))
     sizes: list[int] = []
 
-    def repeat_first(prev, cond, outside, generator, sampling):
+    def repeat_first(prev, cond, outside, generator, sampling, prior=None):
         sizes.append(len(prev))
         first = not model.config.redraws or len(sizes) % 2  # with redraws: calls alternate first / again
         return prev.clone() if first else torch.roll(prev, 1, dims=-1)
@@ -232,7 +232,7 @@ def test_redraws_replace_silent_bars():
     start = torch.from_numpy(_bar([60, 62, 64, 65]))[None].expand(2, -1, -1)
     calls: list[int] = []
 
-    def silent_first(prev, cond, bias, generator, sampling):
+    def silent_first(prev, cond, bias, generator, sampling, prior=None):
         calls.append(len(prev))
         return torch.zeros_like(prev) if len(calls) % 2 else torch.roll(prev, 1, dims=-1)
 
