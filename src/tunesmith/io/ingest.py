@@ -28,8 +28,8 @@ from tunesmith.io.cache_writer import DatasetWriter
 from tunesmith.io.midi import Limits, display_name, file_kind, is_midi_name, read_file_bytes
 from tunesmith.io.workers import BATCH_FILES, borrow_pool, cap_workers, return_pool
 
-# Per worker: files handed over and not yet decided (96 small files, three batches, outlast the parent's
-# writing of a shard, so a worker does not wait for it), and bytes queued.
+# Per worker: files handed over and not yet decided (96 small files: three batches, so a worker has the next
+# batch queued while the parent decides answers and packs a shard for the writing thread), and bytes queued.
 READ_AHEAD_FILES, READ_AHEAD_BYTES = 96, 64 << 20
 # Skip reasons that may not recur (machine load, I/O): such files are tried again by a rerun.
 TRANSIENT = ("parse timed out", "parser crashed", "out of memory", "cannot open", "cannot read")
