@@ -66,7 +66,8 @@ def evaluate(predictors, pairs: dict, input_noise: float) -> str:
     """Validation NLL and MSE / variance per group of `pairs`, as one line."""
     predictors.eval()
     valid = torch.ones(len(pairs["z_t"]), dtype=torch.bool)
-    _, logs = predictors.loss(pairs["z_t"], pairs["z_next"], valid, input_noise, False, history=pairs["history"])
+    _, logs = predictors.loss(pairs["z_t"], pairs["z_next"], valid, input_noise, False, pairs["plays"],
+                              history=pairs["history"])
     ratios = [f"{k[9:]} {float(logs[k] / logs['target_var/' + k[9:]]):.3f}" for k in logs if k.startswith("pred_mse/")]
     gate = "" if predictors.gate is None else \
         f"; piano gate BCE {float(predictors.gate_loss(pairs['history'], pairs['plays'], valid)):.4f}"
@@ -93,7 +94,7 @@ def train(predictors, pairs: dict, valid_pairs: dict, args, input_noise: float) 
                 group["lr"] = group["scale"] * args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / total)))
             valid = torch.ones(len(idx), dtype=torch.bool)
             loss, _ = predictors.loss(pairs["z_t"][idx], pairs["z_next"][idx], valid, input_noise, True,
-                                      history=pairs["history"][idx])
+                                      pairs["plays"][idx], history=pairs["history"][idx])
             if gate:
                 loss = loss + predictors.gate_loss(pairs["history"][idx], pairs["plays"][idx], valid)
             optimizer.zero_grad()

@@ -148,13 +148,14 @@ def test_a_piano_gate_decides_whether_piano_plays_and_needs_context():
     rolls = model.sample(SamplePlan(3, 8, _primer()[:, :16]), torch.Generator().manual_seed(0))
     assert all(not r[PIANO, 16:].any() for r in rolls) and any(r[1:, 16:].any() for r in rolls)
     predictors, silent = model.predictors.eval(), torch.full((4,), 7.0)
-    history = context_features(torch.rand(64, 3, 5) < 0.5, 2)
-    mean, logvar = torch.zeros(64, 4), torch.zeros(64, 4)
+    history, band = context_features(torch.rand(64, 3, 5) < 0.5, 2), torch.randn(64, 5, 4)
+    for weight in predictors.piano.parameters():  # piano's predictor: mean 0, std 1 whatever it reads
+        torch.nn.init.zeros_(weight)
     sure = PianoGate(1e9, 16, lambda z: z[:, 0] > 0)  # the coin says "plays"; "sounds" = first coordinate > 0
-    z, coin = predictors._gated_piano(mean, logvar, 1.0, torch.Generator().manual_seed(0), history, sure, silent)
+    z, coin = predictors._gated_piano(band, 1.0, torch.Generator().manual_seed(0), history, sure, silent)
     assert bool(coin.all()) and bool((z[:, 0] > 0).all())  # a sounding draw kept (all 16 fail: 2^-16 an item)
     never = PianoGate(0.0, 8, sure.sounds)
-    z, coin = predictors._gated_piano(mean, logvar, 1.0, torch.Generator().manual_seed(0), history, never, silent)
+    z, coin = predictors._gated_piano(band, 1.0, torch.Generator().manual_seed(0), history, never, silent)
     assert not bool(coin.any()) and bool((z == 7.0).all())
     history = context_features(torch.rand(64, 3, 5) < 0.5, 2)
     plays = history[:, : 5 * 3 : 3] > 0  # "piano plays next" = "piano plays now" in this toy

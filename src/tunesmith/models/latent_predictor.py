@@ -41,9 +41,13 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   predictor grows into a context one that starts as the same function (`BandModel.grown_weight`,
   `trainer.init_from`).
 - With `gate` (context only): piano's presence in the next window is a coin of a small head on the summary alone
-  (trained by BCE, `gate_loss`), not left to whether its drawn latent happens to decode to notes; where the coin
-  says "plays", a drawn latent that sounds is kept (`_gated_piano`). Latents drift, the summary's 0/1 flags do
-  not (the session-5 presence heads read the chain's own blurred latents as a fading piano).
+  (trained by BCE, `gate_loss`), not left to whether its drawn latent happens to decode to notes, and piano's
+  predictor reads that presence as its last input (teacher forced in training, the coin in generation): given
+  "plays" its Gaussian is that of playing windows, where one Gaussian over both kinds drew latents that decode
+  to nothing in pieces whose piano had not played yet (session 7: piano came in after a piano-less primer in
+  28-36 % of the bars where real piano did, although at odds x1000 the gate said "plays" in most windows). Where the coin says
+  "plays", a drawn latent that sounds is kept (`_gated_piano`). Latents drift, the summary's 0/1 flags do not
+  (the session-5 presence heads read the chain's own blurred latents as a fading piano).
 
 Logs: "pred_nll" (nats per latent dimension; the loss is the squared error / 2 plus this NLL),
 "pred_mse/GROUP" (mean squared error of the predicted mean per dimension: the seed's figure; piano 0.029
@@ -97,7 +101,8 @@ class LatentPredictors(nn.Module):
         band = N_GROUPS * (d + flag)  # the band at t: each latent, and with presence whether it plays (`carry`)
         sizes = [band] + [band + (1 + j) * d for j in range(N_GROUPS - 1)]
         extra = flag + self.n_context  # the group's own presence at t+1 and the piece so far: last inputs
-        self.piano = SkipMLP(sizes[0] + extra, 2 * d, hidden, layers, dropout)
+        gated = 1 if gate else 0  # with a gate, piano's predictor reads the gate's coin last (`piano_next`)
+        self.piano = SkipMLP(sizes[0] + extra + gated, 2 * d, hidden, layers, dropout)
         self.others = nn.ModuleList(SkipMLP(n + extra, 2 * d, hidden, layers, dropout) for n in sizes[1:])
         if presence:  # piano's head first, then the others' in group order without piano
             self.presence = nn.ModuleList(SkipMLP(n, 1, max(hidden // 4, 1), 1, dropout) for n in sizes)
@@ -110,12 +115,19 @@ class LatentPredictors(nn.Module):
         presence at t (`plays` (B, 5), 0/1): (B, 5, D + 1); without heads z itself."""
         return torch.cat([z, plays.to(z.dtype)[:, :, None]], dim=2) if self.with_presence else z
 
-    def piano_next(self, band: Tensor, plays: Tensor | None = None,
-                   history: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def piano_next(self, band: Tensor, plays: Tensor | None = None, history: Tensor | None = None,
+                   gated: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """band (B, 5, D), with presence `carry`'s (B, 5, D + 1), at t (and with presence, piano's presence at
         t+1, (B,) 0/1) -> (mean, logvar) (B, D) of piano's latent at t+1; with `context`, `history` (B, n_context)
-        is the piece so far (`context_features`)."""
-        return _gaussian(self.piano(self._with(band.flatten(1), plays, history)))
+        is the piece so far (`context_features`); with a gate, `gated` (B,) 0/1 says whether piano plays at t+1
+        (the gate's coin in generation, the truth in training): the latent of a playing piano is then one
+        Gaussian, not a blur of "plays" and "silent" windows."""
+        x = self._with(band.flatten(1), plays, history)
+        if self.gate is not None:
+            if gated is None:
+                raise ValueError("a latent predictor with a piano gate needs piano's presence at t+1 (`gated`)")
+            x = torch.cat([x, gated.to(x.dtype)[:, None]], dim=1)
+        return _gaussian(self.piano(x))
 
     def others_next(self, band: Tensor, following: Tensor, plays: Tensor | None = None,
                     history: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -164,6 +176,10 @@ class LatentPredictors(nn.Module):
         """The predicted mean (B, 5, D) of the t+1 latents (teacher forced as `others_next`): with presence, the
         mixture's mean p x mean(plays) + (1 - p) x mean(silent), the squared-error figure's fair prediction
         (it uses no knowledge of which groups play next); `now` (B, 5): which groups play at t."""
+        if self.gate is not None:  # the gate's mixture: p x mean(plays) + (1 - p) x mean(silent)
+            p = torch.sigmoid(self.gate(history))
+            plays, silent = (self.piano_next(z_t, None, history, torch.full_like(p[:, 0], v))[0] for v in (1.0, 0.0))
+            return _insert(self.others_next(z_t, z_next, None, history)[0], silent + p * (plays - silent))
         if not self.with_presence:
             return _insert(self.others_next(z_t, z_next, None, history)[0], self.piano_next(z_t, None, history)[0])
         z_t = self.carry(z_t, now)
@@ -180,7 +196,8 @@ class LatentPredictors(nn.Module):
         groups before each; `valid` (B,) bool marks items whose next window is real music (not padding past
         a piece's end). With presence heads, `plays` (B, 5) bool (each group sounds in window t+1) is their
         target and the predictors' input, their BCE is added, and `now` (B, 5) bool (each group sounds in
-        window t) goes beside z_t (`carry`); with `context`, `history` (B, n_context) is the piece so far.
+        window t) goes beside z_t (`carry`); with `context`, `history` (B, n_context) is the piece so far; with
+        a gate, piano's predictor reads `plays`' piano column (teacher forced, as the gate's coin in generation).
         Targets and inputs carry no gradient to the encoder."""
         z_t, z_next = z_t.detach(), z_next.detach()
         noise = (lambda x: x + input_noise * torch.randn_like(x)) if training else (lambda x: x)
@@ -188,7 +205,12 @@ class LatentPredictors(nn.Module):
         noisy_t, noisy_next = noise(z_t), noise(z_next)
         if given is not None:
             noisy_t = self.carry(noisy_t, now)
-        mean_p, logvar_p = self.piano_next(noisy_t, None if given is None else given[:, PIANO], history)
+        gated = None
+        if self.gate is not None:
+            if plays is None:
+                raise ValueError("a latent predictor with a piano gate trains on piano's presence at t+1 (`plays`)")
+            gated = plays[:, PIANO].float()
+        mean_p, logvar_p = self.piano_next(noisy_t, None if given is None else given[:, PIANO], history, gated)
         mean_o, logvar_o = self.others_next(noisy_t, noisy_next, given, history)
         mean = _insert(mean_o, mean_p)
         logvar = _insert(logvar_o, logvar_p)
@@ -218,14 +240,16 @@ class LatentPredictors(nn.Module):
                                                              reduction="none")
         return (bce * valid.float()).sum() / valid.float().sum().clamp(min=1)
 
-    def _gated_piano(self, mean: Tensor, logvar: Tensor, temperature: float, generator: torch.Generator | None,
-                     history: Tensor, gate: PianoGate, silent: Tensor) -> tuple[Tensor, Tensor]:
-        """Piano's latent at t+1 (B, D) and whether it plays (B,) bool: a coin at the gate's probability with its
-        odds times `gate.odds`; where it says "plays", the first of `gate.draws` draws whose window sounds
-        (`gate.sounds`), else the encoding of an empty window `silent` (D,)."""
+    def _gated_piano(self, band: Tensor, temperature: float, generator: torch.Generator | None, history: Tensor,
+                     gate: PianoGate, silent: Tensor) -> tuple[Tensor, Tensor]:
+        """Piano's latent at t+1 (B, D) and whether it plays (B,) bool, from the band (B, 5, D) at t: a coin at the
+        gate's probability with its odds times `gate.odds`; where it says "plays", piano's predictor given that
+        it plays is drawn `gate.draws` times and the first draw whose window sounds (`gate.sounds`) is kept (the
+        first draw when none does), elsewhere piano's latent is the encoding of an empty window `silent` (D,)."""
         p = torch.sigmoid(self.gate(history)[:, 0])
         p = p * gate.odds / (1 - p + p * gate.odds)
         coin = torch.rand(p.shape, generator=generator, device=p.device) < p
+        mean, logvar = self.piano_next(band, None, history, torch.ones_like(p))
         draws = torch.stack([_draw(mean, logvar, temperature, generator) for _ in range(gate.draws)], 1)
         sounding = gate.sounds(draws.flatten(0, 1)).view(draws.shape[:2])  # (B, draws)
         first = sounding.to(torch.uint8).argmax(1)  # the first that sounds (0 when none does)
@@ -251,6 +275,13 @@ class LatentPredictors(nn.Module):
         ahead, plays = [], []
         for j in range(N_GROUPS):
             head_input = band.flatten(1) if j == 0 else _other_input(band, torch.stack(ahead, 1))
+            if j == 0 and self.gate is not None:
+                if gate is None:
+                    raise ValueError("a latent predictor with a piano gate steps with its `PianoGate` settings")
+                z, coin = self._gated_piano(band, temperature * piano_factor, generator, history, gate, silent[PIANO])
+                ahead.append(z)
+                plays.append(coin)
+                continue
             coin = None
             if self.with_presence:
                 p = torch.sigmoid(self.presence[j](head_input))[:, 0]
@@ -258,12 +289,6 @@ class LatentPredictors(nn.Module):
                 coin = (cut < p).to(band.dtype)
             stats = (self.piano_next(band, coin, history) if j == 0
                      else self._other(j - 1, band, torch.stack(ahead, 1), coin, history))
-            if j == 0 and gate is not None and self.gate is not None:
-                z, coin = self._gated_piano(*stats, temperature * piano_factor, generator, history, gate,
-                                            silent[PIANO])
-                ahead.append(z)
-                plays.append(coin)
-                continue
             z = _draw(*stats, temperature * (piano_factor if j == 0 else 1.0), generator)
             if coin is not None and silent is not None:
                 group = PIANO if j == 0 else _GROUP_OF[j - 1]
