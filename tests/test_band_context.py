@@ -116,13 +116,13 @@ def test_latent_pieces_are_whole_windows_of_real_songs_with_what_each_group_soun
     assert torch.equal(pairs["plays"][0], pieces[0].sounded[1])
 
 
-def test_a_context_band_continues_a_primer_and_refuses_the_window_pair_trainer():
+def test_a_context_band_continues_a_primer_and_refuses_batches_without_the_piece_so_far():
     config = {**BandModel.debug_config(), "context": 2}
     model = build_model("band", make_config("band", config, {}))
     rolls = model.sample(SamplePlan(2, 4, _primer()[:, :16]), torch.Generator().manual_seed(0))
     assert [r.shape for r in rolls] == [(5, 16 + 64, 128)] * 2
     assert all(np.array_equal(r[:, :16], _primer()[:, :16]) for r in rolls)
-    with pytest.raises(UserError, match="train_band_context"):
+    with pytest.raises(UserError, match="tunesmith train"):  # the loop's pairs carry it (test_band_context_training)
         model.loss(model.example_batch())
 
 

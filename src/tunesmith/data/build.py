@@ -18,6 +18,7 @@ from tunesmith.data.augment import to_common_key, transpositions
 from tunesmith.data.bar_pairs import BarPairs
 from tunesmith.data.config import DataConfig
 from tunesmith.data.datasets import FrameWindows, TokenWindows
+from tunesmith.data.piece_history import HistoryPairs, PieceHistory, check_history_data
 from tunesmith.data.sources import describe_source, file_split, load_scores
 from tunesmith.data.splits import SPLIT_RULE, ids_fingerprint, split_ids
 from tunesmith.data.streaming import prepare_streaming  # streaming
@@ -49,12 +50,19 @@ class PreparedData:
     scores: dict[str, list[Score]] = field(default_factory=dict)  # split -> original (unaugmented) scores
 
 
-def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation | None = None) -> PreparedData:
+def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation | None = None,
+                 history: PieceHistory | None = None) -> PreparedData:
     """Load `cfg.source`, split by piece, augment and encode the training split, cut windows.
 
     `representation` is given when resuming (its learned vocabulary must not change); otherwise it is
-    built from the config and fitted on the (augmented) training scores.
+    built from the config and fitted on the (augmented) training scores. `history` (frames only): the model
+    reads the piece so far (`MusicModel.piece_history`), so both splits are window pairs on each piece's
+    grid with its summary (`data/piece_history.py`).
     """
+    if history is not None:
+        if data_kind != "frames":
+            raise ValueError(f"the piece so far is given with frames data, not {data_kind!r}")
+        check_history_data(cfg, history)
     if data_kind == "audio":  # audio-vaegan: recordings, not scores (data/audio.py)
         from tunesmith.data.audio import prepare_audio_data  # audio-vaegan
         return prepare_audio_data(cfg, representation)  # audio-vaegan
@@ -85,7 +93,7 @@ def prepare_data(cfg: DataConfig, data_kind: str, representation: Representation
     stride = cfg.stride or max(1, cfg.window // 2)
     datasets = {split: _windows(data_kind, arrays, cfg.window, stride, representation,
                                 cfg.end_windows if split == "train" else 0.0,
-                                (cfg.end_weight, cfg.end_bars) if split == "train" else (1.0, 1))
+                                (cfg.end_weight, cfg.end_bars) if split == "train" else (1.0, 1), history)
                 for split, arrays in encoded.items()}
     provenance = {
         "source": cfg.source, "representation": cfg.representation,
@@ -156,7 +164,8 @@ def skip_summary(skipped: Counter) -> str:
 
 
 def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep: Representation,
-             end_share: float = 0.0, end_weight: tuple[float, int] = (1.0, 1)) -> Dataset:
+             end_share: float = 0.0, end_weight: tuple[float, int] = (1.0, 1),
+             history: PieceHistory | None = None) -> Dataset:
     if end_share > 0 and kind != "tokens":
         raise UserError(f"data.end_windows applies to token models; this model trains on {kind}")
     weighted = end_weight[0] != 1.0
@@ -169,6 +178,8 @@ def _windows(kind: str, arrays: list[np.ndarray], window: int, stride: int, rep:
         return TokenWindows(arrays, window, stride, rep.bos_id, rep.eos_id, rep.pad_id, end_share,
                             end_weight=end_weight[0], end_bars=end_weight[1],
                             is_bar=rep.countdown.is_bar if weighted else None)
+    if kind == "frames" and history is not None:
+        return HistoryPairs(arrays, history, time_axis(rep))
     if kind == "frames":
         return FrameWindows(arrays, window, stride, time_axis(rep))
     if kind == "bars":

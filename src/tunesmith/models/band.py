@@ -20,8 +20,9 @@ where a ridge regression on the frozen latents reaches 0.77.
 
 Batch (data kind "frames", `multitrack` representation, data.window = 2 x window, data.stride =
 window): {"frames": (B, 2 x window, 5, 128) velocities, "mask": (B, 2 x window)}: consecutive windows
-t and t+1 of a piece. Loss = reconstruction of window t (BCE nats per instrument-window + latent
-penalty, `window_ae.py`) + predictor NLL (nats per dimension) + start NLL (nats per dimension).
+t and t+1 of a piece (with `context`, on the piece's window grid, plus "history" (B, n_context)). Loss =
+reconstruction of window t (BCE nats per instrument-window + latent penalty, `window_ae.py`) + predictor NLL
+(nats per dimension) + start NLL (nats per dimension) (+ with `gate` the gate's BCE, nats per pair).
 
 Generation (one-shot, `sample`; `generation/band.py` writes the five tracks): a start window (from the
 start distribution, or the last window of a multitrack primer), then the predictors step window by
@@ -39,9 +40,13 @@ voices and rank its pitches by the band's pooled pitch classes per bar; the chai
 so a part's register follows the whole piece. `presence` adds a "plays in the next window" coin per group
 before its latent (latent_predictor.py; a silent group's latent is the encoding of an empty window): tried
 for band-5 and not shipped (it lowered piano presence in continuations). `context` K (default 0) lets the
-predictors read which groups sounded in the last K + 1 windows and before (latent_predictor.py); they are
-trained on precomputed latents by `models/band_latents.py` (the window-pair batches of the training loop hold
-no piece history); the chain tracks what each window it writes sounds.
+predictors read which groups sounded in the last K + 1 windows and before (latent_predictor.py); they train in
+the training loop like the rest: the model asks for window pairs on each piece's window grid that carry the piece
+up to window t (`piece_history`, `data/piece_history.py`: batch key "history", `context_features` of which groups
+sounded in each window, the function the chain reads), and with `gate` the gate's BCE is added ("gate_bce"; the
+gate learns at `GATE_LR` x the rate, `learning_rate_scale`). Recipe `band-5-context.yaml` grows band-5 into one
+(`trainer.init_from`) on its frozen autoencoder; a joint run (`train_codec: true`) trains as without context.
+The chain tracks what each window it writes sounds.
 The training loop calls `start_training` before the first step of a new run: the `codec_from` autoencoder
 is loaded there.
 Drums are hits of one step.
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -58,6 +64,7 @@ import torch
 from torch import Tensor, nn
 
 from tunesmith.core.errors import UserError
+from tunesmith.data.piece_history import PieceHistory
 from tunesmith.models.band_decoding import DecodingStats
 from tunesmith.models.band_rolls import primer_roll, velocity_rolls, window_sounding
 from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
@@ -72,6 +79,8 @@ from tunesmith.models.window_ae import (
     roll_planes,
     window_planes,
 )
+
+GATE_LR = 10.0  # the piano gate's learning rate / the recipe's (`learning_rate_scale`)
 
 
 @dataclass
@@ -171,6 +180,19 @@ class BandModel(MusicModel):
         check_choice(config, "decoding", ("expected", "threshold", "sample"))
         check_choice(config, "presence_draw", ("sample", "threshold"))
 
+    @classmethod
+    def piece_history(cls, config: BandConfig) -> PieceHistory | None:
+        """With `context` K the training pairs carry the piece up to window t: `context_features` (the function the
+        chain reads in generation) of which groups sounded in each `window` of the piece (data/piece_history.py)."""
+        return PieceHistory(config.window, partial(context_features, context=config.context)) if config.context \
+            else None
+
+    def learning_rate_scale(self, param: Tensor) -> float:
+        """The piano gate, a small head that starts from scratch beside grown predictors, learns at GATE_LR x the
+        rate (as `benchmarks/train_band_context.py` trained it); everything else at the recipe's rate."""
+        gate = self.predictors.gate
+        return GATE_LR if gate is not None and any(param is p for p in gate.parameters()) else 1.0
+
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         return example_frames(batch_size, 2 * self.config.window)
 
@@ -178,11 +200,14 @@ class BandModel(MusicModel):
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Stage one: reconstruction of window t; stage two (and always in eval): + predictor NLL of
-        window t+1 + start NLL. Logs as in `window_ae.py` and `latent_predictor.py`, plus "start_nll"."""
+        window t+1 + start NLL (+ with `gate` the gate's BCE). Logs as in `window_ae.py` and `latent_predictor.py`,
+        plus "start_nll" and "gate_bce". With `context`, batch["history"] (B, n_context) is the piece up to window
+        t (`piece_history`)."""
         c, train = self.config, self.training and torch.is_grad_enabled()
-        if c.context:
-            raise UserError("a band model with context trains on whole pieces' latents: "
-                            "benchmarks/train_band_context.py")
+        history = batch.get("history") if c.context else None
+        if c.context and history is None:
+            raise UserError("a band model with context reads the piece so far: train it with `tunesmith train`, "
+                            "whose window pairs then carry it (batch key 'history')")
         planes, mask = window_planes(batch, c.window)
         with torch.set_grad_enabled(torch.is_grad_enabled() and c.train_codec):
             loss, z_t, logs, logits = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2,
@@ -197,25 +222,32 @@ class BandModel(MusicModel):
             z_next = self.codec.encode_groups(next_planes)
         plays = next_planes[:, :, 1].flatten(2).any(-1)  # (B, 5): each group sounds in window t+1
         now = planes[:, :, 1].flatten(2).any(-1)  # ... and in window t
-        pred, pred_logs = self.predictors.loss(z_t, z_next, next_mask.all(1), c.input_noise, train, plays, now)
+        valid = next_mask.all(1)
+        pred, pred_logs = self.predictors.loss(z_t, z_next, valid, c.input_noise, train, plays, now, history)
+        if c.gate:
+            gate = self.predictors.gate_loss(history, plays, valid)
+            pred, pred_logs["gate_bce"] = pred + gate, gate.detach()
         if train:
-            self.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1), now)
+            self.calibrate_counts(z_t, z_next, next_planes, valid, now, history)
         start = self.start.nll(z_t.detach())
         return {"loss": loss + pred + start, **logs, **pred_logs, "start_nll": start.detach()}
 
     @torch.no_grad()
     def calibrate_counts(self, z_t: Tensor, z_next: Tensor, next_planes: Tensor, valid: Tensor,
-                         now: Tensor | None = None) -> None:
+                         now: Tensor | None = None, history: Tensor | None = None) -> None:
         """`DecodingStats.update_counts` on the decoded predicted means of window t+1 (teacher forced; with
-        presence heads, given that each group plays: the latent generation decodes where the coin says so;
-        `now` (B, 5) bool: which groups sound in window t)."""
+        presence heads or the piano gate, given that each group plays: the latent generation decodes where the
+        coin says so; `now` (B, 5) bool: which groups sound in window t; `history` (B, n_context): the piece up
+        to t, with `context`)."""
         was_training = self.training
         self.eval()
-        plays = torch.ones(z_t.shape[:2], device=z_t.device) if self.config.presence else None
+        ones = torch.ones(z_t.shape[:2], device=z_t.device)
+        plays = ones if self.config.presence else None
         if plays is not None:
             z_t = self.predictors.carry(z_t, now if now is not None else plays)
-        mean = torch.cat([self.predictors.piano_next(z_t, None if plays is None else plays[:, 0])[0][:, None],
-                          self.predictors.others_next(z_t, z_next, plays)[0]], 1)
+        gated = ones[:, PIANO] if self.config.gate else None
+        piano = self.predictors.piano_next(z_t, None if plays is None else plays[:, PIANO], history, gated)[0]
+        mean = torch.cat([piano[:, None], self.predictors.others_next(z_t, z_next, plays, history)[0]], 1)
         self.notes.update_counts(torch.sigmoid(self.codec.decode_groups(mean)), next_planes, valid)
         self.train(was_training)
 

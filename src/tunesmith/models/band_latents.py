@@ -1,11 +1,11 @@
-"""Whole pieces as a band model's window latents: the training data of context predictors (`BandConfig.context`).
+"""Whole pieces as a band model's window latents, for measuring context predictors (`BandConfig.context`) outside
+the training loop (which trains them itself: its window pairs carry the piece so far, `data/piece_history.py`).
 
-The training loop's band batches are pairs of consecutive windows and hold no history of the piece, which the
-context predictors read (`latent_predictor.context_features`: which groups sounded in the last K + 1 windows
-and before). With the autoencoder frozen (`train_codec: false`) a piece's latents never change, so they are
-encoded once here: every whole 2-bar window of a piece (a trailing partial window is dropped), its five
-latents and which groups sound in it. `context_pairs` then gives every (window t, window t+1) pair of every
-piece with the summary of the piece up to t.
+With the autoencoder frozen (`train_codec: false`) a piece's latents never change, so they are encoded once
+here: every whole 2-bar window of a piece (a trailing partial window is dropped, as the loop's pairs on the
+window grid), its five latents and which groups sound in it. `context_pairs` then gives every (window t, window
+t+1) pair of every piece with the summary of the piece up to t (`latent_predictor.context_features`). Unlike the
+loop's pairs, window t's planes are cut from the whole piece's, so a note held into it has no onset at its start.
 """
 
 from __future__ import annotations

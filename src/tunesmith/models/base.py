@@ -15,6 +15,9 @@ Declares (class attributes)
 Provides
     defaults(), debug_config(), debug_dims(), example_batch()    tests and the registry
     loss(batch) -> {"loss": scalar, ...}                        training
+    piece_history(config) -> PieceHistory | None                frames items that also carry the piece so far
+                                                                (data/piece_history.py; default None)
+    decays(param), learning_rate_scale(param)                   the optimizer's per-parameter settings
     log_likelihood(array) -> (nats, units)                      when `likelihood` is set: one piece as its
                                                                 representation encodes it
     autoregressive: stepper() and choose(out, sampling, generator): the network's incremental view
@@ -35,6 +38,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from tunesmith.core.errors import UserError
+from tunesmith.data.piece_history import PieceHistory
 from tunesmith.models.distributions import SamplingConfig
 
 # Generation options a family may honour (the CLI flag each comes from).
@@ -104,6 +108,13 @@ class MusicModel(nn.Module):
     def validate_config(cls, config: Any) -> None:
         """Raise UserError (one sentence naming the key) for a config value the family cannot use."""
 
+    @classmethod
+    def piece_history(cls, config: Any) -> PieceHistory | None:
+        """Training: whether the family's items (frames data) must also carry a summary of the piece before them,
+        and which (`data/piece_history.py`); asked from the validated config before any data is loaded, so a
+        data config that cannot give it is one sentence. Default None: plain windows."""
+        return None
+
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         """A random batch of the shape `loss` expects."""
         raise NotImplementedError
@@ -121,6 +132,11 @@ class MusicModel(nn.Module):
         """Whether weight decay applies to `param`: matrices and embeddings (2-D and up) by default, never
         biases or norm gains (nanoGPT's rule); a family overrides it for tensors decay would harm."""
         return param.dim() >= 2
+
+    def learning_rate_scale(self, param: Tensor) -> float:
+        """`param`'s learning rate relative to the recipe's `optim.lr` (the schedule scales both alike); 1 by
+        default, more for e.g. a small head that starts from scratch beside a trained network."""
+        return 1.0
 
     def set_progress(self, progress: float) -> None:
         """The share of training done (epoch / max_epochs), before each epoch: for schedules inside a

@@ -144,14 +144,17 @@ def _setup(config: RunConfig, run_dir: Path, resume: bool, allow_data_change: bo
     torch.manual_seed(tr.seed)
     cls = model_class(config.model.name)
     if checkpoint is None:  # a wrong model config or init_from is one sentence now, not after minutes of data loading
-        make_config(config.model.name, config.model.config, cls.debug_dims())
+        model_config = make_config(config.model.name, config.model.config, cls.debug_dims())
         if tr.init_from:
             resolve_checkpoint(tr.init_from)
+    else:
+        model_config = restored.model.config
+    history = cls.piece_history(model_config)  # items that carry the piece so far, or None
     if config.data.end_weight != 1 and not cls.loss_weights:
         raise UserError(f"data.end_weight weights the loss of piece endings; the {config.model.name} family's loss "
                         "does not read weights: leave it at 1")
     _set_threads(config, cls, device, cluster)
-    data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None)
+    data = prepare_data(config.data, cls.data_kind, restored.representation if restored else None, history)
     distributed.check_same("the encoded training data", data.provenance.get("train_data_blake2b"), cluster)
     if checkpoint:
         check_same_data(checkpoint.get("provenance") or {}, data.provenance, run_dir, allow_data_change)

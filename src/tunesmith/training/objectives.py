@@ -25,18 +25,29 @@ from tunesmith.training.gan_phases import PhasedAdversarialObjective  # audio-va
 Parts = list[tuple[dict[str, Tensor], float]]  # (micro-batch, weight): weights sum to 1
 
 
-def _adamw(params: Iterable[nn.Parameter], cfg: OptimConfig, decays: Callable[[Tensor], bool]) -> torch.optim.Optimizer:
+def _adamw(params: Iterable[nn.Parameter], cfg: OptimConfig, decays: Callable[[Tensor], bool],
+           scale: Callable[[Tensor], float] = lambda param: 1.0) -> torch.optim.Optimizer:
     """AdamW with weight decay only where the family's `decays(param)` says (default: matrices and
-    embeddings, never biases or norm gains: decaying those towards 0 only fights the fit)."""
+    embeddings, never biases or norm gains: decaying those towards 0 only fights the fit), and each parameter at
+    `scale(param)` x lr (`MusicModel.learning_rate_scale`; the loop's schedule keeps the ratios, `lr_ratios`).
+    Groups: decayed then not, at scale 1 first (the order every checkpoint's optimizer state was saved in),
+    then the same for each other scale, ascending."""
     params = list(params)
-    groups = [{"params": [p for p in params if decays(p)], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if not decays(p)], "weight_decay": 0.0}]
+    scales = [float(scale(p)) for p in params]
+    groups = [{"params": [p for p, s in zip(params, scales, strict=True) if s == rate and decays(p) == decayed],
+               "weight_decay": cfg.weight_decay if decayed else 0.0, "lr": cfg.lr * rate}
+              for rate in sorted(set(scales), key=lambda s: (s != 1.0, s)) for decayed in (True, False)]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas)
 
 
 def _decays(model: nn.Module) -> Callable[[Tensor], bool]:
     """The family's weight-decay rule (`MusicModel.decays`); matrices and up for any other module."""
     return getattr(model, "decays", lambda param: param.dim() >= 2)
+
+
+def _scale(model: nn.Module) -> Callable[[Tensor], float]:
+    """The family's learning-rate ratios (`MusicModel.learning_rate_scale`); 1 for any other module."""
+    return getattr(model, "learning_rate_scale", lambda param: 1.0)
 
 
 def _floats(losses: dict[str, Tensor], prefix: str = "") -> dict[str, float]:
@@ -49,7 +60,7 @@ class LikelihoodObjective:
     def __init__(self, model: nn.Module, cfg: OptimConfig) -> None:
         self.model, self.cfg = model, cfg
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizers = {"main": _adamw(self.params, cfg, _decays(model))}
+        self.optimizers = {"main": _adamw(self.params, cfg, _decays(model), _scale(model))}
         self.engine = Engine(model)
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, float]:
