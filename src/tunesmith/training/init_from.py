@@ -90,7 +90,8 @@ def initialise_from(model: MusicModel, family: str, vocab: list[str] | None, sou
                         f"{len(own)} weights)")
     model.load_state_dict(loaded, strict=False)
     fresh = [name for name in own if name not in loaded]
-    logger.info("init_from %s: %d weights copied, %d grown to the new vocabulary, %d fresh%s", source,
+    logger.info("init_from %s: %d weights copied, %d grown (new vocabulary rows or the family's widening), "
+                "%d fresh%s", source,
                 counts["copied"], counts["grown"], counts["fresh"], f" (first {fresh[0]})" if fresh else "")
     return counts
 
