@@ -20,6 +20,8 @@ Usage: python benchmarks/multitrack.py [CKPT] --data DIR [--pieces 40] [--n 24] 
        [--out benchmarks/results] [--temperature T] [--piano-temperature F]
        [--gate-odds R] [--gate-draws M] [--decoding threshold|sample]
        [--split train] (training pieces instead of held-out ones: for choosing settings)
+       [--offset K] (skip the split's first K pieces: `--offset 40` measures the held-out pieces the default
+       run does not, a development set for choosing settings that neither network trained on)
 (CKPT: a .ckpt, run folder or shipped name, default band-5; DIR: the data it was trained on.)
 """
 
@@ -51,14 +53,14 @@ SEED_STD = {"drums": 0.006}
 SEED_IQR_HALF = 0.1  # the seed's piano latents: interquartile range +-0.1
 
 
-def held_out(loaded, data: str, limit: int, split: str = "valid") -> list:
-    """The checkpoint's valid pieces (same ids, same hash split) of `data`, at most `limit` (`split` "train":
-    its training pieces instead, to compare settings without looking at the held-out ones)."""
+def held_out(loaded, data: str, limit: int, split: str = "valid", offset: int = 0) -> list:
+    """The checkpoint's valid pieces (same ids, same hash split) of `data`, at most `limit` after the first
+    `offset` (`split` "train": its training pieces instead)."""
     prov = loaded.checkpoint.get("provenance", {})
     pairs = load_scores(data)
     valid = set(split_ids([p for p, _ in pairs], prov.get("valid_fraction", 0.05), prov.get("test_fraction", 0.0))
                 [split])
-    return [s for p, s in pairs if p in valid][:limit]
+    return [s for p, s in pairs if p in valid][offset : offset + limit]
 
 
 @torch.no_grad()
@@ -83,7 +85,7 @@ def latent_figures(model, rolls: list[np.ndarray]) -> dict:
 def context_latent_figures(model, rolls: list[np.ndarray]) -> dict:
     """`latent_figures` for context predictors: every whole window pair of each piece with its history."""
     pairs = context_pairs(encode_pieces(model, rolls), model.config.context)
-    pred = model.predictors.expected_next(pairs["z_t"], pairs["z_next"], history=pairs["history"])
+    pred = model.predictors.expected_next(pairs["z_t"], pairs["z_next"], history=pairs["history"], plays=pairs["plays"])
     now = pairs["history"][:, : len(MULTITRACK_GROUPS) * (model.config.context + 1) : model.config.context + 1] > 0
     return group_figures(pairs["z_t"], pairs["z_next"], pred, now)
 
@@ -156,6 +158,7 @@ def main() -> None:
                         help="how windows become notes (default: the model's)")
     parser.add_argument("--split", choices=("valid", "train"), default="valid",
                         help="the pieces to measure on: held out (default) or training pieces (to choose settings)")
+    parser.add_argument("--offset", type=int, default=0, help="skip the split's first K pieces (see usage)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -172,9 +175,12 @@ def main() -> None:
         model.config.gate_draws = args.gate_draws
     if args.decoding is not None:
         model.config.decoding = args.decoding
-    real = held_out(loaded, args.data, args.pieces, args.split)
+    real = held_out(loaded, args.data, args.pieces, args.split, args.offset)
+    if not real:
+        parser.error(f"no {args.split} pieces after the first {args.offset}")
     rolls = [rep.encode(s) for s in real]
     result = {"checkpoint": args.checkpoint, "data": args.data, "valid_pieces": len(real), "split": args.split,
+              "offset": args.offset,
               "temperature": model.config.temperature, "piano_temperature": model.config.piano_temperature,
               "gate_odds": model.config.gate_odds if model.config.gate else None,
               "gate_draws": model.config.gate_draws if model.config.gate else None,
@@ -208,7 +214,8 @@ def report(r: dict) -> str:
     lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
              f"{r['data']}` (latent temperature {r['temperature']}, piano x {r.get('piano_temperature', 1.0)}, "
              f"{gate}decoding {r.get('decoding', 'sample')}): "
-             f"{r['valid_pieces']} {'training' if r.get('split') == 'train' else 'held-out'} pieces, "
+             f"{r['valid_pieces']} {'training' if r.get('split') == 'train' else 'held-out'} pieces"
+             f"{' after the first ' + str(r['offset']) if r.get('offset') else ''}, "
              f"{lat['pairs']} window pairs, "
              f"{r['continuations']} continuations ({len(r.get('presence_recall_per_draw', [0]))} draws per "
              f"primer), {prior['n_generated']} prior samples ({r['seconds']:.0f} s).\n",
