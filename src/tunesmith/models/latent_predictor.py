@@ -262,8 +262,8 @@ class LatentPredictors(nn.Module):
         """The j-th group's (piano first) latent at t+1 (B, D) and whether it plays (B,) bool, from the band
         (B, 5, D) at t, the t+1 latents and coins of the groups before it: a coin at its gate's probability
         with the odds times `gate.odds`; where it says "plays", the group's predictor given that it plays is
-        drawn `gate.draws` times and the first draw whose window sounds (`gate.sounds`) is kept (the first
-        when none does), elsewhere the latent is the encoding of an empty window `silent` (D,)."""
+        drawn until a draw's window sounds (`gate.sounds`), at most `gate.draws` times (the last is kept when
+        none does), elsewhere the latent is the encoding of an empty window `silent` (D,)."""
         before = torch.stack(decided, 1).to(history.dtype) if decided else history[:, :0]
         p = torch.sigmoid(self.gate[j](torch.cat([history, before], 1))[:, 0])
         p = p * gate.odds / (1 - p + p * gate.odds)
@@ -271,11 +271,15 @@ class LatentPredictors(nn.Module):
         ones = torch.ones_like(p)
         mean, logvar = (self.piano_next(band, None, history, ones) if j == 0
                         else self._other(j - 1, band, torch.stack(ahead, 1), None, history, ones))
-        draws = torch.stack([_draw(mean, logvar, temperature, generator) for _ in range(gate.draws)], 1)
         group = PIANO if j == 0 else _GROUP_OF[j - 1]
-        sounding = gate.sounds(draws.flatten(0, 1), group).view(draws.shape[:2])  # (B, draws)
-        first = sounding.to(torch.uint8).argmax(1)  # the first that sounds (0 when none does)
-        z = draws[torch.arange(len(draws)), first]
+        z = _draw(mean, logvar, temperature, generator)
+        pending = coin.clone()  # items whose kept draw is not yet known to sound
+        for _ in range(gate.draws - 1):  # decoding is the cost: only the pending items are redrawn and checked
+            if not pending.any():
+                break
+            pending[pending.clone()] = ~gate.sounds(z[pending], group)
+            again = _draw(mean, logvar, temperature, generator)
+            z = torch.where(pending[:, None], again, z)
         return torch.where(coin[:, None], z, silent.to(z.dtype)), coin
 
     @torch.no_grad()
