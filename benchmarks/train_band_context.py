@@ -70,7 +70,7 @@ def evaluate(predictors, pairs: dict, input_noise: float) -> str:
                               history=pairs["history"])
     ratios = [f"{k[9:]} {float(logs[k] / logs['target_var/' + k[9:]]):.3f}" for k in logs if k.startswith("pred_mse/")]
     gate = "" if predictors.gate is None else \
-        f"; gates BCE {float(predictors.gate_loss(pairs['history'], pairs['plays'], valid)):.4f}"
+        f"; piano gate BCE {float(predictors.gate_loss(pairs['history'], pairs['plays'], valid)):.4f}"
     return f"valid pred_nll {float(logs['pred_nll']):.4f}; MSE/var " + ", ".join(ratios) + gate
 
 

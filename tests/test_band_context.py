@@ -22,7 +22,7 @@ from tunesmith.models.band_latents import context_pairs, encode_pieces
 from tunesmith.models.band_rolls import window_sounding
 from tunesmith.models.base import SamplePlan
 from tunesmith.models.checkpoint import FORMAT, load_model, save_checkpoint
-from tunesmith.models.latent_predictor import LatentPredictors, PresenceGates, context_features, context_size
+from tunesmith.models.latent_predictor import LatentPredictors, PianoGate, context_features, context_size
 from tunesmith.training.init_from import initialise_from
 
 MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
@@ -142,26 +142,23 @@ def test_piano_temperature_scales_only_the_piano_draw():
         make_config("band", {**BandModel.debug_config(), "piano_temperature": -1.0}, {})
 
 
-def test_presence_gates_decide_which_groups_play_and_need_context():
+def test_a_piano_gate_decides_whether_piano_plays_and_needs_context():
     config = {**BandModel.debug_config(), "context": 2, "gate": True}
     model = build_model("band", make_config("band", {**config, "gate_odds": 0.0}, {}))
     rolls = model.sample(SamplePlan(3, 8, _primer()[:, :16]), torch.Generator().manual_seed(0))
-    assert all(not r[:, 16:].any() for r in rolls)  # odds x 0: every coin says "silent"
-    model.config.gate_odds = 1e9
-    rolls = model.sample(SamplePlan(3, 8, _primer()[:, :16]), torch.Generator().manual_seed(0))
-    assert all(r[g, 16:].any() for r in rolls for g in range(5))  # x 1e9: every group plays
+    assert all(not r[PIANO, 16:].any() for r in rolls) and any(r[1:, 16:].any() for r in rolls)
     predictors, silent = model.predictors.eval(), torch.full((4,), 7.0)
     history, band = context_features(torch.rand(64, 3, 5) < 0.5, 2), torch.randn(64, 5, 4)
     for weight in predictors.piano.parameters():  # piano's predictor: mean 0, std 1 whatever it reads
         torch.nn.init.zeros_(weight)
-    sure = PresenceGates(1e9, 16, lambda z, group: z[:, 0] > 0)  # the coin says "plays"; "sounds": first coordinate > 0
-    z, coin = predictors._gated(0, band, [], [], 1.0, torch.Generator().manual_seed(0), history, sure, silent)
+    sure = PianoGate(1e9, 16, lambda z: z[:, 0] > 0)  # the coin says "plays"; "sounds" = first coordinate > 0
+    z, coin = predictors._gated_piano(band, 1.0, torch.Generator().manual_seed(0), history, sure, silent)
     assert bool(coin.all()) and bool((z[:, 0] > 0).all())  # a sounding draw kept (all 16 fail: 2^-16 an item)
-    never = PresenceGates(0.0, 8, sure.sounds)
-    z, coin = predictors._gated(0, band, [], [], 1.0, torch.Generator().manual_seed(0), history, never, silent)
+    never = PianoGate(0.0, 8, sure.sounds)
+    z, coin = predictors._gated_piano(band, 1.0, torch.Generator().manual_seed(0), history, never, silent)
     assert not bool(coin.any()) and bool((z == 7.0).all())
     history = context_features(torch.rand(64, 3, 5) < 0.5, 2)
-    plays = history[:, : 5 * 3 : 3] > 0  # "a group plays next" = "it plays now" in this toy
+    plays = history[:, : 5 * 3 : 3] > 0  # "piano plays next" = "piano plays now" in this toy
     optimizer = torch.optim.Adam(model.predictors.gate.parameters(), lr=0.05)
     for _ in range(100):
         loss = model.predictors.gate_loss(history, plays, torch.ones(64, dtype=torch.bool))

@@ -22,7 +22,7 @@ Batch (data kind "frames", `multitrack` representation, data.window = 2 x window
 window): {"frames": (B, 2 x window, 5, 128) velocities, "mask": (B, 2 x window)}: consecutive windows
 t and t+1 of a piece (with `context`, on the piece's window grid, plus "history" (B, n_context)). Loss =
 reconstruction of window t (BCE nats per instrument-window + latent penalty, `window_ae.py`) + predictor NLL
-(nats per dimension) + start NLL (nats per dimension) (+ with `gate` the gates' BCE, nats per group and pair).
+(nats per dimension) + start NLL (nats per dimension) (+ with `gate` the gate's BCE, nats per pair).
 
 Generation (one-shot, `sample`; `generation/band.py` writes the five tracks): a start window (from the
 start distribution, or the last window of a multitrack primer), then the predictors step window by
@@ -68,7 +68,7 @@ from tunesmith.data.piece_history import PieceHistory
 from tunesmith.models.band_decoding import DecodingStats
 from tunesmith.models.band_rolls import primer_roll, velocity_rolls, window_sounding
 from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
-from tunesmith.models.latent_predictor import LOGVAR_RANGE, PIANO, LatentPredictors, PresenceGates, context_features
+from tunesmith.models.latent_predictor import LOGVAR_RANGE, PIANO, LatentPredictors, PianoGate, context_features
 from tunesmith.models.layers import zero_padded
 from tunesmith.models.window_ae import (
     N_GROUPS,
@@ -80,7 +80,7 @@ from tunesmith.models.window_ae import (
     window_planes,
 )
 
-GATE_LR = 10.0  # the presence gates' learning rate / the recipe's (`learning_rate_scale`)
+GATE_LR = 10.0  # the piano gate's learning rate / the recipe's (`learning_rate_scale`)
 
 
 @dataclass
@@ -100,9 +100,9 @@ class BandConfig:
     start_components: int = 32  # mixture components of the start distribution
     presence: bool = False  # a "plays in the next window" coin per group before its latent (latent_predictor.py)
     context: int = 0  # predictors read which groups sounded in the last K + 1 windows and before (0: one window)
-    gate: bool = False  # presence gates on the piece-so-far summary decide which groups play (context only)
+    gate: bool = False  # a piano gate on the piece-so-far summary decides whether piano plays (context only)
     gate_odds: float = 1.0  # generation: the gate's odds are multiplied by this
-    gate_draws: int = 8  # generation: candidate latents per group and window where its gate says "plays"
+    gate_draws: int = 8  # generation: candidate piano latents per window where the gate says "plays"
     presence_draw: str = "sample"  # generation: "sample" a coin per window, or "threshold" (plays when p > 1/2)
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
     harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
@@ -173,7 +173,7 @@ class BandModel(MusicModel):
         check_codec_config(config)
         check_positive(config, "hidden", "layers", "start_components", "gate_draws")
         if config.gate and not config.context:
-            raise UserError("model config gate: the presence gates read the piece so far; they need context > 0")
+            raise UserError("model config gate: the piano gate reads the piece so far; it needs context > 0")
         check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context",
                        "piano_temperature", "gate_odds", minimum=0)
         check_fraction(config, "dropout", "latent_noise")
@@ -188,8 +188,8 @@ class BandModel(MusicModel):
             else None
 
     def learning_rate_scale(self, param: Tensor) -> float:
-        """The presence gates, small heads that start from scratch beside grown predictors, learn at GATE_LR x the
-        rate (as `benchmarks/train_band_context.py` trained them); everything else at the recipe's rate."""
+        """The piano gate, a small head that starts from scratch beside grown predictors, learns at GATE_LR x the
+        rate (as `benchmarks/train_band_context.py` trained it); everything else at the recipe's rate."""
         gate = self.predictors.gate
         return GATE_LR if gate is not None and any(param is p for p in gate.parameters()) else 1.0
 
@@ -236,7 +236,7 @@ class BandModel(MusicModel):
     def calibrate_counts(self, z_t: Tensor, z_next: Tensor, next_planes: Tensor, valid: Tensor,
                          now: Tensor | None = None, history: Tensor | None = None) -> None:
         """`DecodingStats.update_counts` on the decoded predicted means of window t+1 (teacher forced; with
-        presence heads or gates, given that each group plays: the latent generation decodes where the
+        presence heads or the piano gate, given that each group plays: the latent generation decodes where the
         coin says so; `now` (B, 5) bool: which groups sound in window t; `history` (B, n_context): the piece up
         to t, with `context`)."""
         was_training = self.training
@@ -245,10 +245,9 @@ class BandModel(MusicModel):
         plays = ones if self.config.presence else None
         if plays is not None:
             z_t = self.predictors.carry(z_t, now if now is not None else plays)
-        gated = ones if self.config.gate else None
-        piano = self.predictors.piano_next(z_t, None if plays is None else plays[:, PIANO], history,
-                                           None if gated is None else gated[:, PIANO])[0]
-        mean = torch.cat([piano[:, None], self.predictors.others_next(z_t, z_next, plays, history, gated)[0]], 1)
+        gated = ones[:, PIANO] if self.config.gate else None
+        piano = self.predictors.piano_next(z_t, None if plays is None else plays[:, PIANO], history, gated)[0]
+        mean = torch.cat([piano[:, None], self.predictors.others_next(z_t, z_next, plays, history)[0]], 1)
         self.notes.update_counts(torch.sigmoid(self.codec.decode_groups(mean)), next_planes, valid)
         self.train(was_training)
 
@@ -319,8 +318,7 @@ class BandModel(MusicModel):
             sounded = self._sounding(band, generator)[:, None]  # (n, 1, 5)
         gate = None
         if self.config.gate:
-            gate = PresenceGates(self.config.gate_odds, self.config.gate_draws,
-                                 lambda z, group: self._group_sounds(z, group, silent))
+            gate = PianoGate(self.config.gate_odds, self.config.gate_draws, lambda z: self._piano_sounds(z, silent))
         latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
             plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
@@ -348,13 +346,13 @@ class BandModel(MusicModel):
         """Latents (n, 5, D) of one window -> bool (n, 5): which groups its decoding sounds."""
         return self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)
 
-    def _group_sounds(self, z: Tensor, group: int, silent: Tensor) -> Tensor:
-        """Latents (N, D) of one group -> bool (N,): whether each decodes, alone in a band of empty windows
-        (`silent` (5, D), their encoding), to a window that sounds in every bar (a window that sounds in one bar
-        leaves the other empty)."""
+    def _piano_sounds(self, z: Tensor, silent: Tensor) -> Tensor:
+        """Piano latents (N, D) -> bool (N,): whether each decodes, alone in a band of empty windows (`silent`
+        (5, D), their encoding), to a window that sounds in every bar (a window that sounds in one bar leaves
+        the other empty)."""
         band = silent[None].repeat(len(z), 1, 1)
-        band[:, group] = z
-        sustain = self.decode_latents(band[:, None], None)[1][:, group]  # (N, window, 128)
+        band[:, PIANO] = z
+        sustain = self.decode_latents(band[:, None], None)[1][:, PIANO]  # (N, window, 128)
         bar = 4 * self.config.steps_per_quarter
         bar = bar if self.config.window % bar == 0 else self.config.window
         return sustain.reshape(len(z), -1, bar * sustain.shape[-1]).any(-1).all(-1)

@@ -40,14 +40,14 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   is still in its intro. The summary goes after each predictor's own input, so a trained one-window
   predictor grows into a context one that starts as the same function (`BandModel.grown_weight`,
   `trainer.init_from`).
-- With `gate` (context only; session 8 for every group, session 7 for piano alone): whether each group plays in
-  the next window is a coin of its own small head (`gate_logits`: the summary and the t+1 coins of the groups
-  before it, trained by BCE, `gate_loss`), not left to whether a drawn latent happens to decode to notes, and each
-  predictor reads its group's coin as its last input (teacher forced in training): given "plays" its Gaussian is
-  that of playing windows, where one Gaussian over both kinds drew latents that decode to nothing (session 7:
-  piano came in after a piano-less primer in 28-36 % of the bars where real piano did). Where a coin says
-  "plays", a drawn latent that sounds is kept (`_gated`). Latents drift, the summary's 0/1 flags do not (the
-  session-5 presence heads read the chain's own blurred latents as a fading piano).
+- With `gate` (context only): piano's presence in the next window is a coin of a small head on the summary alone
+  (trained by BCE, `gate_loss`), not left to whether its drawn latent happens to decode to notes, and piano's
+  predictor reads that presence as its last input (teacher forced in training, the coin in generation): given
+  "plays" its Gaussian is that of playing windows, where one Gaussian over both kinds drew latents that decode
+  to nothing in pieces whose piano had not played yet (session 7: piano came in after a piano-less primer in
+  28-36 % of the bars where real piano did, although at odds x1000 the gate said "plays" in most windows). Where the coin says
+  "plays", a drawn latent that sounds is kept (`_gated_piano`). Latents drift, the summary's 0/1 flags do not
+  (the session-5 presence heads read the chain's own blurred latents as a fading piano).
 
 Logs: "pred_nll" (nats per latent dimension; the loss is the squared error / 2 plus this NLL),
 "pred_mse/GROUP" (mean squared error of the predicted mean per dimension: the seed's figure; piano 0.029
@@ -101,16 +101,14 @@ class LatentPredictors(nn.Module):
         band = N_GROUPS * (d + flag)  # the band at t: each latent, and with presence whether it plays (`carry`)
         sizes = [band] + [band + (1 + j) * d for j in range(N_GROUPS - 1)]
         extra = flag + self.n_context  # the group's own presence at t+1 and the piece so far: last inputs
-        extra += 1 if gate else 0  # with gates, each predictor reads its group's gate coin last (`_with`)
-        self.piano = SkipMLP(sizes[0] + extra, 2 * d, hidden, layers, dropout)
+        gated = 1 if gate else 0  # with a gate, piano's predictor reads the gate's coin last (`piano_next`)
+        self.piano = SkipMLP(sizes[0] + extra + gated, 2 * d, hidden, layers, dropout)
         self.others = nn.ModuleList(SkipMLP(n + extra, 2 * d, hidden, layers, dropout) for n in sizes[1:])
         if presence:  # piano's head first, then the others' in group order without piano
             self.presence = nn.ModuleList(SkipMLP(n, 1, max(hidden // 4, 1), 1, dropout) for n in sizes)
         if gate and not self.n_context:
-            raise ValueError("presence gates read the piece so far: they need context > 0")
-        # gate j (piano first) reads the summary and the t+1 presence of the groups before it
-        self.gate = nn.ModuleList(SkipMLP(self.n_context + j, 1, max(hidden // 8, 1), 1, dropout)
-                                  for j in range(N_GROUPS)) if gate else None
+            raise ValueError("a piano gate reads the piece so far: it needs context > 0")
+        self.gate = SkipMLP(self.n_context, 1, max(hidden // 8, 1), 1, dropout) if gate else None
 
     def carry(self, z: Tensor, plays: Tensor) -> Tensor:
         """The band at t as the predictors read it: latents (B, 5, D), with presence heads beside each group's
@@ -124,33 +122,34 @@ class LatentPredictors(nn.Module):
         is the piece so far (`context_features`); with a gate, `gated` (B,) 0/1 says whether piano plays at t+1
         (the gate's coin in generation, the truth in training): the latent of a playing piano is then one
         Gaussian, not a blur of "plays" and "silent" windows."""
-        return _gaussian(self.piano(self._with(band.flatten(1), plays, history, gated)))
+        x = self._with(band.flatten(1), plays, history)
+        if self.gate is not None:
+            if gated is None:
+                raise ValueError("a latent predictor with a piano gate needs piano's presence at t+1 (`gated`)")
+            x = torch.cat([x, gated.to(x.dtype)[:, None]], dim=1)
+        return _gaussian(self.piano(x))
 
     def others_next(self, band: Tensor, following: Tensor, plays: Tensor | None = None,
-                    history: Tensor | None = None, gated: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                    history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """band (B, 5, D) at t and `following` (B, 5, D), latents at t+1 of which each group's predictor reads
         those before it (piano first) -> (mean, logvar) (B, 4, D) of the other groups at t+1, in group order
         without piano (teacher forcing: training and measuring). Each group's own w_t is in the band. With
-        presence, `plays` (B, 5) 0/1 in group order: each group's presence at t+1; with gates, `gated` the same
-        for the gated predictors."""
+        presence, `plays` (B, 5) 0/1 in group order: each group's presence at t+1."""
         ahead = _order(following)  # (B, 5, D): piano, then the others in group order
         own = _order(plays[:, :, None])[:, :, 0] if plays is not None else None
-        gate = _order(gated[:, :, None])[:, :, 0] if gated is not None else None
-        stats = [self._other(j, band, ahead[:, : j + 1], None if own is None else own[:, j + 1], history,
-                             None if gate is None else gate[:, j + 1]) for j in range(N_GROUPS - 1)]
+        stats = [self._other(j, band, ahead[:, : j + 1], None if own is None else own[:, j + 1], history)
+                 for j in range(N_GROUPS - 1)]
         return torch.stack([m for m, _ in stats], 1), torch.stack([v for _, v in stats], 1)
 
     def _other(self, j: int, band: Tensor, ahead: Tensor, plays: Tensor | None = None,
-               history: Tensor | None = None, gated: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               history: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(mean, logvar) (B, D) of the j-th non-piano group at t+1 from the band (B, 5, D) at t and the t+1
         latents (B, j + 1, D) of piano and the non-piano groups before it (and its presence (B,))."""
-        return _gaussian(self.others[j](self._with(_other_input(band, ahead), plays, history, gated)))
+        return _gaussian(self.others[j](self._with(_other_input(band, ahead), plays, history)))
 
-    def _with(self, x: Tensor, plays: Tensor | None, history: Tensor | None = None,
-              gated: Tensor | None = None) -> Tensor:
-        """A predictor's input x (B, n), with the group's presence (B,) appended when the model has heads, the
-        piece-so-far summary (B, n_context) when it has `context`, and last, with gates, the group's gate coin
-        `gated` (B,) 0/1 (trailing, so a gateless predictor grows into a gated one, `BandModel.grown_weight`)."""
+    def _with(self, x: Tensor, plays: Tensor | None, history: Tensor | None = None) -> Tensor:
+        """A predictor's input x (B, n), with the group's presence (B,) appended when the model has heads and
+        the piece-so-far summary (B, n_context) last when it has `context`."""
         if self.with_presence:
             if plays is None:
                 raise ValueError("a latent predictor with presence heads needs each group's presence at t+1")
@@ -160,10 +159,6 @@ class LatentPredictors(nn.Module):
                 raise ValueError(f"a latent predictor with context {self.context} needs the piece so far "
                                  f"({self.n_context} numbers per item, `context_features`)")
             x = torch.cat([x, history.to(x.dtype)], dim=1)
-        if self.gate is not None:
-            if gated is None:
-                raise ValueError("a latent predictor with presence gates needs its group's presence at t+1 (`gated`)")
-            x = torch.cat([x, gated.to(x.dtype)[:, None]], dim=1)
         return x
 
     def presence_logits(self, band: Tensor, following: Tensor) -> Tensor:
@@ -177,17 +172,14 @@ class LatentPredictors(nn.Module):
 
     @torch.no_grad()
     def expected_next(self, z_t: Tensor, z_next: Tensor, now: Tensor | None = None,
-                      history: Tensor | None = None, plays: Tensor | None = None) -> Tensor:
+                      history: Tensor | None = None) -> Tensor:
         """The predicted mean (B, 5, D) of the t+1 latents (teacher forced as `others_next`): with presence, the
         mixture's mean p x mean(plays) + (1 - p) x mean(silent), the squared-error figure's fair prediction
-        (it uses no knowledge of which groups play next); `now` (B, 5): which groups play at t. With gates, the
-        same mixture at each gate's probability, given the t+1 presence `plays` (B, 5) bool of the groups before
-        it (teacher forced, as their latents are)."""
-        if self.gate is not None:
-            p = torch.sigmoid(self.gate_logits(history, plays))[:, :, None]
-            ends = [_insert(self.others_next(z_t, z_next, None, history, torch.full_like(p[:, :, 0], v))[0],
-                            self.piano_next(z_t, None, history, torch.full_like(p[:, 0, 0], v))[0]) for v in (0.0, 1.0)]
-            return ends[0] + p * (ends[1] - ends[0])
+        (it uses no knowledge of which groups play next); `now` (B, 5): which groups play at t."""
+        if self.gate is not None:  # the gate's mixture: p x mean(plays) + (1 - p) x mean(silent)
+            p = torch.sigmoid(self.gate(history))
+            plays, silent = (self.piano_next(z_t, None, history, torch.full_like(p[:, 0], v))[0] for v in (1.0, 0.0))
+            return _insert(self.others_next(z_t, z_next, None, history)[0], silent + p * (plays - silent))
         if not self.with_presence:
             return _insert(self.others_next(z_t, z_next, None, history)[0], self.piano_next(z_t, None, history)[0])
         z_t = self.carry(z_t, now)
@@ -205,7 +197,7 @@ class LatentPredictors(nn.Module):
         a piece's end). With presence heads, `plays` (B, 5) bool (each group sounds in window t+1) is their
         target and the predictors' input, their BCE is added, and `now` (B, 5) bool (each group sounds in
         window t) goes beside z_t (`carry`); with `context`, `history` (B, n_context) is the piece so far; with
-        gates, each predictor reads its group's column of `plays` (teacher forced, the gate's coin in generation).
+        a gate, piano's predictor reads `plays`' piano column (teacher forced, as the gate's coin in generation).
         Targets and inputs carry no gradient to the encoder."""
         z_t, z_next = z_t.detach(), z_next.detach()
         noise = (lambda x: x + input_noise * torch.randn_like(x)) if training else (lambda x: x)
@@ -216,11 +208,10 @@ class LatentPredictors(nn.Module):
         gated = None
         if self.gate is not None:
             if plays is None:
-                raise ValueError("a latent predictor with presence gates trains on each group's presence at t+1")
-            gated = plays.float()
-        mean_p, logvar_p = self.piano_next(noisy_t, None if given is None else given[:, PIANO], history,
-                                           None if gated is None else gated[:, PIANO])
-        mean_o, logvar_o = self.others_next(noisy_t, noisy_next, given, history, gated)
+                raise ValueError("a latent predictor with a piano gate trains on piano's presence at t+1 (`plays`)")
+            gated = plays[:, PIANO].float()
+        mean_p, logvar_p = self.piano_next(noisy_t, None if given is None else given[:, PIANO], history, gated)
+        mean_o, logvar_o = self.others_next(noisy_t, noisy_next, given, history)
         mean = _insert(mean_o, mean_p)
         logvar = _insert(logvar_o, logvar_p)
         error = (z_next - mean).pow(2)
@@ -242,51 +233,37 @@ class LatentPredictors(nn.Module):
             total, logs["pres_bce"] = total + bce, bce.detach()
         return total, logs
 
-    def gate_logits(self, history: Tensor, plays: Tensor) -> Tensor:
-        """Logits (B, 5) in group order that each group sounds at t+1, from the summary `history` (B, n_context)
-        and, for each gate, the t+1 presence of the groups before it (piano first) in `plays` (B, 5) bool."""
-        before = _order(plays.to(history.dtype)[:, :, None])[:, :, 0]
-        logits = [self.gate[j](torch.cat([history, before[:, :j]], 1)) for j in range(N_GROUPS)]
-        return _insert(torch.cat(logits[1:], 1)[:, :, None], logits[0])[:, :, 0]
-
     def gate_loss(self, history: Tensor, plays: Tensor, valid: Tensor) -> Tensor:
-        """BCE (nats per group and pair) of the gates' logits from `history` (B, n_context) against each group
-        sounding at t+1 (`plays` (B, 5) bool; teacher forced), over the `valid` (B,) items."""
-        bce = nn.functional.binary_cross_entropy_with_logits(self.gate_logits(history, plays), plays.float(),
+        """BCE (nats per pair) of the piano gate's logit from `history` (B, n_context) against piano sounding at
+        t+1 (`plays` (B, 5) bool), over the `valid` (B,) items."""
+        bce = nn.functional.binary_cross_entropy_with_logits(self.gate(history)[:, 0], plays[:, PIANO].float(),
                                                              reduction="none")
-        return (bce * valid.float()[:, None]).sum() / (valid.float().sum().clamp(min=1) * N_GROUPS)
+        return (bce * valid.float()).sum() / valid.float().sum().clamp(min=1)
 
-    def _gated(self, j: int, band: Tensor, ahead: list[Tensor], decided: list[Tensor], temperature: float,
-               generator: torch.Generator | None, history: Tensor, gate: PresenceGates,
-               silent: Tensor) -> tuple[Tensor, Tensor]:
-        """The j-th group's (piano first) latent at t+1 (B, D) and whether it plays (B,) bool, from the band
-        (B, 5, D) at t, the t+1 latents and coins of the groups before it: a coin at its gate's probability
-        with the odds times `gate.odds`; where it says "plays", the group's predictor given that it plays is
-        drawn until a draw's window sounds (`gate.sounds`), at most `gate.draws` times (the last is kept when
-        none does), elsewhere the latent is the encoding of an empty window `silent` (D,)."""
-        before = torch.stack(decided, 1).to(history.dtype) if decided else history[:, :0]
-        p = torch.sigmoid(self.gate[j](torch.cat([history, before], 1))[:, 0])
+    def _gated_piano(self, band: Tensor, temperature: float, generator: torch.Generator | None, history: Tensor,
+                     gate: PianoGate, silent: Tensor) -> tuple[Tensor, Tensor]:
+        """Piano's latent at t+1 (B, D) and whether it plays (B,) bool, from the band (B, 5, D) at t: a coin at the
+        gate's probability with its odds times `gate.odds`; where it says "plays", piano's predictor given that
+        it plays is drawn until a draw's window sounds (`gate.sounds`), at most `gate.draws` times (the last is
+        kept when none does), elsewhere piano's latent is the encoding of an empty window `silent` (D,)."""
+        p = torch.sigmoid(self.gate(history)[:, 0])
         p = p * gate.odds / (1 - p + p * gate.odds)
         coin = torch.rand(p.shape, generator=generator, device=p.device) < p
-        ones = torch.ones_like(p)
-        mean, logvar = (self.piano_next(band, None, history, ones) if j == 0
-                        else self._other(j - 1, band, torch.stack(ahead, 1), None, history, ones))
-        group = PIANO if j == 0 else _GROUP_OF[j - 1]
+        mean, logvar = self.piano_next(band, None, history, torch.ones_like(p))
         z = _draw(mean, logvar, temperature, generator)
         pending = coin.clone()  # items whose kept draw is not yet known to sound
         for _ in range(gate.draws - 1):  # decoding is the cost: only the pending items are redrawn and checked
             if not pending.any():
                 break
-            pending[pending.clone()] = ~gate.sounds(z[pending], group)
-            again = _draw(mean, logvar, temperature, generator)
-            z = torch.where(pending[:, None], again, z)
+            pending[pending.clone()] = ~gate.sounds(z[pending])
+            z = torch.where(pending[:, None], _draw(mean, logvar, temperature, generator), z)
         return torch.where(coin[:, None], z, silent.to(z.dtype)), coin
 
     @torch.no_grad()
     def step(self, band: Tensor, temperature: float, generator: torch.Generator | None,
              silent: Tensor | None = None, draw: str = "sample", now: Tensor | None = None,
              history: Tensor | None = None, piano_factor: float = 1.0,
-             gate: PresenceGates | None = None) -> tuple[Tensor, Tensor]:
+             gate: PianoGate | None = None) -> tuple[Tensor, Tensor]:
         """One window ahead: band (B, 5, D) at t -> (a draw (B, 5, D) at t+1, plays (B, 5) bool), piano first,
         then each other group on the draws before it; the predicted std is scaled by `temperature` (0: the
         means), piano's by `temperature` x `piano_factor`. With presence heads each group's presence is decided
@@ -294,19 +271,17 @@ class LatentPredictors(nn.Module):
         above 1/2), and a silent group's latent is `silent` (5, D), the encoding of an empty window (what the
         predictors read in training); without heads every group plays. `now` (B, 5) bool: which groups play at
         t (heads only; default all). `history` (B, n_context): the piece so far (`context` only). With a piano
-        `gate` (and the model's gates) each group's presence is its gate's coin (`_gated`)."""
+        `gate` (and the model's gate head) piano's presence is the gate's coin (`_gated_piano`)."""
         n = band.shape[0]
         if self.with_presence:
             band = self.carry(band, now if now is not None else torch.ones(band.shape[:2], dtype=torch.bool))
         ahead, plays = [], []
         for j in range(N_GROUPS):
             head_input = band.flatten(1) if j == 0 else _other_input(band, torch.stack(ahead, 1))
-            if self.gate is not None:
+            if j == 0 and self.gate is not None:
                 if gate is None:
-                    raise ValueError("a latent predictor with presence gates steps with its `PresenceGates` settings")
-                group = PIANO if j == 0 else _GROUP_OF[j - 1]
-                z, coin = self._gated(j, band, ahead, plays, temperature * (piano_factor if j == 0 else 1.0),
-                                      generator, history, gate, silent[group])
+                    raise ValueError("a latent predictor with a piano gate steps with its `PianoGate` settings")
+                z, coin = self._gated_piano(band, temperature * piano_factor, generator, history, gate, silent[PIANO])
                 ahead.append(z)
                 plays.append(coin)
                 continue
@@ -328,14 +303,13 @@ class LatentPredictors(nn.Module):
 
 
 @dataclass
-class PresenceGates:
-    """Generation with presence gates: each gate's odds multiplied by `odds` (> 1 plays every group more),
-    `draws` candidate latents per group and window, and `sounds`: (latents (N, D), group) -> bool (N,), whether
-    that group's decoded window sounds."""
+class PianoGate:
+    """Generation with a piano gate: its odds multiplied by `odds` (> 1 plays piano more), `draws` candidate
+    latents per window, and `sounds`: latents (N, D) -> bool (N,), whether piano's decoded window sounds."""
 
     odds: float
     draws: int
-    sounds: Callable[[Tensor, int], Tensor]
+    sounds: Callable[[Tensor], Tensor]
 
 
 def context_size(context: int) -> int:
