@@ -43,8 +43,9 @@ def interpolate(
 
 def reconstruct(
     midi: Path = typer.Argument(..., help="MIDI piece whose first window is encoded and decoded."),
-    checkpoint: str = typer.Argument("bach-vae", help="A lstm-vae / conv-vae checkpoint, run folder or shipped name."),
     out: Path = typer.Option(..., "--out", help="MIDI file to write (generation.json goes beside it)."),
+    checkpoint: str = typer.Option("bach-vae", "--checkpoint",
+                                   help="A lstm-vae / conv-vae checkpoint, run folder or shipped name."),
     temperature: float = typer.Option(None, "--temperature",
                                       help="Sample at this temperature (default: the most likely decoding)."),
 ) -> None:
