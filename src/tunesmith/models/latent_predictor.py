@@ -45,9 +45,9 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   predictor reads that presence as its last input (teacher forced in training, the coin in generation): given
   "plays" its Gaussian is that of playing windows, where one Gaussian over both kinds drew latents that decode
   to nothing in pieces whose piano had not played yet (session 7: piano came in after a piano-less primer in
-  28-36 % of the bars where real piano did, although at odds x1000 the gate said "plays" in most windows). Where the coin says
-  "plays", a drawn latent that sounds is kept (`_gated_piano`). Latents drift, the summary's 0/1 flags do not
-  (the session-5 presence heads read the chain's own blurred latents as a fading piano).
+  28-36 % of the bars where real piano did, although at odds x1000 the gate said "plays" in most windows).
+  Where the coin says "plays", a drawn latent that sounds is kept (`_gated_piano`). Latents drift, the summary's
+  0/1 flags do not (the session-5 presence heads read the chain's own blurred latents as a fading piano).
 
 Logs: "pred_nll" (nats per latent dimension; the loss is the squared error / 2 plus this NLL),
 "pred_mse/GROUP" (mean squared error of the predicted mean per dimension: the seed's figure; piano 0.029
