@@ -85,8 +85,7 @@ def latent_figures(model, rolls: list[np.ndarray]) -> dict:
 def context_latent_figures(model, rolls: list[np.ndarray]) -> dict:
     """`latent_figures` for context predictors: every whole window pair of each piece with its history."""
     pairs = context_pairs(encode_pieces(model, rolls), model.config.context)
-    silent = model.silent_latents() if model.config.gate else None
-    pred = model.predictors.expected_next(pairs["z_t"], pairs["z_next"], history=pairs["history"], silent=silent)
+    pred = model.predictors.expected_next(pairs["z_t"], pairs["z_next"], history=pairs["history"])
     now = pairs["history"][:, : len(MULTITRACK_GROUPS) * (model.config.context + 1) : model.config.context + 1] > 0
     return group_figures(pairs["z_t"], pairs["z_next"], pred, now)
 

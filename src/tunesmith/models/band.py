@@ -312,7 +312,7 @@ class BandModel(MusicModel):
         now = start_plays[None].expand(n, -1) if start_plays is not None else None
         if now is None and self.config.presence:
             now = self._sounding(band, generator)  # (n, 5)
-        silent = self.silent_latents()
+        silent = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
         sounded = start_sounded[None].expand(n, -1, -1) if start_sounded is not None else None
         if sounded is None and self.config.context:
             sounded = self._sounding(band, generator)[:, None]  # (n, 1, 5)
@@ -341,11 +341,6 @@ class BandModel(MusicModel):
         if not self.config.feedback:  # all windows at once: the decoding rule sees the whole piece's register
             return self._silenced(*self.decode_latents(torch.stack(latents, 1), generator), torch.stack(playing, 2))
         return torch.cat(onsets, 2), torch.cat(sustains, 2)
-
-    @torch.no_grad()
-    def silent_latents(self) -> Tensor:
-        """(5, D): each group's latent of an empty window (what a silent group reads and writes)."""
-        return self.eval().codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
 
     def _sounding(self, band: Tensor, generator: torch.Generator | None) -> Tensor:
         """Latents (n, 5, D) of one window -> bool (n, 5): which groups its decoding sounds."""

@@ -172,18 +172,14 @@ class LatentPredictors(nn.Module):
 
     @torch.no_grad()
     def expected_next(self, z_t: Tensor, z_next: Tensor, now: Tensor | None = None,
-                      history: Tensor | None = None, silent: Tensor | None = None) -> Tensor:
+                      history: Tensor | None = None) -> Tensor:
         """The predicted mean (B, 5, D) of the t+1 latents (teacher forced as `others_next`): with presence, the
         mixture's mean p x mean(plays) + (1 - p) x mean(silent), the squared-error figure's fair prediction
-        (it uses no knowledge of which groups play next); `now` (B, 5): which groups play at t. With a gate,
-        piano's is p x its mean given "plays" + (1 - p) x `silent` (5, D), the empty window's latents, as generated."""
-        if self.gate is not None:  # the gate's mixture: p x mean(plays) + (1 - p) x the empty window's latent
-            if silent is None:
-                raise ValueError("a gated predictor's expected latent needs the empty window's latents `silent` (5, D)")
+        (it uses no knowledge of which groups play next); `now` (B, 5): which groups play at t."""
+        if self.gate is not None:  # the gate's mixture: p x mean(plays) + (1 - p) x mean(silent)
             p = torch.sigmoid(self.gate(history))
-            plays = self.piano_next(z_t, None, history, torch.ones_like(p[:, 0]))[0]
-            piano = silent[PIANO].to(plays.dtype) + p * (plays - silent[PIANO].to(plays.dtype))
-            return _insert(self.others_next(z_t, z_next, None, history)[0], piano)
+            plays, silent = (self.piano_next(z_t, None, history, torch.full_like(p[:, 0], v))[0] for v in (1.0, 0.0))
+            return _insert(self.others_next(z_t, z_next, None, history)[0], silent + p * (plays - silent))
         if not self.with_presence:
             return _insert(self.others_next(z_t, z_next, None, history)[0], self.piano_next(z_t, None, history)[0])
         z_t = self.carry(z_t, now)
@@ -201,8 +197,8 @@ class LatentPredictors(nn.Module):
         a piece's end). With presence heads, `plays` (B, 5) bool (each group sounds in window t+1) is their
         target and the predictors' input, their BCE is added, and `now` (B, 5) bool (each group sounds in
         window t) goes beside z_t (`carry`); with `context`, `history` (B, n_context) is the piece so far; with
-        a gate, piano's predictor reads `plays`' piano column (teacher forced, as the gate's coin in generation)
-        and is scored only where piano plays (its logs too). Targets and inputs carry no gradient to the encoder."""
+        a gate, piano's predictor reads `plays`' piano column (teacher forced, as the gate's coin in generation).
+        Targets and inputs carry no gradient to the encoder."""
         z_t, z_next = z_t.detach(), z_next.detach()
         noise = (lambda x: x + input_noise * torch.randn_like(x)) if training else (lambda x: x)
         given = plays.float() if plays is not None and self.with_presence else None
@@ -220,15 +216,12 @@ class LatentPredictors(nn.Module):
         logvar = _insert(logvar_o, logvar_p)
         error = (z_next - mean).pow(2)
         nll = 0.5 * (logvar + error.detach() / logvar.exp() + math.log(2 * math.pi))
-        weight = valid.float()[:, None, None].repeat(1, N_GROUPS, 1)  # (B, 5, 1)
-        if gated is not None:  # piano's draw is used only where the gate says "plays": it is scored only there
-            weight[:, PIANO] *= gated[:, None]
-        count = valid.float().sum().clamp(min=1)
+        weight = valid.float()[:, None, None]
+        count = weight.sum().clamp(min=1)
         per_dim = count * N_GROUPS * self.latent_dim
         nll, mse = (nll * weight).sum() / per_dim, (error * weight).sum() / per_dim
-        scored = weight[:, :, 0] > 0  # (B, 5): the items each group is scored on
-        sq = (error.detach() * weight).sum((0, 2)) / (scored.sum(0).clamp(min=1) * self.latent_dim)
-        var = torch.stack([_masked_var(z_next, scored[:, g])[g] for g in range(N_GROUPS)])
+        sq = (error.detach() * weight).sum((0, 2)) / (count * self.latent_dim)
+        var = _masked_var(z_next, valid)
         logs = {"pred_nll": nll.detach()}
         for g, name in enumerate(MULTITRACK_GROUPS):
             logs[f"pred_mse/{name}"], logs[f"target_var/{name}"] = sq[g], var[g]
