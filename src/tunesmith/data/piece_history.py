@@ -50,7 +50,7 @@ def check_history_data(cfg: DataConfig, history: PieceHistory) -> None:
 
 def window_sounded(frames: np.ndarray, window: int) -> np.ndarray:
     """Time-first frames (T, groups, ...) -> (T // window, groups) bool: whether anything in each group is nonzero
-    in each whole window (as `band_rolls.window_sounding` on a roll of whole windows)."""
+    in each whole window, windows from the start (`band_rolls.window_sounding` aligns them on the end)."""
     n = len(frames) // window
     whole = np.asarray(frames[: n * window])
     return whole.reshape(n, window, whole.shape[1], -1).any(axis=(1, 3))

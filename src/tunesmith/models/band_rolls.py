@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from tunesmith.core.errors import UserError
+from tunesmith.data.piece_history import window_sounded
 from tunesmith.models.band_decoding import VELOCITY
 from tunesmith.models.window_ae import DRUMS, N_GROUPS
 
@@ -18,7 +19,7 @@ def window_sounding(roll: np.ndarray, window: int) -> Tensor:
     (the first one left-padded with silence, as `BandModel.encode_window` pads)."""
     pad = -roll.shape[1] % window
     padded = np.pad(np.asarray(roll), ((0, 0), (pad, 0), (0, 0)))
-    return torch.from_numpy(padded.reshape(N_GROUPS, -1, window * roll.shape[2]).any(-1).T.copy())
+    return torch.from_numpy(window_sounded(padded.transpose(1, 0, 2), window))  # the training pairs' rule
 
 
 def primer_roll(context: np.ndarray | None, bar: int) -> np.ndarray:
