@@ -11,7 +11,8 @@
    generated one has it too (target >= 80 %), pooled over the draws, with each draw's figure (one draw of
    40 continuations swings by several points: band-5's piano gave 66-78 % over six seeds) and the
    precision (of the bars it plays in, the share where the real continuation has it: recall alone
-   rewards a part that never stops);
+   rewards a part that never stops), and the recall split by whether the primer has the part (a
+   continuation can follow a part it hears, not foresee one that enters later);
 4. prior samples of 16 bars against real 16-bar excerpts: per-instrument overlapping area and the
    tonal distance's, beside the real-vs-real ceiling (target: within 0.1), and MuseGAN metrics;
 5. note onsets per step in each of 16 consecutive 2-bar windows (32 bars, no primer): drift to silence?
@@ -191,6 +192,8 @@ def main() -> None:
     result["presence_recall"] = presence_recall(generated, reference, skip_bars=4)
     result["presence_precision"] = presence_precision(generated, reference, skip_bars=4)
     result["presence_recall_per_draw"] = [presence_recall(g, r, skip_bars=4) for g, r in draws]
+    for primed in (True, False):
+        result[f"presence_recall_primed_{str(primed).lower()}"] = presence_recall(generated, reference, 4, primed)
     result["continuations"] = len(generated)
     excerpts = [excerpt(rep.canonical(s), 4, 16) for s in real]
     samples = band_scores(model, GenerateRequest(n=args.n, bars=16, seed=args.seed), None, args.n,
@@ -241,6 +244,11 @@ def report(r: dict) -> str:
     if "presence_precision" in r:
         lines.append("| precision: real has it where generated plays | " + " | ".join(
             f"{100 * r['presence_precision'][g]:.1f} %" for g in MULTITRACK_GROUPS) + " |")
+    for primed, label in ((True, "primer has the part"), (False, "part enters after the primer")):
+        split = r.get(f"presence_recall_primed_{str(primed).lower()}")
+        if split:
+            lines.append(f"| recall where the {label} | " + " | ".join(
+                f"{100 * split[g]:.1f} %" for g in MULTITRACK_GROUPS) + " |")
     lines += ["\n## Prior samples vs real 16-bar excerpts: overlapping area (target: within 0.1 of real vs real)\n",
               "| feature set | generated vs real | real vs real | gap |", "|---|---|---|---|"]
     for g, value in prior["overlap_area"].items():

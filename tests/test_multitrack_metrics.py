@@ -52,6 +52,19 @@ def test_presence_recall_counts_bars_where_the_reference_plays():
     assert math.isnan(recall["guitar"])
 
 
+def test_presence_recall_splits_parts_the_primer_has_from_parts_that_enter_later():
+    # bar 1 is the primer; the reference's bass plays there and on, its guitar enters in bar 2
+    reference, generated = band(), band(with_bass=False)
+    for score in (reference, generated):
+        score.tracks.append(make_track([52], [4 * Q], [Q], program=25))
+    primed = presence_recall([generated], [reference], skip_bars=1, primed=True)
+    entering = presence_recall([generated], [reference], skip_bars=1, primed=False)
+    everything = presence_recall([generated], [reference], skip_bars=1)
+    assert primed["bass"] == 0.0 and math.isnan(primed["guitar"])
+    assert entering["guitar"] == 1.0 and math.isnan(entering["bass"])
+    assert everything["bass"] == 0.0 and everything["guitar"] == 1.0
+
+
 def test_presence_precision_counts_bars_where_the_generated_piece_plays():
     # the generated piece has bass in both bars, the reference none: recall undefined, precision 0
     precision = presence_precision([band()], [band(with_bass=False)])

@@ -103,12 +103,14 @@ def set_metrics(scores: Sequence[Score]) -> dict[str, float]:
     return out
 
 
-def presence_recall(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int = 0
-                    ) -> dict[str, float]:
+def presence_recall(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int = 0,
+                    primed: bool | None = None) -> dict[str, float]:
     """Per group: #(bars where both play) / #(bars where the reference plays), over aligned pairs of
     pieces (bar i of one against bar i of the other, from bar `skip_bars`, e.g. after a primer); NaN
-    for a group the reference never plays."""
-    hits, wanted, _ = _presence_counts(generated, reference, skip_bars)
+    for a group the reference never plays. `primed` True / False: per group, only the pairs whose
+    reference does / does not play the group before `skip_bars` (in the primer): a continuation can
+    follow a part the primer has, but not foresee one that enters later."""
+    hits, wanted, _ = _presence_counts(generated, reference, skip_bars, primed)
     return {name: float(hits[g] / wanted[g]) if wanted[g] else NAN for g, name in enumerate(MULTITRACK_GROUPS)}
 
 
@@ -120,17 +122,20 @@ def presence_precision(generated: Sequence[Score], reference: Sequence[Score], s
     return {name: float(hits[g] / played[g]) if played[g] else NAN for g, name in enumerate(MULTITRACK_GROUPS)}
 
 
-def _presence_counts(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _presence_counts(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int,
+                     primed: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group (5,): bars where both play, bars where the reference plays, bars where the generated
-    piece plays, over aligned pairs of pieces from bar `skip_bars` (the shorter piece's bars)."""
+    piece plays, over aligned pairs of pieces from bar `skip_bars` (the shorter piece's bars); with
+    `primed`, per group only the pairs whose reference plays (True) / does not play (False) it before."""
     hits, wanted, played = (np.zeros(len(MULTITRACK_GROUPS)) for _ in range(3))
     for gen, ref in zip(generated, reference, strict=True):
-        g_plays, r_plays = bar_activity(gen)[0][:, skip_bars:], bar_activity(ref)[0][:, skip_bars:]
+        g_all, r_all = bar_activity(gen)[0], bar_activity(ref)[0]
+        g_plays, r_plays = g_all[:, skip_bars:], r_all[:, skip_bars:]
         n = min(g_plays.shape[1], r_plays.shape[1])
-        hits += (g_plays[:, :n] & r_plays[:, :n]).sum(1)
-        wanted += r_plays[:, :n].sum(1)
-        played += g_plays[:, :n].sum(1)
+        counted = np.ones(len(MULTITRACK_GROUPS)) if primed is None else r_all[:, :skip_bars].any(1) == primed
+        hits += counted * (g_plays[:, :n] & r_plays[:, :n]).sum(1)
+        wanted += counted * r_plays[:, :n].sum(1)
+        played += counted * g_plays[:, :n].sum(1)
     return hits, wanted, played
 
 
