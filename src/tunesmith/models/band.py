@@ -106,6 +106,7 @@ class BandConfig:
     presence_draw: str = "sample"  # generation: "sample" a coin per window, or "threshold" (plays when p > 1/2)
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
     harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
+    kit: bool = False  # decoding: each window's drums keep the piece's `kit` likeliest drum pitches (band_decoding.py)
     feedback: bool = False  # generation: step on the encoding of each written window (see `chain`)
     decoding: str = "expected"  # generation: "expected", "threshold" or "sample" (band_decoding.py)
     temperature: float = 1.0  # generation: default scale of the predicted std (--temperature overrides)
@@ -157,7 +158,7 @@ class BandModel(MusicModel):
         self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence,
                                            c.context, c.gate)
         self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components)
-        self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter)
+        self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter, c.kit)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.codec.requires_grad_(c.train_codec)
 
