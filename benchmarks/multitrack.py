@@ -12,7 +12,9 @@
    40 continuations swings by several points: band-5's piano gave 66-78 % over six seeds) and the
    precision (of the bars it plays in, the share where the real continuation has it: recall alone
    rewards a part that never stops), and the recall split by whether the primer has the part (a
-   continuation can follow a part it hears, not foresee one that enters later);
+   continuation can follow a part it hears, not foresee one that enters later), beside the figures of
+   copying the primer's parts (each part it has plays in every new bar), and how often a part stops or
+   enters from one 2-bar window to the next, generated vs real (a part that flickers does both too often);
 4. prior samples of 16 bars against real 16-bar excerpts: per-instrument overlapping area and the
    tonal distance's, beside the real-vs-real ceiling (target: within 0.1), and MuseGAN metrics;
 5. note onsets per step in each of 16 consecutive 2-bar windows (32 bars, no primer): drift to silence?
@@ -41,7 +43,13 @@ from tunesmith.core.score import bar_line_after, cut_at, trim
 from tunesmith.data.datasets import FrameWindows
 from tunesmith.data.sources import load_scores
 from tunesmith.data.splits import split_ids
-from tunesmith.evaluation.multitrack_metrics import multitrack_report, presence_precision, presence_recall
+from tunesmith.evaluation.multitrack_metrics import multitrack_report
+from tunesmith.evaluation.presence import (
+    copy_primer_presence,
+    presence_precision,
+    presence_recall,
+    presence_transitions,
+)
 from tunesmith.generation.band import band_representation, band_scores, note_density
 from tunesmith.generation.generate import GenerateRequest
 from tunesmith.io.atomic import write_atomic
@@ -131,6 +139,21 @@ def continuations(model, real: list, primer_bars: int, new_bars: int, seed: int)
     return generated, reference
 
 
+def presence_figures(draws: list[tuple[list, list]]) -> dict:
+    """Presence figures (evaluation/presence.py) of (generated, real) continuations with 4-bar primers, one pair
+    of lists per draw: recall pooled, per draw and split by primer, precision, copying the primer, transitions."""
+    generated, reference = [s for g, _ in draws for s in g], [s for _, r in draws for s in r]
+    real = draws[0][1]  # the same pieces in every draw
+    out = {"presence_recall": presence_recall(generated, reference, skip_bars=4),
+           "presence_precision": presence_precision(generated, reference, skip_bars=4),
+           "presence_recall_per_draw": [presence_recall(g, r, skip_bars=4) for g, r in draws],
+           "copy_primer": copy_primer_presence(real, 4),
+           "transitions": {"generated": presence_transitions(generated, 4), "real": presence_transitions(real, 4)}}
+    for primed in (True, False):
+        out[f"presence_recall_primed_{str(primed).lower()}"] = presence_recall(generated, reference, 4, primed)
+    return out
+
+
 def density_curve(model, n: int, windows: int, seed: int) -> np.ndarray:
     """Mean onsets per step in each window, per group: (windows, 5), over `n` prior samples."""
     from tunesmith.models.base import SamplePlan
@@ -188,13 +211,8 @@ def main() -> None:
               "decoding": model.config.decoding,
               "latents": latent_figures(model, rolls)}
     draws = [continuations(model, real, 4, 16, args.seed + k) for k in range(args.repeats)]
-    generated, reference = [s for g, _ in draws for s in g], [s for _, r in draws for s in r]
-    result["presence_recall"] = presence_recall(generated, reference, skip_bars=4)
-    result["presence_precision"] = presence_precision(generated, reference, skip_bars=4)
-    result["presence_recall_per_draw"] = [presence_recall(g, r, skip_bars=4) for g, r in draws]
-    for primed in (True, False):
-        result[f"presence_recall_primed_{str(primed).lower()}"] = presence_recall(generated, reference, 4, primed)
-    result["continuations"] = len(generated)
+    result.update(presence_figures(draws))
+    result["continuations"] = sum(len(g) for g, _ in draws)
     excerpts = [excerpt(rep.canonical(s), 4, 16) for s in real]
     samples = band_scores(model, GenerateRequest(n=args.n, bars=16, seed=args.seed), None, args.n,
                           torch.Generator().manual_seed(args.seed))
@@ -235,20 +253,28 @@ def report(r: dict) -> str:
                  "latents' (the seed's figures are in its own scale; its drum latents had collapsed).")
     lines += ["\n## Continuations: bars an instrument plays where the real continuation has it (target >= 80 %)\n",
               "| | " + " | ".join(MULTITRACK_GROUPS) + " |", "|---|---|---|---|---|---|",
-              "| recall (all draws) | " + " | ".join(f"{100 * pr[g]:.1f} %" for g in MULTITRACK_GROUPS) + " |"]
+              percent_row("recall (all draws)", pr)]
     per_draw = r.get("presence_recall_per_draw", [])
     if len(per_draw) > 1:
         lines.append("| lowest - highest draw | " + " | ".join(
             f"{100 * min(d[g] for d in per_draw):.1f} - {100 * max(d[g] for d in per_draw):.1f} %"
             for g in MULTITRACK_GROUPS) + " |")
     if "presence_precision" in r:
-        lines.append("| precision: real has it where generated plays | " + " | ".join(
-            f"{100 * r['presence_precision'][g]:.1f} %" for g in MULTITRACK_GROUPS) + " |")
+        lines.append(percent_row("precision: real has it where generated plays", r["presence_precision"]))
     for primed, label in ((True, "primer has the part"), (False, "part enters after the primer")):
         split = r.get(f"presence_recall_primed_{str(primed).lower()}")
         if split:
-            lines.append(f"| recall where the {label} | " + " | ".join(
-                f"{100 * split[g]:.1f} %" for g in MULTITRACK_GROUPS) + " |")
+            lines.append(percent_row(f"recall where the {label}", split))
+    if "copy_primer" in r:
+        for figure in ("recall", "precision"):
+            lines.append(percent_row(f"copying the primer's parts: {figure}", r["copy_primer"][figure]))
+        lines += ["\nCopying the primer's parts: each part the primer has plays in every new bar, no other "
+                  "(what following the primer alone reaches).\n", "## Parts stopping and entering, per 2-bar window "
+                  "of the continuations (generated vs real)\n",
+                  "| | " + " | ".join(MULTITRACK_GROUPS) + " |", "|---|---|---|---|---|---|"]
+        for move, label in (("stop", "stops after playing"), ("enter", "enters after resting")):
+            for side in ("generated", "real"):
+                lines.append(percent_row(f"{label}: {side}", r["transitions"][side][move]))
     lines += ["\n## Prior samples vs real 16-bar excerpts: overlapping area (target: within 0.1 of real vs real)\n",
               "| feature set | generated vs real | real vs real | gap |", "|---|---|---|---|"]
     for g, value in prior["overlap_area"].items():
@@ -266,6 +292,12 @@ def report(r: dict) -> str:
     lines.append("| real (mean) | " + " | ".join(f"{v:.3f}" for v in real) + f" | {real.sum():.3f} |")
     lines.append(f"\nLast / first window total density: {density[-1].sum() / max(density[0].sum(), 1e-9):.2f}.\n")
     return "\n".join(lines)
+
+
+def percent_row(label: str, figures: dict) -> str:
+    """A markdown table row: the label, then each group's figure in per cent ("-" where undefined)."""
+    cells = (f"{100 * figures[g]:.1f} %" if np.isfinite(figures[g]) else "-" for g in MULTITRACK_GROUPS)
+    return f"| {label} | " + " | ".join(cells) + " |"
 
 
 if __name__ == "__main__":

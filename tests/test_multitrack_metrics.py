@@ -15,8 +15,12 @@ from tunesmith.evaluation.multitrack_metrics import (
     group_metrics,
     multitrack_report,
     overlap_ceiling,
+)
+from tunesmith.evaluation.presence import (
+    copy_primer_presence,
     presence_precision,
     presence_recall,
+    presence_transitions,
 )
 
 MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
@@ -76,6 +80,28 @@ def test_presence_precision_counts_bars_where_the_generated_piece_plays():
     full.tracks[0].notes.append(make_track([62], [4 * Q], [Q], program=0).notes[0])
     assert presence_recall([full], [band()])["piano"] == 1.0
     assert presence_precision([full], [band()])["piano"] == 0.5
+
+
+def test_copying_the_primer_plays_each_part_it_hears_in_every_new_bar():
+    # primer = bar 1 (piano, bass, drums); bar 2 has only the bass
+    figures = copy_primer_presence([band()], skip_bars=1)
+    assert figures["recall"]["bass"] == 1.0 and math.isnan(figures["recall"]["piano"])
+    assert figures["precision"]["bass"] == 1.0 and figures["precision"]["piano"] == 0.0
+    assert figures["precision"]["drums"] == 0.0 and math.isnan(figures["precision"]["guitar"])
+
+
+def test_transitions_count_stops_and_entries_between_two_bar_windows():
+    # 8 bars: piano in bars 1-4 and 7-8 (windows: plays, plays, rests, plays), bass throughout
+    score = new_score(tpq=Q)
+    score.tracks.append(make_track([60] * 6, [b * 4 * Q for b in (0, 1, 2, 3, 6, 7)], [Q] * 6, program=0))
+    score.tracks.append(make_track([36] * 8, [b * 4 * Q for b in range(8)], [Q] * 8, program=33))
+    moves = presence_transitions([score], first_bar=2)
+    assert moves["stop"]["piano"] == 0.5 and moves["enter"]["piano"] == 1.0
+    assert moves["stop"]["bass"] == 0.0 and math.isnan(moves["enter"]["bass"])
+    assert math.isnan(moves["stop"]["guitar"]) and moves["enter"]["guitar"] == 0.0
+    # from bar 4 on only the windows rests -> plays are counted
+    later = presence_transitions([score], first_bar=6)
+    assert math.isnan(later["stop"]["piano"]) and later["enter"]["piano"] == 1.0
 
 
 def test_real_music_overlaps_real_music_and_a_broken_set_does_not():

@@ -13,10 +13,8 @@ group that stops early has empty bars. Per piece and group [MG] (H.-W. Dong et a
 - `tonal_distance` (TD) for each pair of pitched groups that both play: distance of their tonal
   centroids per bar (`metrics.tonal_distance` on the two groups' notes).
 
-`presence_recall`: for aligned pieces (a generated continuation and the real one), the share of bars in
-which a group plays among the bars where the reference has it; `presence_precision` the other way round,
-the share of the bars a group plays in where the reference has it too (a part that plays everywhere
-has recall 1 and the precision of chance). `group_overlap`: the Yang & Lerch
+Whether each group plays where it should (continuations against real ones): `presence.py`.
+`group_overlap`: the Yang & Lerch
 overlapping area of each group's features (`compare.compare_sets`, per-group features), with the
 real-vs-real ceiling: the same figure between two halves of the reference. Torch-free.
 """
@@ -101,42 +99,6 @@ def set_metrics(scores: Sequence[Score]) -> dict[str, float]:
         values = np.asarray([r[name] for r in rows], float)
         out[name] = float(np.nanmean(values)) if np.isfinite(values).any() else NAN
     return out
-
-
-def presence_recall(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int = 0,
-                    primed: bool | None = None) -> dict[str, float]:
-    """Per group: #(bars where both play) / #(bars where the reference plays), over aligned pairs of
-    pieces (bar i of one against bar i of the other, from bar `skip_bars`, e.g. after a primer); NaN
-    for a group the reference never plays. `primed` True / False: per group, only the pairs whose
-    reference does / does not play the group before `skip_bars` (in the primer): a continuation can
-    follow a part the primer has, but not foresee one that enters later."""
-    hits, wanted, _ = _presence_counts(generated, reference, skip_bars, primed)
-    return {name: float(hits[g] / wanted[g]) if wanted[g] else NAN for g, name in enumerate(MULTITRACK_GROUPS)}
-
-
-def presence_precision(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int = 0
-                       ) -> dict[str, float]:
-    """Per group: #(bars where both play) / #(bars where the generated piece plays), aligned as
-    `presence_recall`; NaN for a group the generated pieces never play."""
-    hits, _, played = _presence_counts(generated, reference, skip_bars)
-    return {name: float(hits[g] / played[g]) if played[g] else NAN for g, name in enumerate(MULTITRACK_GROUPS)}
-
-
-def _presence_counts(generated: Sequence[Score], reference: Sequence[Score], skip_bars: int,
-                     primed: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per group (5,): bars where both play, bars where the reference plays, bars where the generated
-    piece plays, over aligned pairs of pieces from bar `skip_bars` (the shorter piece's bars); with
-    `primed`, per group only the pairs whose reference plays (True) / does not play (False) it before."""
-    hits, wanted, played = (np.zeros(len(MULTITRACK_GROUPS)) for _ in range(3))
-    for gen, ref in zip(generated, reference, strict=True):
-        g_all, r_all = bar_activity(gen)[0], bar_activity(ref)[0]
-        g_plays, r_plays = g_all[:, skip_bars:], r_all[:, skip_bars:]
-        n = min(g_plays.shape[1], r_plays.shape[1])
-        counted = np.ones(len(MULTITRACK_GROUPS)) if primed is None else r_all[:, :skip_bars].any(1) == primed
-        hits += counted * (g_plays[:, :n] & r_plays[:, :n]).sum(1)
-        wanted += counted * r_plays[:, :n].sum(1)
-        played += counted * g_plays[:, :n].sum(1)
-    return hits, wanted, played
 
 
 def group_overlap(reference: Sequence[Score], generated: Sequence[Score]) -> dict[str, float]:
