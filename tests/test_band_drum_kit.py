@@ -14,7 +14,7 @@ from tunesmith.generation.band import band_representation
 from tunesmith.io.midi import read_midi
 from tunesmith.models import build_model, make_config
 from tunesmith.models.band import BandModel
-from tunesmith.models.band_decoding import DecodingStats, kit_units
+from tunesmith.models.band_decoding import DecodingStats, kit_units, piece_kit_size
 from tunesmith.models.window_ae import roll_planes
 
 MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
@@ -47,6 +47,18 @@ def test_each_window_keeps_at_most_kit_pitches_and_the_pieces_common_kit():
     assert kit_units(onset, 8, 0.2).reshape(1, 4, 8, 128).any(2).sum(-1).eq(1).all()  # at least one piece
 
 
+def test_the_piece_kit_grows_with_the_span_as_measured_and_bounds_every_window():
+    assert piece_kit_size(4.0, 5.0, 1) == 4 and piece_kit_size(4.0, 5.0, 2) == 5 and piece_kit_size(4.0, 5.0, 8) == 7
+    assert piece_kit_size(4.0, 3.5, 8) == 4  # a pair never uses fewer pieces than one window
+    onset = _groove()
+    onset[0, 24:32:2, 49] = 0.9  # a crash run in the last window only: a window's own top piece
+    tight = kit_units(onset, 8, 3.0, 3.0)  # no growth: the piece keeps 3 pitches, every window the same
+    assert tight.any(1).sum() == 3 and not tight[..., 49].any()
+    grown = kit_units(onset, 8, 3.0, 3.5)  # 4 windows: 3 + 0.5 x 2 = 4 pitches over the piece
+    assert grown.any(1).sum() == 4 and grown[0, 24:, 49].all() and not grown[0, :24, 49].any()
+    assert grown.reshape(1, 4, 8, 128).any(2).sum(-1).eq(3).all()
+
+
 def test_the_expected_rule_moves_the_drum_hits_onto_the_kit_without_changing_their_number():
     probs = torch.full((1, 5, 2, 32, 128), 1e-4)
     probs[0, DRUMS, 0] = _groove()[0].clamp(min=1e-4)
@@ -54,41 +66,71 @@ def test_the_expected_rule_moves_the_drum_hits_onto_the_kit_without_changing_the
     logits = torch.logit(probs)
     free = DecodingStats(8, voicing=True, bar=8).decode(logits, "expected", None)[0][0, DRUMS]
     stats = DecodingStats(8, voicing=True, bar=8, kit=True)
-    stats.kit.fill_(3.0)
+    stats.kit.copy_(torch.tensor([3.0, 3.5]))
     kept = stats.decode(logits, "expected", None)[0][0, DRUMS]  # (T, 128)
     assert free[:, AGOGO].any() and not kept[:, AGOGO].any()
     assert kept.sum() == free.sum()  # the count rule still sets how many hits each bar has
     assert kept.reshape(4, 8, 128).any(1).sum(-1).max() == 3
 
 
-def test_the_kit_is_the_median_of_real_windows_counted_by_hand():
-    rep = band_representation(build_model("band", make_config("band", {}, {})))
+def _hand_counted(name: str, windows: int) -> list[set[int]]:
+    """The drum pitches of each of the first 2-bar windows of a fixture, read from its notes (16th steps)."""
+    score = read_midi(MULTITRACK / name)
+    table = note_table(score)
+    drums = table["is_drum"]
+    step = np.rint(table["start"][drums] / (score.ticks_per_quarter / 4)).astype(int)
+    return [set(table["pitch"][drums][(step >= 32 * w) & (step < 32 * w + 32)].tolist()) for w in range(windows)]
+
+
+def _planes(name: str, windows: int) -> torch.Tensor:
+    """planes (windows, 5, 2, 32, 128) of a fixture's first 2-bar windows."""
+    roll = band_representation(build_model("band", make_config("band", {}, {}))).encode(read_midi(MULTITRACK / name))
+    frames = torch.from_numpy(roll[:, : 32 * windows].astype("float32")).permute(1, 0, 2)
+    return roll_planes(frames.reshape(windows, 32, 5, 128))
+
+
+def _lower_median(values: list[int]) -> int:
+    return sorted(values)[(len(values) - 1) // 2]
+
+
+def test_the_kits_are_the_medians_of_real_windows_and_pairs_counted_by_hand():
     stats = DecodingStats(32, kit=True)
-    for name, by_hand in (("All The Small Things.mid", 3), ("What a Fool Believes.mid", 5)):
-        score = read_midi(MULTITRACK / name)
-        table = note_table(score)
-        drums = table["is_drum"]
-        step = np.rint(table["start"][drums] / (score.ticks_per_quarter / 4)).astype(int)  # 16ths
-        counted = sorted(len(set(table["pitch"][drums][(step >= 32 * w) & (step < 32 * w + 32)])) for w in range(8))
-        assert counted[(len(counted) - 1) // 2] == by_hand  # [3, 3, 3, 3, 3, 3, 4, 5]; [3, 5, 5, 5, 5, 5, 5, 6]
-        roll = rep.encode(score)[:, :256]
-        frames = torch.from_numpy(roll.astype("float32")).permute(1, 0, 2).reshape(8, 32, 5, 128)
-        stats.update_kit(roll_planes(frames), torch.ones(8, 32, dtype=torch.bool))
-    assert float(stats.kit) == 3 + (5 - 3) / 2  # the first batch sets it, the second moves it halfway
-    assert int(stats.kit_batches) == 2
+    real = torch.ones(8, 32, dtype=torch.bool), torch.ones(8, dtype=torch.bool)
+    for name, window_kit, pair_kit in (("All The Small Things.mid", 3, 3), ("In Too Deep.mid", 5, 6)):
+        kits = _hand_counted(name, 9)  # windows 0-7: [4, 3, 3, 3, 5, 3, 3, 3], [1, 5, 5, 5, 6, 5, 6, 5]
+        assert _lower_median([len(k) for k in kits[:8]]) == window_kit
+        pairs = [len(a | b) for a, b in zip(kits[:8], kits[1:], strict=True)]  # (0, 1) ... (7, 8)
+        assert _lower_median(pairs) == pair_kit  # [4, 3, 3, 5, 5, 3, 3, 3], [6, 5, 5, 6, 6, 6, 6, 7]
+        planes = _planes(name, 9)
+        stats.update_kit(planes[:8], real[0], planes[1:], real[1])
+    assert stats.kit.tolist() == [3 + (5 - 3) / 2, 3 + (6 - 3) / 2]  # the first batch sets them, the second halves
+    assert stats.kit_batches.tolist() == [2, 2]
 
 
 def test_the_kit_counts_only_real_steps_of_windows_where_drums_play():
-    score = read_midi(MULTITRACK / "All The Small Things.mid")
-    roll = band_representation(build_model("band", make_config("band", {}, {}))).encode(score)[:, :256]
-    planes = roll_planes(torch.from_numpy(roll.astype("float32")).permute(1, 0, 2).reshape(8, 32, 5, 128))
+    planes = _planes("All The Small Things.mid", 8)
     stats = DecodingStats(32, kit=True)
     stats.update_kit(torch.zeros_like(planes), torch.ones(8, 32, dtype=torch.bool))
-    assert float(stats.kit) == 128 and int(stats.kit_batches) == 0  # no drums: nothing learned
+    assert stats.kit.tolist() == [128, 128] and stats.kit_batches.tolist() == [0, 0]  # no drums: nothing learned
     mask = torch.zeros(8, 32, dtype=torch.bool)
     mask[4] = True  # only window 4 (5 pitches) is real; the silent padded windows do not pull the median down
     stats.update_kit(planes, mask)
-    assert float(stats.kit) == 5
+    assert float(stats.kit[0]) == 5
+
+
+def test_training_measures_the_pair_kit_from_the_windows_update_and_update_counts_see():
+    planes = _planes("What a Fool Believes.mid", 8)  # 4 pairs of consecutive windows, as training batches hold them
+    roll = band_representation(build_model("band", make_config("band", {}, {}))).encode(
+        read_midi(MULTITRACK / "What a Fool Believes.mid"))[:, :256]
+    batch = {"frames": torch.from_numpy(roll.astype("float32")).permute(1, 0, 2).reshape(4, 64, 5, 128),
+             "mask": torch.ones(4, 64, dtype=torch.bool)}
+    config = {**BandModel.debug_config(), "window": 32, "kit": True}
+    model = build_model("band", make_config("band", config, {})).train()
+    model.loss(batch)
+    expected = DecodingStats(32, kit=True)
+    expected.update_kit(planes[0::2], torch.ones(4, 32, dtype=torch.bool), planes[1::2], torch.ones(4).bool())
+    assert model.notes.kit.tolist() == expected.kit.tolist() and model.notes.kit_batches.tolist() == [1, 1]
+    assert model.notes.last_drums is None  # used once
 
 
 def test_a_config_without_the_flag_has_no_kit_tables_and_decodes_as_before():

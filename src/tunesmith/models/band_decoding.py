@@ -34,20 +34,29 @@ training batch by `update` (exponential averages, rate 1 / batches seen, floored
   count still comes from p). Each group's decoder alone is unsure of the chord; pooled, the band's
   evidence picks one, so parts that keep their own most probable pitches no longer clash (measured: with
   voicing alone, the tracks' tonal distance moved further from real music's, 0.85 -> 0.71 overlap).
-- with `kit` (band-5-kit, session 9), `kit` (a scalar): the median number of distinct drum pitches hit in a
-  2-bar training window where drums play (`update_kit`; 4 on band-5's training windows: quartiles 3 and
-  6, 5 over two consecutive windows, 6 over eight). Decoding then keeps, in each window, only the
-  round(`kit`) drum pitches with the most onset probability, ranked on the window's share plus the whole
-  piece's (`kit_units`), so a piece keeps one kit as `voiced_units` keeps one register; the count rule
-  still sets how many hits each bar gets, so only where they land changes. Why: band-5's drums scattered
-  over rare kit pieces (agogo, bongo, cabasa, claves, wood blocks, cowbell) around a kick-and-hat core,
-  each window's blurred decoding giving every piece some probability: 24 prior 16-bar samples hit 4.67
-  distinct drum pitches per bar (real held-out excerpts 3.24) and put 0.702 of a piece's hits on its 4
-  most used pitches (real 0.959). With the kit: 3.08 per bar and 0.857, drum hits per bar unchanged
-  (12.95; real 11.77) (`benchmarks/drum_kit.py`). Not applied by the "sample" rule (nor is voicing).
+- with `kit` (band-5-kit, session 9), `kit` (2,): the median number of distinct drum pitches hit in a
+  2-bar training window where drums play, and in two consecutive windows where drums play in either
+  (`update_kit`; the training loop's `update` sees window t, `update_counts` window t+1). band-5's
+  training windows: 3.99 and 4.40 (`benchmarks/calibrate_band.py`; over whole training pieces the mean
+  kit of 1, 2, 4, 8 consecutive windows is 4.5, 5.0, 5.7, 6.3: it grows by about the same number of
+  pieces each time the span doubles). Decoding keeps, per piece, its kit of `piece_kit_size` drum
+  pitches (kit[0] + (kit[1] - kit[0]) log2(windows): 5 for a 16-bar piece) with the most onset
+  probability over the whole piece, and in each window the round(kit[0]) of them ranked on the window's
+  share of onset probability plus the piece's (`kit_units`), so a piece keeps one kit as `voiced_units`
+  keeps one register. The count rule still sets how many hits each bar gets: only where they land
+  changes. Why: band-5's drums scattered over rare kit pieces (agogo, bongo, cabasa, claves, wood blocks,
+  cowbell) around a kick-and-hat core, each window's blurred decoding giving every piece some
+  probability: 24 prior 16-bar samples hit 4.67 distinct drum pitches per bar (real held-out 16-bar
+  excerpts 3.24), 20.3 per piece (real 5.2), and put 0.702 of a piece's hits on its 4 most used pitches
+  (real 0.959). The per-window kit alone (ranked on window + piece share, no piece kit) gave 3.08 per
+  bar, 7.8 per piece and 0.857: windows still swapped kits. With both: 2.96, 4.8 and 0.942, drum hits
+  per bar unchanged (12.95; real 11.77) (`benchmarks/drum_kit.py`). Not applied by the "sample" rule
+  (nor is voicing).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -71,8 +80,10 @@ class DecodingStats(nn.Module):
             self.register_buffer("voices", torch.full((N_GROUPS,), float(N_PITCHES)))
             self.register_buffer("voicing_batches", torch.zeros((), dtype=torch.int64))
         if kit:  # only with the flag, so checkpoints without it load and decode as before
-            self.register_buffer("kit", torch.tensor(float(N_PITCHES)))
-            self.register_buffer("kit_batches", torch.zeros((), dtype=torch.int64))
+            # (one window, two consecutive windows); no limit until data are seen
+            self.register_buffer("kit", torch.full((2,), float(N_PITCHES)))
+            self.register_buffer("kit_batches", torch.zeros(2, dtype=torch.int64))
+        self.last_drums: Tensor | None = None  # window t's drum pitches (B, 128), for `update_counts`' t+1
         self.register_buffer("thresholds", torch.full((N_GROUPS, PLANES), 0.5))
         self.register_buffer("velocity", torch.full((N_GROUPS, N_PITCHES), float(VELOCITY)))
         self.register_buffer("accent", torch.ones(N_GROUPS, window))
@@ -128,21 +139,45 @@ class DecodingStats(nn.Module):
             self.voices[g] += rate * (poly[plays, g].median() - self.voices[g])
 
     @torch.no_grad()
-    def update_kit(self, planes: Tensor, mask: Tensor) -> None:
-        """`kit` towards the median (the lower middle value, as `update_voicing`) number of distinct drum
+    def update_kit(self, planes: Tensor, mask: Tensor, next_planes: Tensor | None = None,
+                   next_valid: Tensor | None = None) -> None:
+        """`kit[0]` towards the median (the lower middle value, as `update_voicing`) number of distinct drum
         pitches hit in one batch's real windows where drums play: planes (B, 5, 2, W, 128), mask (B, W) of
-        real steps. Rate as `update`, counting only batches that hold drums."""
-        pieces = window_kits(planes[:, DRUMS, 0] * mask[:, :, None])  # (B,)
-        if not (pieces > 0).any():
+        real steps. With the following windows' planes `next_planes` (the same shape) and `next_valid` (B,)
+        (real next windows), also `kit[1]` (`update_pair_kit`); without them (the training loop's `update`,
+        which sees window t only), window t's drum pitches wait for `update_counts`, which sees t+1."""
+        drums = (planes[:, DRUMS, 0] * mask[:, :, None]).amax(1) > 0  # (B, 128)
+        self._blend_kit(0, drums.sum(-1))
+        if next_planes is None:
+            self.last_drums = drums
+        else:
+            self.update_pair_kit(drums, next_planes, next_valid)
+
+    @torch.no_grad()
+    def update_pair_kit(self, drums: Tensor, next_planes: Tensor, valid: Tensor) -> None:
+        """`kit[1]` towards the median number of distinct drum pitches over two consecutive windows where
+        drums play in either: drums (B, 128) bool, the pitches window t hits; next_planes (B, 5, 2, W, 128)
+        of window t+1; valid (B,) bool, real next windows."""
+        both = drums | (next_planes[:, DRUMS, 0].amax(1) > 0)
+        self._blend_kit(1, both[valid].sum(-1))
+
+    def _blend_kit(self, i: int, pieces: Tensor) -> None:
+        """`kit[i]` towards the median of `pieces` (N,) where > 0, at the rate of `update` counted on the
+        batches that hold drums."""
+        pieces = pieces[pieces > 0]
+        if not len(pieces):
             return
-        self.kit_batches += 1
-        rate = max(1.0 / float(self.kit_batches), MIN_RATE)
-        self.kit += rate * (pieces[pieces > 0].float().median() - self.kit)
+        self.kit_batches[i] += 1
+        rate = max(1.0 / float(self.kit_batches[i]), MIN_RATE)
+        self.kit[i] += rate * (pieces.float().median() - self.kit[i])
 
     @torch.no_grad()
     def update_counts(self, probs: Tensor, planes: Tensor, valid: Tensor) -> None:
         """One training batch: probabilities decoded from the predicted mean latents and the real planes
         (B, 5, 2, W, 128) of the next windows; `valid` (B,) marks real next windows. Rate as `update`."""
+        if self.drum_kit and self.last_drums is not None and len(self.last_drums) == len(planes):
+            self.update_pair_kit(self.last_drums, planes, valid)  # window t from `update` of the same batch
+            self.last_drums = None
         self.count_batches += 1
         rate = max(1.0 / float(self.count_batches), MIN_RATE)
         plays = planes[:, :, 1].flatten(2).any(-1) & valid[:, None]  # (B, 5)
@@ -166,7 +201,7 @@ class DecodingStats(nn.Module):
         allowed = voiced_units(rank[:, :, 1], window, self.span, self.voices)[:, :, None] if self.voicing else None
         if self.drum_kit:  # (n, 5, 1, T, 128): the drums' units, both planes, limited to the window's kit
             allowed = torch.ones_like(probs[:, :, :1], dtype=torch.bool) if allowed is None else allowed.clone()
-            allowed[:, DRUMS] = kit_units(probs[:, DRUMS, 0], window, self.kit)[:, None]
+            allowed[:, DRUMS] = kit_units(probs[:, DRUMS, 0], window, self.kit[0], self.kit[1])[:, None]
         if rule == "expected":  # with voicing the count is per bar: a window's count could all land in one bar
             block = self.bar if self.voicing and window % self.bar == 0 else window
             above = expected_units(probs, block, self.count_scale, allowed, rank)
@@ -255,24 +290,31 @@ def voiced_units(sound: Tensor, window: int, span: Tensor, voices: Tensor) -> Te
     return allowed
 
 
-def window_kits(hits: Tensor) -> Tensor:
-    """Drum onsets (B, W, 128) of B windows -> (B,) int: the distinct drum pitches each window hits."""
-    return (hits > 0).any(1).sum(-1)
-
-
-def kit_units(onset: Tensor, window: int, kit: Tensor | float) -> Tensor:
+def kit_units(onset: Tensor, window: int, kit: Tensor | float, pair_kit: Tensor | float | None = None) -> Tensor:
     """Drum onset probabilities (n, T, 128), T whole windows -> bool (n, T, 128): in each window the
-    round(kit) drum pitches with the most onset probability, ranked on the window's share of probability
-    per pitch plus the whole piece's (T), so a piece keeps one kit across windows (as `voiced_units` keeps
-    one register) instead of each window picking its own rare pieces."""
+    round(kit) drum pitches ranked on the window's share of onset probability per pitch plus the whole
+    piece's (T), so a piece keeps one kit across windows (as `voiced_units` keeps one register) instead of
+    each window picking its own rare pieces. With `pair_kit` (the kit of two consecutive windows), only
+    among the piece's kit: its `piece_kit_size` pitches of the most probability over the whole piece."""
     n, steps, pitches = onset.shape
     local = onset.reshape(n, steps // window, window, pitches).sum(2)  # (n, windows, 128)
     piece = local.sum(1, keepdim=True)
     share = local / local.sum(-1, keepdim=True).clamp(min=1e-9) + piece / piece.sum(-1, keepdim=True).clamp(min=1e-9)
     k = int(min(max(round(float(kit)), 1), pitches))
-    top = share.topk(k, dim=-1).indices  # ties (e.g. an all-zero window) go to the piece's share, then pitch order
+    if pair_kit is not None:
+        size = min(max(round(piece_kit_size(float(kit), float(pair_kit), steps // window)), k), pitches)
+        core = piece.topk(size, dim=-1).indices  # (n, 1, size)
+        share = share.masked_fill(~torch.zeros_like(piece, dtype=torch.bool).scatter_(-1, core, True), -1.0)
+    top = share.topk(k, dim=-1).indices
     keep = torch.zeros_like(share, dtype=torch.bool).scatter_(-1, top, True)
     return keep.repeat_interleave(window, dim=1)
+
+
+def piece_kit_size(kit: float, pair_kit: float, windows: int) -> float:
+    """The kit of `windows` consecutive windows: `kit` for one, growing by (pair_kit - kit) each time the
+    span doubles, as real kits grow (band-5's training pieces: mean 4.5, 5.0, 5.7 and 6.3 distinct drum
+    pitches over 1, 2, 4 and 8 windows; medians 4, 5, 5, 6)."""
+    return kit + max(pair_kit - kit, 0.0) * math.log2(max(windows, 1))
 
 
 def _blend(buffer: Tensor, total: Tensor, count: Tensor, rate: float) -> None:
