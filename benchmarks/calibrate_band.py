@@ -1,15 +1,19 @@
 """Fill a band checkpoint's decoding tables from its training pieces, for a checkpoint trained before the
-training loop measured them: the count calibration (`band_decoding.DecodingStats.count_scale`) and, with
-`voicing=true`, the pitch span and voices per group (`DecodingStats.update_voicing`).
+training loop measured them: the count calibration (`band_decoding.DecodingStats.count_scale`), with
+`voicing=true` the pitch span and voices per group (`DecodingStats.update_voicing`), and with `kit=true` the
+drum kit per window and per two consecutive windows (`DecodingStats.update_kit`).
 
 The same updates the training loop runs on every batch (`BandModel.calibrate_counts`,
-`DecodingStats.update_voicing`), over `--batches` batches of consecutive window pairs of the checkpoint's
-train split; no weight changes.
+`DecodingStats.update_voicing`, `DecodingStats.update_kit`), over `--batches` batches of consecutive window
+pairs of the checkpoint's train split; no weight changes. `--measure` names the tables to measure (default:
+all the config uses); the others keep the checkpoint's values, so e.g. `--generation kit=true --measure kit`
+adds the kit to a shipped model and changes nothing else.
 
 Usage: python benchmarks/calibrate_band.py CKPT --data DIR --out NEW.ckpt [--batches 400]
-       [--generation temperature=T decoding=RULE voicing=true]
-(--generation: the checkpoint's generation defaults, `temperature`, `decoding` and `voicing`; fp32
-weights: ship with `training.checkpoint.export_for_inference(NEW, DST, half=True)`.)
+       [--generation temperature=T decoding=RULE voicing=true harmony=H kit=true]
+       [--measure counts voicing kit] [--half]
+(--generation: the checkpoint's generation defaults; fp32 weights unless `--half`, which stores floating-point
+weights as fp16 like `training.checkpoint.export_for_inference(NEW, DST, half=True)`, the shipped format.)
 """
 
 from __future__ import annotations
@@ -28,9 +32,17 @@ from tunesmith.models import build_model, make_config
 from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from tunesmith.models.window_ae import window_planes
 
-NEW = ("notes.count_scale", "notes.count_batches", "notes.span", "notes.voices", "notes.voicing_batches")
-GENERATION = {"temperature": float, "decoding": str, "voicing": lambda v: v.lower() in ("1", "true", "yes"),
-              "harmony": float}
+NEW = ("notes.count_scale", "notes.count_batches", "notes.span", "notes.voices", "notes.voicing_batches",
+       "notes.kit", "notes.kit_batches")
+TABLES = {"counts": ("count_scale", "count_batches"), "voicing": ("span", "voices", "voicing_batches"),
+          "kit": ("kit", "kit_batches")}  # what `--measure` names -> its buffers (notes.NAME)
+
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
+GENERATION = {"temperature": float, "decoding": str, "voicing": _flag, "harmony": float, "kit": _flag}
 
 
 def main() -> None:
@@ -41,23 +53,28 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--generation", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--measure", nargs="*", choices=TABLES, default=list(TABLES))
+    parser.add_argument("--half", action="store_true", help="store floating-point weights as fp16")
     args = parser.parse_args()
     torch.set_num_threads(1)
     payload = load_checkpoint(resolve_checkpoint(args.checkpoint))
     for item in args.generation:
         key, _, value = item.partition("=")
         if key not in GENERATION:
-            raise SystemExit(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
+            _refuse(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
         payload["model"]["config"][key] = GENERATION[key](value)
     model = build_model("band", make_config("band", payload["model"]["config"], {}))
     if model.config.context:
-        print("calibrate_band measures one-window predictors; a context checkpoint keeps the tables it was "
-              "grown from (benchmarks/train_band_context.py)", file=sys.stderr)
-        raise SystemExit(2)
+        _refuse("calibrate_band measures one-window predictors; a context checkpoint keeps the tables it was "
+                "grown from (benchmarks/train_band_context.py)")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
     missing = model.load_state_dict(weights, strict=False).missing_keys
     if set(missing) - set(NEW):
-        raise SystemExit(f"not a band checkpoint of this version: missing {sorted(set(missing) - set(NEW))}")
+        _refuse(f"not a band checkpoint of this version: missing {sorted(set(missing) - set(NEW))}")
+    unmeasured = sorted(t for t, names in TABLES.items() if t not in args.measure
+                        and any(f"notes.{n}" in missing for n in names))
+    if unmeasured:
+        _refuse(f"the checkpoint has no {', '.join(unmeasured)} tables: add them to --measure")
     prov = payload.get("provenance", {})
     pairs = load_scores(args.data)
     train_ids = set(split_ids([p for p, _ in pairs], prov.get("valid_fraction", 0.05),
@@ -66,22 +83,42 @@ def main() -> None:
     windows = FrameWindows([rep.encode(s) for p, s in pairs if p in train_ids], 2 * w, w, time_axis=1)
     order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))
     model.eval()
-    with torch.no_grad():
-        for b in range(min(args.batches, len(order) // args.batch_size)):
-            items = [windows[int(i)] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
-            batch = {k: torch.stack([x[k] for x in items]) for k in ("frames", "mask")}
-            planes, mask = window_planes(batch, w)
-            next_planes, next_mask = window_planes(batch, w, offset=w)
-            z_t, z_next = model.codec.encode_groups(planes), model.codec.encode_groups(next_planes)
-            model.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1), planes[:, :, 1].flatten(2).any(-1))
-            if model.notes.voicing:
-                model.notes.update_voicing(planes, mask)
+    for b in range(min(args.batches, len(order) // args.batch_size)):
+        items = [windows[int(i)] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
+        measure(model, {k: torch.stack([x[k] for x in items]) for k in ("frames", "mask")}, args.measure)
     print("count_scale (onset, sustain) per group:", model.notes.count_scale.tolist())
     if model.notes.voicing:
         print("pitch span, voices per group:", model.notes.span.tolist(), model.notes.voices.tolist())
+    if model.notes.drum_kit:
+        kit, batches = model.notes.kit.tolist(), model.notes.kit_batches.tolist()
+        print(f"drum kit: {kit[0]:.2f} pitches per window, {kit[1]:.2f} per two consecutive windows "
+              f"({batches[0]}, {batches[1]} batches)")
     payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
-    payload["weights"] = model.state_dict()
+    payload["weights"] = {k: v.half() if args.half and v.is_floating_point() else v
+                          for k, v in model.state_dict().items()}
     save_checkpoint(payload, args.out)
+
+
+@torch.no_grad()
+def measure(model, batch: dict, tables: list[str]) -> None:
+    """The named tables' updates on one batch of window pairs (frames (B, 2W, 5, 128), mask (B, 2W))."""
+    w = model.config.window
+    planes, mask = window_planes(batch, w)
+    next_planes, next_mask = window_planes(batch, w, offset=w)
+    if "counts" in tables:
+        z_t, z_next = model.codec.encode_groups(planes), model.codec.encode_groups(next_planes)
+        model.notes.last_drums = None  # the kit's pairs are measured below, explicitly
+        model.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1), planes[:, :, 1].flatten(2).any(-1))
+    if model.notes.voicing and "voicing" in tables:
+        model.notes.update_voicing(planes, mask)
+    if model.notes.drum_kit and "kit" in tables:
+        model.notes.update_kit(planes, mask, next_planes, next_mask.all(1))
+
+
+def _refuse(message: str) -> None:
+    """Bad input: one sentence on stderr, exit 2."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":
