@@ -50,8 +50,9 @@ training batch by `update` (exponential averages, rate 1 / batches seen, floored
   excerpts 3.24), 20.3 per piece (real 5.2), and put 0.702 of a piece's hits on its 4 most used pitches
   (real 0.959). The per-window kit alone (ranked on window + piece share, no piece kit) gave 3.08 per
   bar, 7.8 per piece and 0.857: windows still swapped kits. With both: 2.96, 4.8 and 0.942, drum hits
-  per bar unchanged (12.95; real 11.77) (`benchmarks/drum_kit.py`). Not applied by the "sample" rule
-  (nor is voicing).
+  per bar unchanged (12.95; real 11.77) (`benchmarks/drum_kit.py`) except where a bar's count exceeds
+  what its kit can hold (kit x 16 steps: 3 of 768 bars of band-5 asked for 65-107). Not applied by the
+  "sample" rule (nor is voicing); with `feedback` each window decodes alone, so its piece is the window.
 """
 
 from __future__ import annotations
