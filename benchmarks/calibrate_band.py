@@ -64,9 +64,9 @@ def main() -> None:
             _refuse(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
         payload["model"]["config"][key] = GENERATION[key](value)
     model = build_model("band", make_config("band", payload["model"]["config"], {}))
-    if model.config.context:
-        _refuse("calibrate_band measures one-window predictors; a context checkpoint keeps the tables it was "
-                "grown from (benchmarks/train_band_context.py)")
+    if model.config.context and "counts" in args.measure:  # its predictors read the piece so far, not these pairs
+        _refuse("calibrate_band measures the count calibration of one-window predictors; for a context checkpoint "
+                "name the other tables (--measure voicing kit)")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
     missing = model.load_state_dict(weights, strict=False).missing_keys
     if set(missing) - set(NEW):

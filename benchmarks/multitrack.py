@@ -8,8 +8,9 @@
 2. latent std per instrument over windows where it plays (the seed's drums: 0.006, a collapse);
 3. continuations of real primers (4 bars -> 16 new bars), `--repeats` draws per primer (seeds seed ..
    seed + repeats - 1): of the bars where the real continuation has an instrument, the share where the
-   generated one has it too (target >= 80 %), pooled over the draws, with each draw's figure (one draw of
-   40 continuations swings by several points: band-5's piano gave 66-78 % over six seeds) and the
+   generated one has it too (target >= 80 % where the primer has the instrument), pooled over the draws,
+   with each draw's figure (one draw of 40 continuations swings by several points: band-5's piano gave
+   66-78 % over six seeds) and the
    precision (of the bars it plays in, the share where the real continuation has it: recall alone
    rewards a part that never stops), and the recall split by whether the primer has the part (a
    continuation can follow a part it hears, not foresee one that enters later), beside the figures of
@@ -251,7 +252,8 @@ def report(r: dict) -> str:
                      f"{SEED_STD.get(g, '-')} |")
     lines.append("\nIn the seed's scale: latents rescaled so that their interquartile range is +-0.1, the seed's piano "
                  "latents' (the seed's figures are in its own scale; its drum latents had collapsed).")
-    lines += ["\n## Continuations: bars an instrument plays where the real continuation has it (target >= 80 %)\n",
+    lines += ["\n## Continuations: bars an instrument plays where the real continuation has it "
+              "(target >= 80 % where the primer has the part)\n",
               "| | " + " | ".join(MULTITRACK_GROUPS) + " |", "|---|---|---|---|---|---|",
               percent_row("recall (all draws)", pr)]
     per_draw = r.get("presence_recall_per_draw", [])
@@ -269,7 +271,9 @@ def report(r: dict) -> str:
         for figure in ("recall", "precision"):
             lines.append(percent_row(f"copying the primer's parts: {figure}", r["copy_primer"][figure]))
         lines += ["\nCopying the primer's parts: each part the primer has plays in every new bar, no other "
-                  "(what following the primer alone reaches).\n", "## Parts stopping and entering, per 2-bar window "
+                  "(what following the primer alone reaches). A part that enters after the primer cannot be foreseen "
+                  "from it, so the target counts the bars of parts the primer has; all bars are shown beside.\n",
+                  "## Parts stopping and entering, per 2-bar window "
                   "of the continuations (generated vs real)\n",
                   "| | " + " | ".join(MULTITRACK_GROUPS) + " |", "|---|---|---|---|---|---|"]
         for move, label in (("stop", "stops after playing"), ("enter", "enters after resting")):
