@@ -21,6 +21,7 @@ from tunesmith.generation.band import band_representation, note_density
 from tunesmith.generation.generate import GenerateRequest, generate_command
 from tunesmith.io.midi import read_midi
 from tunesmith.models import build_model, make_config
+from tunesmith.models.band import BandModel
 from tunesmith.models.band_rolls import velocity_rolls
 from tunesmith.models.checkpoint import load_model
 from tunesmith.models.distributions import SamplingConfig
@@ -70,6 +71,24 @@ def test_band_trains_the_autoencoder_alone_then_the_predictors_too():
         assert all(g is None for g in predictor_grads) == (step == 0)
     model.eval()
     assert "pred_mse/drums" in model.loss(model.example_batch())  # validation always scores every term
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_decoding_tables_learn_on_every_kth_training_batch(every):
+    torch.manual_seed(0)  # the latent noise of training makes each batch's tables differ
+    model = build_model("band", make_config("band", {**BandModel.debug_config(), "tables_every": every}, {}))
+    roll = band_representation(model).encode(read_midi(MULTITRACK / "Funkytown.mid"))[:, 256:272]
+    batch = {"frames": _frames(roll).expand(2, -1, -1, -1), "mask": torch.ones(2, 16, dtype=torch.bool)}
+    seen = []
+    for _ in range(6):
+        model.loss(batch)["loss"].backward()
+        seen.append((int(model.notes.batches), int(model.notes.count_batches), model.notes.thresholds.clone()))
+    assert [b for b, _, _ in seen] == [c for _, c, _ in seen] == [(k + 1) // every for k in range(6)]
+    unchanged = [torch.equal(a[2], b[2]) for a, b in zip(seen[:-1], seen[1:], strict=True)]
+    assert unchanged == [(k + 2) % every != 0 for k in range(5)]  # the thresholds move on refresh steps only
+    model.eval()
+    model.loss(batch)  # validation never updates them
+    assert int(model.notes.batches) == seen[-1][0]
 
 
 def test_a_band_model_refuses_frames_that_are_not_multitrack():

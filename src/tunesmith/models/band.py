@@ -48,7 +48,8 @@ gate learns at `GATE_LR` x the rate, `learning_rate_scale`). Recipe `band-5-cont
 (`trainer.init_from`) on its frozen autoencoder; a joint run (`train_codec: true`) trains as without context.
 The chain tracks what each window it writes sounds.
 The training loop calls `start_training` before the first step of a new run: the `codec_from` autoencoder
-is loaded there.
+is loaded there. `tables_every` k > 1 updates the decoding tables only on every k-th training batch (they are
+running averages; their decoder passes cost most of a frozen-autoencoder step).
 Drums are hits of one step.
 """
 
@@ -112,6 +113,7 @@ class BandConfig:
     temperature: float = 1.0  # generation: default scale of the predicted std (--temperature overrides)
     piano_temperature: float = 1.0  # generation: piano's predicted std is scaled by temperature x this
     steps_per_quarter: int = 4
+    tables_every: int = 1  # training: update the decoding tables every k-th batch (k > 1: cheaper, see `loss`)
 
 
 class StartDistribution(nn.Module):
@@ -172,7 +174,7 @@ class BandModel(MusicModel):
     @classmethod
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
-        check_positive(config, "hidden", "layers", "start_components", "gate_draws")
+        check_positive(config, "hidden", "layers", "start_components", "gate_draws", "tables_every")
         if config.gate and not config.context:
             raise UserError("model config gate: the piano gate reads the piece so far; it needs context > 0")
         check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context",
@@ -215,6 +217,8 @@ class BandModel(MusicModel):
                                                            train)
         if train:
             self.step += 1
+        refresh = train and int(self.step) % c.tables_every == 0  # the two table updates: 5.3 s of an 8.2-s step
+        if refresh:
             self.notes.update(torch.sigmoid(logits.detach()), planes, mask, batch["frames"][:, : c.window])
         if train and int(self.step) <= c.ae_steps:
             return {"loss": loss, **logs}
@@ -228,7 +232,7 @@ class BandModel(MusicModel):
         if c.gate:
             gate = self.predictors.gate_loss(history, plays, valid)
             pred, pred_logs["gate_bce"] = pred + gate, gate.detach()
-        if train:
+        if refresh:
             self.calibrate_counts(z_t, z_next, next_planes, valid, now, history)
         start = self.start.nll(z_t.detach())
         return {"loss": loss + pred + start, **logs, **pred_logs, "start_nll": start.detach()}
