@@ -34,7 +34,7 @@ training batch by `update` (exponential averages, rate 1 / batches seen, floored
   count still comes from p). Each group's decoder alone is unsure of the chord; pooled, the band's
   evidence picks one, so parts that keep their own most probable pitches no longer clash (measured: with
   voicing alone, the tracks' tonal distance moved further from real music's, 0.85 -> 0.71 overlap).
-- with `kit` (band-5-kit, session 9), `kit` (2,): the median number of distinct drum pitches hit in a
+- with `kit` (band-5 since session 9), `kit` (2,): the median number of distinct drum pitches hit in a
   2-bar training window where drums play, and in two consecutive windows where drums play in either
   (`update_kit`; the training loop's `update` sees window t, `update_counts` window t+1). band-5's
   training windows: 3.99 and 4.40 (`benchmarks/calibrate_band.py`; over whole training pieces the mean
