@@ -53,6 +53,21 @@ def test_the_shipped_band_5_keeps_the_piano_of_its_primer_and_leaves_it_out_afte
     assert bars[:, 4].mean() >= 0.9  # the drums of every primer go on
 
 
+def test_continuations_and_pieces_from_nothing_have_their_own_gate_odds():
+    # odds 0: the gate's coin always says "rests", so piano is silent after the first window (the start draw)
+    model = load_model("band-5").model
+    assert model.config.gate_odds == 20 and model.config.prior_gate_odds == 12
+    primer = band_representation(model).encode(read_midi(MULTITRACK / "Girls Just Want to Have Fun.mid"))[:, :64]
+    model.config.prior_gate_odds = 0.0
+    prior = np.stack(model.sample(SamplePlan(4, 8), torch.Generator().manual_seed(0)))
+    assert not prior[:, PIANO, 32:].any()
+    kept = np.stack(model.sample(SamplePlan(2, 4, primer), torch.Generator().manual_seed(0)))
+    assert kept[:, PIANO, 64:].any()  # continuations still use gate_odds
+    model.config.gate_odds = 0.0
+    dropped = np.stack(model.sample(SamplePlan(2, 4, primer), torch.Generator().manual_seed(0)))
+    assert not dropped[:, PIANO, 64:].any()
+
+
 def test_the_summary_holds_the_last_windows_what_came_before_and_how_far_the_piece_has_gone():
     sounded = torch.zeros(1, 6, 5, dtype=torch.bool)
     sounded[0, 0, PIANO] = True  # piano in the first window only, then silent for five

@@ -46,11 +46,11 @@ up to window t (`piece_history`, `data/piece_history.py`: batch key "history", `
 sounded in each window, the function the chain reads), and with `gate` the gate's BCE is added ("gate_bce"; the
 gate learns at `GATE_LR` x the rate, `learning_rate_scale`). Recipe `band-5-context.yaml` grows band-5 into one
 (`trainer.init_from`) on its frozen autoencoder; a joint run (`train_codec: true`) trains as without context.
-The chain tracks what each window it writes sounds.
-The training loop calls `start_training` before the first step of a new run: the `codec_from` autoencoder
-is loaded there. `tables_every` k > 1 updates the decoding tables only on every k-th training batch (they are
-running averages; their decoder passes cost most of a frozen-autoencoder step).
-Drums are hits of one step.
+The chain tracks what each window it writes sounds. The gate's odds are multiplied by `gate_odds` when a primer is
+continued and by `prior_gate_odds` from nothing (band-5: 20 and 12; at 1 the chain loses piano over 32 bars).
+The training loop calls `start_training` before the first step of a new run (the `codec_from` autoencoder is loaded
+there). `tables_every` k > 1 updates the decoding tables only on every k-th training batch (running averages; their
+decoder passes cost most of a frozen-autoencoder step). Drums are hits of one step.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ class BandConfig:
     presence: bool = False  # a "plays in the next window" coin per group before its latent (latent_predictor.py)
     context: int = 0  # predictors read which groups sounded in the last K + 1 windows and before (0: one window)
     gate: bool = False  # a piano gate on the piece-so-far summary decides whether piano plays (context only)
-    gate_odds: float = 1.0  # generation: the gate's odds are multiplied by this
+    gate_odds: float = 1.0  # generation, continuing a primer: the gate's odds are multiplied by this
+    prior_gate_odds: float | None = None  # generation from nothing: the same (None: gate_odds)
     gate_draws: int = 8  # generation: candidate piano latents per window where the gate says "plays"
     presence_draw: str = "sample"  # generation: "sample" a coin per window, or "threshold" (plays when p > 1/2)
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
@@ -177,8 +178,9 @@ class BandModel(MusicModel):
         check_positive(config, "hidden", "layers", "start_components", "gate_draws", "tables_every")
         if config.gate and not config.context:
             raise UserError("model config gate: the piano gate reads the piece so far; it needs context > 0")
-        check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context",
-                       "piano_temperature", "gate_odds", minimum=0)
+        prior = ("prior_gate_odds",) if config.prior_gate_odds is not None else ()  # None: gate_odds
+        check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context", "piano_temperature",
+                       "gate_odds", *prior, minimum=0)
         check_fraction(config, "dropout", "latent_noise")
         check_choice(config, "decoding", ("expected", "threshold", "sample"))
         check_choice(config, "presence_draw", ("sample", "threshold"))
@@ -323,7 +325,9 @@ class BandModel(MusicModel):
             sounded = self._sounding(band, generator)[:, None]  # (n, 1, 5)
         gate = None
         if self.config.gate:
-            gate = PianoGate(self.config.gate_odds, self.config.gate_draws, lambda z: self._piano_sounds(z, silent))
+            odds = self.config.prior_gate_odds if start is None and self.config.prior_gate_odds is not None \
+                else self.config.gate_odds
+            gate = PianoGate(odds, self.config.gate_draws, lambda z: self._piano_sounds(z, silent))
         latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
             plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
