@@ -22,7 +22,7 @@
 
 Usage: python benchmarks/multitrack.py [CKPT] --data DIR [--pieces 40] [--n 24] [--repeats 4]
        [--out benchmarks/results] [--temperature T] [--piano-temperature F]
-       [--gate-odds R] [--gate-draws M] [--decoding threshold|sample]
+       [--gate-odds R] [--prior-gate-odds R] [--gate-draws M] [--decoding threshold|sample]
        [--split train] (training pieces instead of held-out ones: for choosing settings)
        [--offset K] (skip the split's first K pieces: `--offset 40` measures the held-out pieces the default
        run does not, a development set for choosing settings that neither network trained on)
@@ -177,6 +177,8 @@ def main() -> None:
                         help="piano's latent noise scale relative to --temperature (default: the model's)")
     parser.add_argument("--gate-odds", type=float, default=None,
                         help="a gated model's piano odds factor (default: the model's)")
+    parser.add_argument("--prior-gate-odds", type=float, default=None,
+                        help="a gated model's piano odds factor for prior samples (default: the model's)")
     parser.add_argument("--gate-draws", type=int, default=None,
                         help="a gated model's candidate piano latents per window (default: the model's)")
     parser.add_argument("--decoding", choices=("expected", "threshold", "sample"), default=None,
@@ -196,6 +198,8 @@ def main() -> None:
         model.config.piano_temperature = args.piano_temperature
     if args.gate_odds is not None:
         model.config.gate_odds = args.gate_odds
+    if args.prior_gate_odds is not None:
+        model.config.prior_gate_odds = args.prior_gate_odds
     if args.gate_draws is not None:
         model.config.gate_draws = args.gate_draws
     if args.decoding is not None:
@@ -208,6 +212,7 @@ def main() -> None:
               "offset": args.offset,
               "temperature": model.config.temperature, "piano_temperature": model.config.piano_temperature,
               "gate_odds": model.config.gate_odds if model.config.gate else None,
+              "prior_gate_odds": getattr(model.config, "prior_gate_odds", None) if model.config.gate else None,
               "gate_draws": model.config.gate_draws if model.config.gate else None,
               "decoding": model.config.decoding,
               "latents": latent_figures(model, rolls)}
@@ -233,6 +238,8 @@ def report(r: dict) -> str:
     """The markdown page of the figures."""
     lat, pr, prior = r["latents"], r["presence_recall"], r["prior"]
     gate = "" if r.get("gate_odds") is None else f"piano gate odds x {r['gate_odds']:g}, {r['gate_draws']} draws, "
+    if r.get("prior_gate_odds") is not None:
+        gate += f"x {r['prior_gate_odds']:g} from nothing, "
     lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
              f"{r['data']}` (latent temperature {r['temperature']}, piano x {r.get('piano_temperature', 1.0)}, "
              f"{gate}decoding {r.get('decoding', 'sample')}): "
