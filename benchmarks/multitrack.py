@@ -237,9 +237,9 @@ def main() -> None:
 def report(r: dict) -> str:
     """The markdown page of the figures."""
     lat, pr, prior = r["latents"], r["presence_recall"], r["prior"]
-    prior = "" if r.get("prior_gate_odds") is None else f" (x {r['prior_gate_odds']:g} from nothing)"
+    from_nothing = "" if r.get("prior_gate_odds") is None else f" (x {r['prior_gate_odds']:g} from nothing)"
     gate = "" if r.get("gate_odds") is None else \
-        f"piano gate odds x {r['gate_odds']:g}{prior}, {r['gate_draws']} draws, "
+        f"piano gate odds x {r['gate_odds']:g}{from_nothing}, {r['gate_draws']} draws, "
     lines = [f"# band-5 multitrack benchmark\n\n`python benchmarks/multitrack.py {r['checkpoint']} --data "
              f"{r['data']}` (latent temperature {r['temperature']}, piano x {r.get('piano_temperature', 1.0)}, "
              f"{gate}decoding {r.get('decoding', 'sample')}): "
