@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from symusic import Score
@@ -129,3 +130,18 @@ def test_evaluate_writes_the_multitrack_report_for_multitrack_sets(tmp_path):
     report = json.loads((tmp_path / "report.multitrack.json").read_text())
     assert report["n_generated"] == 3 and "drums/drum_pattern_rate" in report["generated"]
     assert set(report["overlap_area_real_vs_real"]) >= {"piano", "bass"}
+
+
+def test_the_benchmark_page_renders_from_its_committed_figures():
+    # benchmarks/multitrack.py's report() from the shipped band-5's results: the page a reader opens
+    import importlib.util
+
+    root = Path(__file__).parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("multitrack_benchmark", root / "multitrack.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    figures = json.loads((root / "results" / "multitrack.json").read_text())
+    page = bench.report(figures)
+    assert page == (root / "results" / "multitrack.md").read_text()
+    primed = next(line for line in page.splitlines() if line.startswith("| recall where the primer has the part"))
+    assert [float(cell.strip(" %")) >= 80 for cell in primed.split("|")[2:-1]] == [True] * 5
