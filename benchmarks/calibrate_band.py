@@ -107,7 +107,6 @@ def measure(model, batch: dict, tables: list[str]) -> None:
     next_planes, next_mask = window_planes(batch, w, offset=w)
     if "counts" in tables:
         z_t, z_next = model.codec.encode_groups(planes), model.codec.encode_groups(next_planes)
-        model.notes.last_drums = None  # the kit's pairs are measured below, explicitly
         model.calibrate_counts(z_t, z_next, next_planes, next_mask.all(1), planes[:, :, 1].flatten(2).any(-1))
     if model.notes.voicing and "voicing" in tables:
         model.notes.update_voicing(planes, mask)

@@ -214,6 +214,8 @@ class BandModel(MusicModel):
             raise UserError("a band model with context reads the piece so far: train it with `tunesmith train`, "
                             "whose window pairs then carry it (batch key 'history')")
         planes, mask = window_planes(batch, c.window)
+        next_planes, next_mask = window_planes(batch, c.window, offset=c.window)
+        valid = next_mask.all(1)
         with torch.set_grad_enabled(torch.is_grad_enabled() and c.train_codec):
             loss, z_t, logs, logits = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2,
                                                            train)
@@ -221,15 +223,14 @@ class BandModel(MusicModel):
             self.step += 1
         refresh = train and int(self.step) % c.tables_every == 0  # the two table updates: 5.3 s of an 8.2-s step
         if refresh:
-            self.notes.update(torch.sigmoid(logits.detach()), planes, mask, batch["frames"][:, : c.window])
+            self.notes.update(torch.sigmoid(logits.detach()), planes, mask, batch["frames"][:, : c.window],
+                              next_planes, valid)
         if train and int(self.step) <= c.ae_steps:
             return {"loss": loss, **logs}
-        next_planes, next_mask = window_planes(batch, c.window, offset=c.window)
         with torch.no_grad():
             z_next = self.codec.encode_groups(next_planes)
         plays = next_planes[:, :, 1].flatten(2).any(-1)  # (B, 5): each group sounds in window t+1
         now = planes[:, :, 1].flatten(2).any(-1)  # ... and in window t
-        valid = next_mask.all(1)
         pred, pred_logs = self.predictors.loss(z_t, z_next, valid, c.input_noise, train, plays, now, history)
         if c.gate:
             gate = self.predictors.gate_loss(history, plays, valid)

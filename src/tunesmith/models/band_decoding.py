@@ -36,7 +36,7 @@ training batch by `update` (exponential averages, rate 1 / batches seen, floored
   voicing alone, the tracks' tonal distance moved further from real music's, 0.85 -> 0.71 overlap).
 - with `kit` (band-5 since session 9), `kit` (2,): the median number of distinct drum pitches hit in a
   2-bar training window where drums play, and in two consecutive windows where drums play in either
-  (`update_kit`; the training loop's `update` sees window t, `update_counts` window t+1). band-5's
+  (`update_kit`, from `update` on the training pairs, which hold window t and t+1). band-5's
   training windows: 3.99 and 4.40 (`benchmarks/calibrate_band.py`; over whole training pieces the mean
   kit of 1, 2, 4, 8 consecutive windows is 4.5, 5.0, 5.7, 6.3: it grows by about the same number of
   pieces each time the span doubles). Decoding keeps, per piece, its kit of `piece_kit_size` drum
@@ -84,7 +84,6 @@ class DecodingStats(nn.Module):
             # (one window, two consecutive windows); no limit until data are seen
             self.register_buffer("kit", torch.full((2,), float(N_PITCHES)))
             self.register_buffer("kit_batches", torch.zeros(2, dtype=torch.int64))
-        self.last_drums: Tensor | None = None  # window t's drum pitches (B, 128), for `update_counts`' t+1
         self.register_buffer("thresholds", torch.full((N_GROUPS, PLANES), 0.5))
         self.register_buffer("velocity", torch.full((N_GROUPS, N_PITCHES), float(VELOCITY)))
         self.register_buffer("accent", torch.ones(N_GROUPS, window))
@@ -93,9 +92,11 @@ class DecodingStats(nn.Module):
         self.register_buffer("batches", torch.zeros((), dtype=torch.int64))
 
     @torch.no_grad()
-    def update(self, probs: Tensor, planes: Tensor, mask: Tensor, frames: Tensor) -> None:
+    def update(self, probs: Tensor, planes: Tensor, mask: Tensor, frames: Tensor, next_planes: Tensor | None = None,
+               next_valid: Tensor | None = None) -> None:
         """One training batch: decoded probabilities and real planes (B, 5, 2, W, 128), mask (B, W),
-        velocity frames (B, W, 5, 128) of the same steps."""
+        velocity frames (B, W, 5, 128) of the same steps; with `kit`, the next windows' real planes and
+        next_valid (B,), which of them are real (`update_kit`)."""
         self.batches += 1
         rate = max(1.0 / float(self.batches), MIN_RATE)
         units = mask[:, None, :, None].expand(-1, N_GROUPS, -1, N_PITCHES)  # (B, 5, W, 128)
@@ -116,7 +117,7 @@ class DecodingStats(nn.Module):
         if self.voicing:
             self.update_voicing(planes, mask)
         if self.drum_kit:
-            self.update_kit(planes, mask)
+            self.update_kit(planes, mask, next_planes, next_valid)
 
     @torch.no_grad()
     def update_voicing(self, planes: Tensor, mask: Tensor) -> None:
@@ -144,23 +145,13 @@ class DecodingStats(nn.Module):
                    next_valid: Tensor | None = None) -> None:
         """`kit[0]` towards the median (the lower middle value, as `update_voicing`) number of distinct drum
         pitches hit in one batch's real windows where drums play: planes (B, 5, 2, W, 128), mask (B, W) of
-        real steps. With the following windows' planes `next_planes` (the same shape) and `next_valid` (B,)
-        (real next windows), also `kit[1]` (`update_pair_kit`); without them (the training loop's `update`,
-        which sees window t only), window t's drum pitches wait for `update_counts`, which sees t+1."""
+        real steps; with the following windows' planes `next_planes` (the same shape) and `next_valid` (B,),
+        which of them are real, also `kit[1]`, the same over two consecutive windows where drums play in either."""
         drums = (planes[:, DRUMS, 0] * mask[:, :, None]).amax(1) > 0  # (B, 128)
         self._blend_kit(0, drums.sum(-1))
-        if next_planes is None:
-            self.last_drums = drums
-        else:
-            self.update_pair_kit(drums, next_planes, next_valid)
-
-    @torch.no_grad()
-    def update_pair_kit(self, drums: Tensor, next_planes: Tensor, valid: Tensor) -> None:
-        """`kit[1]` towards the median number of distinct drum pitches over two consecutive windows where
-        drums play in either: drums (B, 128) bool, the pitches window t hits; next_planes (B, 5, 2, W, 128)
-        of window t+1; valid (B,) bool, real next windows."""
-        both = drums | (next_planes[:, DRUMS, 0].amax(1) > 0)
-        self._blend_kit(1, both[valid].sum(-1))
+        if next_planes is not None:
+            both = drums | (next_planes[:, DRUMS, 0].amax(1) > 0)
+            self._blend_kit(1, both[next_valid].sum(-1))
 
     def _blend_kit(self, i: int, pieces: Tensor) -> None:
         """`kit[i]` towards the median of `pieces` (N,) where > 0, at the rate of `update` counted on the
@@ -176,9 +167,6 @@ class DecodingStats(nn.Module):
     def update_counts(self, probs: Tensor, planes: Tensor, valid: Tensor) -> None:
         """One training batch: probabilities decoded from the predicted mean latents and the real planes
         (B, 5, 2, W, 128) of the next windows; `valid` (B,) marks real next windows. Rate as `update`."""
-        if self.drum_kit and self.last_drums is not None and len(self.last_drums) == len(planes):
-            self.update_pair_kit(self.last_drums, planes, valid)  # window t from `update` of the same batch
-            self.last_drums = None
         self.count_batches += 1
         rate = max(1.0 / float(self.count_batches), MIN_RATE)
         plays = planes[:, :, 1].flatten(2).any(-1) & valid[:, None]  # (B, 5)
