@@ -215,14 +215,13 @@ class BandModel(MusicModel):
                             "whose window pairs then carry it (batch key 'history')")
         planes, mask = window_planes(batch, c.window)
         next_planes, next_mask = window_planes(batch, c.window, offset=c.window)
-        valid = next_mask.all(1)
+        valid = next_mask.all(1)  # (B,): real windows t+1
         with torch.set_grad_enabled(torch.is_grad_enabled() and c.train_codec):
             loss, z_t, logs, logits = reconstruction_terms(self.codec, planes, mask, c.latent_noise, c.latent_l2,
                                                            train)
         if train:
             self.step += 1
-        refresh = train and int(self.step) % c.tables_every == 0  # the two table updates: 5.3 s of an 8.2-s step
-        if refresh:
+        if refresh := train and int(self.step) % c.tables_every == 0:  # the table updates: 5.3 s of an 8.2-s step
             self.notes.update(torch.sigmoid(logits.detach()), planes, mask, batch["frames"][:, : c.window],
                               next_planes, valid)
         if train and int(self.step) <= c.ae_steps:
