@@ -260,9 +260,7 @@ def voiced_units(sound: Tensor, window: int, span: Tensor, voices: Tensor) -> Te
     n, groups, steps, pitches = sound.shape
     allowed = torch.ones_like(sound, dtype=torch.bool)
     blocks = sound.reshape(n, groups, steps // window, window, pitches)
-    local = blocks.sum(3)  # (n, 5, windows, 128)
-    piece = local.sum(2, keepdim=True)
-    share = local / local.sum(-1, keepdim=True).clamp(min=1e-9) + piece / piece.sum(-1, keepdim=True).clamp(min=1e-9)
+    share, _ = window_and_piece_share(blocks.sum(3))  # (n, 5, windows, 128)
     mass = torch.nn.functional.pad(share.cumsum(-1), (1, 0))  # (n, 5, windows, 129)
     pitch = torch.arange(pitches, device=sound.device)
     for g in range(groups):
@@ -286,9 +284,7 @@ def kit_units(onset: Tensor, window: int, kit: Tensor | float, pair_kit: Tensor 
     each window picking its own rare pieces. With `pair_kit` (the kit of two consecutive windows), only
     among the piece's kit: its `piece_kit_size` pitches of the most probability over the whole piece."""
     n, steps, pitches = onset.shape
-    local = onset.reshape(n, steps // window, window, pitches).sum(2)  # (n, windows, 128)
-    piece = local.sum(1, keepdim=True)
-    share = local / local.sum(-1, keepdim=True).clamp(min=1e-9) + piece / piece.sum(-1, keepdim=True).clamp(min=1e-9)
+    share, piece = window_and_piece_share(onset.reshape(n, steps // window, window, pitches).sum(2))
     k = int(min(max(round(float(kit)), 1), pitches))
     if pair_kit is not None:
         size = min(max(round(piece_kit_size(float(kit), float(pair_kit), steps // window)), k), pitches)
@@ -304,6 +300,15 @@ def piece_kit_size(kit: float, pair_kit: float, windows: int) -> float:
     span doubles, as real kits grow (band-5's training pieces: mean 4.5, 5.0, 5.7 and 6.3 distinct drum
     pitches over 1, 2, 4 and 8 windows; medians 4, 5, 5, 6)."""
     return kit + max(pair_kit - kit, 0.0) * math.log2(max(windows, 1))
+
+
+def window_and_piece_share(local: Tensor) -> tuple[Tensor, Tensor]:
+    """Probability per window and pitch (..., windows, 128) -> (each window's share per pitch plus the whole
+    piece's, the same shape; the piece's sums (..., 1, 128)): the ranking `voiced_units` and `kit_units` choose
+    on, so a window keeps to the piece's register or kit unless its own evidence is strong."""
+    piece = local.sum(-2, keepdim=True)
+    share = local / local.sum(-1, keepdim=True).clamp(min=1e-9) + piece / piece.sum(-1, keepdim=True).clamp(min=1e-9)
+    return share, piece
 
 
 def _blend(buffer: Tensor, total: Tensor, count: Tensor, rate: float) -> None:
