@@ -19,10 +19,10 @@ weights as fp16 like `training.checkpoint.export_for_inference(NEW, DST, half=Tr
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
+from script_exit import refuse  # benchmarks/: one sentence, exit 2
 
 from tunesmith.data.datasets import FrameWindows
 from tunesmith.data.sources import load_scores
@@ -61,20 +61,20 @@ def main() -> None:
     for item in args.generation:
         key, _, value = item.partition("=")
         if key not in GENERATION:
-            _refuse(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
+            refuse(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
         payload["model"]["config"][key] = GENERATION[key](value)
     model = build_model("band", make_config("band", payload["model"]["config"], {}))
     if model.config.context and "counts" in args.measure:  # its predictors read the piece so far, not these pairs
-        _refuse("calibrate_band measures the count calibration of one-window predictors; for a context checkpoint "
+        refuse("calibrate_band measures the count calibration of one-window predictors; for a context checkpoint "
                 "name the other tables (--measure voicing kit)")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
     missing = model.load_state_dict(weights, strict=False).missing_keys
     if set(missing) - set(NEW):
-        _refuse(f"not a band checkpoint of this version: missing {sorted(set(missing) - set(NEW))}")
+        refuse(f"not a band checkpoint of this version: missing {sorted(set(missing) - set(NEW))}")
     unmeasured = sorted(t for t, names in TABLES.items() if t not in args.measure
                         and any(f"notes.{n}" in missing for n in names))
     if unmeasured:
-        _refuse(f"the checkpoint has no {', '.join(unmeasured)} tables: add them to --measure")
+        refuse(f"the checkpoint has no {', '.join(unmeasured)} tables: add them to --measure")
     prov = payload.get("provenance", {})
     pairs = load_scores(args.data)
     train_ids = set(split_ids([p for p, _ in pairs], prov.get("valid_fraction", 0.05),
@@ -112,12 +112,6 @@ def measure(model, batch: dict, tables: list[str]) -> None:
         model.notes.update_voicing(planes, mask)
     if model.notes.drum_kit and "kit" in tables:
         model.notes.update_kit(planes, mask, next_planes, next_mask.all(1))
-
-
-def _refuse(message: str) -> None:
-    """Bad input: one sentence on stderr, exit 2."""
-    print(message, file=sys.stderr)
-    raise SystemExit(2)
 
 
 if __name__ == "__main__":

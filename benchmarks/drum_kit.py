@@ -33,13 +33,13 @@ import torch
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import note_table
 from tunesmith.evaluation.multitrack_metrics import group_overlap, overlap_ceiling
-from tunesmith.generation.band import band_representation, band_scores
-from tunesmith.generation.generate import GenerateRequest
+from tunesmith.generation.band import band_representation
 from tunesmith.io.atomic import write_atomic
 from tunesmith.models.checkpoint import load_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from multitrack import excerpt, held_out  # noqa: E402  (the band benchmark's held-out pieces and excerpts)
+from multitrack import excerpt, held_out, prior_samples  # noqa: E402  (the band benchmark's pieces and samples)
+from script_exit import refuse  # noqa: E402
 
 TOP = 4  # kit pieces in the top-k share
 ROWS = (("kit pieces / bar", "kit_per_bar", "%.2f"), (f"top-{TOP} share", "top_share", "%.3f"),
@@ -68,12 +68,6 @@ def drum_figures(scores: list) -> dict[str, float]:
 
 def _mean(values: list) -> float:
     return float(np.mean(values)) if values else float("nan")
-
-
-def generated(loaded, n: int, bars: int, seed: int) -> list:
-    """`n` prior samples of `bars` bars, from one generator seeded with `seed`."""
-    generator = torch.Generator().manual_seed(seed)
-    return band_scores(loaded.model, GenerateRequest(n=n, bars=bars, seed=seed), None, n, generator)
 
 
 def report(columns: dict[str, dict], args: argparse.Namespace, seconds: float) -> str:
@@ -110,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "drum_kit.md")
     args = parser.parse_args()
     if args.n < 2 or args.bars < 1 or args.offset < 0:
-        _refuse("--n must be at least 2 (the real-vs-real ceiling splits the real set), --bars at least 1, "
+        refuse("--n must be at least 2 (the real-vs-real ceiling splits the real set), --bars at least 1, "
                 "--offset not negative")
     torch.set_num_threads(1)
     began = time.time()
@@ -126,24 +120,18 @@ def main() -> None:
         real = [excerpt(rep.canonical(s), 4, args.bars) for s in real_pieces]
         columns = {"real": {**drum_figures(real), "overlap": overlap_ceiling(real).get("drums")}}
         for name, loaded in models.items():
-            pieces = generated(loaded, args.n, args.bars, args.seed)
+            pieces = prior_samples(loaded.model, args.n, args.bars, args.seed)
             notes = loaded.model.notes
             kit = ", ".join(f"{k:.2f}" for k in notes.kit.tolist()) if notes.drum_kit else None
             columns[_label(name)] = {**drum_figures(pieces), "overlap": group_overlap(real, pieces).get("drums"),
                                      "kit": kit}
     except (UserError, FileNotFoundError) as error:
-        _refuse(str(error))
+        refuse(str(error))
     page = report(columns, args, time.time() - began)
     print(page, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, page.encode())
     print(f"wrote {args.out}", file=sys.stderr)
-
-
-def _refuse(message: str) -> None:
-    """Bad input: one sentence on stderr, exit 2."""
-    print(message, file=sys.stderr)
-    raise SystemExit(2)
 
 
 if __name__ == "__main__":

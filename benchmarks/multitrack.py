@@ -155,6 +155,11 @@ def presence_figures(draws: list[tuple[list, list]]) -> dict:
     return out
 
 
+def prior_samples(model, n: int, bars: int, seed: int) -> list:
+    """`n` pieces of `bars` bars from nothing (band scores), from one generator seeded with `seed`."""
+    return band_scores(model, GenerateRequest(n=n, bars=bars, seed=seed), None, n, torch.Generator().manual_seed(seed))
+
+
 def density_curve(model, n: int, windows: int, seed: int) -> np.ndarray:
     """Mean onsets per step in each window, per group: (windows, 5), over `n` prior samples."""
     from tunesmith.models.base import SamplePlan
@@ -212,7 +217,7 @@ def main() -> None:
               "offset": args.offset,
               "temperature": model.config.temperature, "piano_temperature": model.config.piano_temperature,
               "gate_odds": model.config.gate_odds if model.config.gate else None,
-              "prior_gate_odds": getattr(model.config, "prior_gate_odds", None) if model.config.gate else None,
+              "prior_gate_odds": model.config.prior_gate_odds if model.config.gate else None,
               "gate_draws": model.config.gate_draws if model.config.gate else None,
               "decoding": model.config.decoding,
               "latents": latent_figures(model, rolls)}
@@ -220,8 +225,7 @@ def main() -> None:
     result.update(presence_figures(draws))
     result["continuations"] = sum(len(g) for g, _ in draws)
     excerpts = [excerpt(rep.canonical(s), 4, 16) for s in real]
-    samples = band_scores(model, GenerateRequest(n=args.n, bars=16, seed=args.seed), None, args.n,
-                          torch.Generator().manual_seed(args.seed))
+    samples = prior_samples(model, args.n, 16, args.seed)
     result["prior"] = multitrack_report(samples, [e for e in excerpts if e.note_num()])
     result["density_per_window"] = density_curve(model, args.n, 16, args.seed).tolist()
     real_density = [note_density(r[:, : 16 * model.config.window], model.config.window) for r in rolls]
