@@ -33,6 +33,7 @@ import torch
 from tunesmith.core.errors import UserError
 from tunesmith.core.score import note_table
 from tunesmith.evaluation.multitrack_metrics import group_overlap, overlap_ceiling
+from tunesmith.evaluation.timeline import bar_edges
 from tunesmith.generation.band import band_representation
 from tunesmith.io.atomic import write_atomic
 from tunesmith.models.checkpoint import load_model
@@ -55,7 +56,8 @@ def drum_figures(scores: list) -> dict[str, float]:
         drums = table["is_drum"]
         if not drums.any():
             continue
-        pitch, bar = table["pitch"][drums], table["start"][drums] // (4 * score.ticks_per_quarter)  # bars of 4 quarters
+        start = table["start"][drums]
+        pitch, bar = table["pitch"][drums], np.searchsorted(bar_edges(score, int(start.max()) + 1), start, "right")
         for b in np.unique(bar):
             per_bar.append(len(np.unique(pitch[bar == b])))
             hits.append(int((bar == b).sum()))
