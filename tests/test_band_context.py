@@ -37,6 +37,11 @@ def _primer() -> np.ndarray:
     return roll
 
 
+def _real_primer(model, song: str) -> np.ndarray:
+    """The first 4 bars (64 steps) of an MIT fixture song as the model's (5, 64, 128) multitrack roll."""
+    return band_representation(model).encode(read_midi(MULTITRACK / song))[:, :64]
+
+
 @pytest.mark.parametrize("song, piano", [("Girls Just Want to Have Fun.mid", True), ("What a Fool Believes.mid", True),
                                          ("Funkytown.mid", False), ("In Too Deep.mid", False)])
 def test_the_shipped_band_5_keeps_the_piano_of_its_primer_and_leaves_it_out_after_one_without(song, piano):
@@ -44,7 +49,7 @@ def test_the_shipped_band_5_keeps_the_piano_of_its_primer_and_leaves_it_out_afte
     # after both piano primers, 12.5 % after both piano-less ones (the one-window band-5: piano came and went)
     model = load_model("band-5").model
     assert model.config.context == 3 and model.config.gate and model.config.kit
-    primer = band_representation(model).encode(read_midi(MULTITRACK / song))[:, :64]
+    primer = _real_primer(model, song)
     assert primer[PIANO].any() == piano
     rolls = np.stack(model.sample(SamplePlan(4, 8, primer), torch.Generator().manual_seed(0)))
     bars = rolls[:, :, 64:].reshape(4, 5, 8, 16, 128).any((3, 4))  # (pieces, groups, new bars)
@@ -57,7 +62,7 @@ def test_continuations_and_pieces_from_nothing_have_their_own_gate_odds():
     # odds 0: the gate's coin always says "rests", so piano is silent after the first window (the start draw)
     model = load_model("band-5").model
     assert model.config.gate_odds == 20 and model.config.prior_gate_odds == 12
-    primer = band_representation(model).encode(read_midi(MULTITRACK / "Girls Just Want to Have Fun.mid"))[:, :64]
+    primer = _real_primer(model, "Girls Just Want to Have Fun.mid")
     model.config.prior_gate_odds = 0.0
     prior = np.stack(model.sample(SamplePlan(4, 8), torch.Generator().manual_seed(0)))
     assert not prior[:, PIANO, 32:].any()
