@@ -110,7 +110,6 @@ def test_a_worker_killed_mid_run_leaves_the_pieces_it_sent_intact(tmp_path, monk
     """A worker dies (SIGKILL) while the parent still holds pieces from its ring: they are written as
     sent, the dead worker's files in flight are parsed again by its replacement, and the dataset is the
     one a quiet run writes."""
-    from tunesmith.io import ingest
 
     src = tmp_path / "src"
     for copy in range(3):
@@ -118,18 +117,21 @@ def test_a_worker_killed_mid_run_leaves_the_pieces_it_sent_intact(tmp_path, monk
         for path in (src / str(copy)).rglob("*.mid"):
             path.write_bytes(path.read_bytes() + bytes([copy]))
     quiet = ingest_folder(src, tmp_path / "quiet", workers=2, shard_files=40)
-    answered, killed = ingest._MidiRun.answered, []
+    receive, killed = workers.ParserPool._receive, []
 
-    def killing_answered(self, idx, entry, ok, payload):
-        victim = self.pool._workers[0]
-        # pieces of both workers are held, and the victim parses a batch of several files: each is
-        # retried alone (a file alone in a dying worker's batch would be skipped as what crashed it)
-        if not killed and idx >= 20 and victim.inflight and len(victim.inflight[0][0]) > 1:
-            victim.process.kill()
-            killed.append(victim.process.pid)
-        answered(self, idx, entry, ok, payload)
+    def killing_receive(self, worker):
+        # the worker has just sent pieces (the parent holds them until the one shard is written) and
+        # parses a batch of several files: each is retried alone (a file alone in a dying worker's
+        # batch would be skipped as what crashed it). Deciding here, not on a later answer, leaves no
+        # window in which the worker could finish all its batches first.
+        results = receive(self, worker)
+        if not killed and results and worker.inflight and len(worker.inflight[0][0]) > 1:
+            worker.process.kill()
+            killed.append(worker.process.pid)
+        return results
 
-    monkeypatch.setattr(ingest._MidiRun, "answered", killing_answered)
+    monkeypatch.setattr(workers, "BATCH_FILES", 4)  # many batches, so one is in flight after the first answer
+    monkeypatch.setattr(workers.ParserPool, "_receive", killing_receive)
     workers.close_pools()
     shaken = ingest_folder(src, tmp_path / "shaken", workers=2, shard_files=40)
     assert killed and shaken["files"] == quiet["files"]
