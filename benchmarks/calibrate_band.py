@@ -1,17 +1,18 @@
 """Fill a band checkpoint's decoding tables from its training pieces, for a checkpoint trained before the
 training loop measured them: the count calibration (`band_decoding.DecodingStats.count_scale`), with
-`voicing=true` the pitch span and voices per group (`DecodingStats.update_voicing`), and with `kit=true` the
-drum kit per window and per two consecutive windows (`DecodingStats.update_kit`).
+`voicing=true` the pitch span and voices per group (`DecodingStats.update_voicing`), with `kit=true` the
+drum kit per window and per two consecutive windows (`DecodingStats.update_kit`), and with `start_pattern=true`
+which groups sound together in each window (`band_start.StartDistribution.count_patterns`).
 
 The same updates the training loop runs on every batch (`BandModel.calibrate_counts`,
-`DecodingStats.update_voicing`, `DecodingStats.update_kit`), over `--batches` batches of consecutive window
-pairs of the checkpoint's train split; no weight changes. `--measure` names the tables to measure (default:
-all the config uses); the others keep the checkpoint's values, so e.g. `--generation kit=true --measure kit`
-adds the kit to a shipped model and changes nothing else.
+`DecodingStats.update_voicing`, `DecodingStats.update_kit`, `count_patterns`), over `--batches` batches of
+consecutive window pairs of the checkpoint's train split; no weight changes. `--measure` names the tables to
+measure (default: all the config uses); the others keep the checkpoint's values, so e.g. `--generation kit=true
+--measure kit` adds the kit to a shipped model and changes nothing else.
 
 Usage: python benchmarks/calibrate_band.py CKPT --data DIR --out NEW.ckpt [--batches 400]
-       [--generation temperature=T decoding=RULE voicing=true harmony=H kit=true]
-       [--measure counts voicing kit] [--half]
+       [--generation temperature=T decoding=RULE voicing=true harmony=H kit=true start_pattern=true]
+       [--measure counts voicing kit patterns] [--half]
 (--generation: the checkpoint's generation defaults; fp32 weights unless `--half`, which stores floating-point
 weights as fp16 like `training.checkpoint.export_for_inference(NEW, DST, half=True)`, the shipped format.)
 """
@@ -32,17 +33,19 @@ from tunesmith.models import build_model, make_config
 from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from tunesmith.models.window_ae import window_planes
 
-NEW = ("notes.count_scale", "notes.count_batches", "notes.span", "notes.voices", "notes.voicing_batches",
-       "notes.kit", "notes.kit_batches")
-TABLES = {"counts": ("count_scale", "count_batches"), "voicing": ("span", "voices", "voicing_batches"),
-          "kit": ("kit", "kit_batches")}  # what `--measure` names -> its buffers (notes.NAME)
+TABLES = {"counts": ("notes.count_scale", "notes.count_batches"),
+          "voicing": ("notes.span", "notes.voices", "notes.voicing_batches"),
+          "kit": ("notes.kit", "notes.kit_batches"),
+          "patterns": ("start.patterns",)}  # what `--measure` names -> its buffers
+NEW = tuple(name for names in TABLES.values() for name in names)  # buffers a checkpoint may lack
 
 
 def _flag(value: str) -> bool:
     return value.lower() in ("1", "true", "yes")
 
 
-GENERATION = {"temperature": float, "decoding": str, "voicing": _flag, "harmony": float, "kit": _flag}
+GENERATION = {"temperature": float, "decoding": str, "voicing": _flag, "harmony": float, "kit": _flag,
+              "start_pattern": _flag}
 
 
 def main() -> None:
@@ -72,7 +75,7 @@ def main() -> None:
     if set(missing) - set(NEW):
         refuse(f"not a band checkpoint of this version: missing {sorted(set(missing) - set(NEW))}")
     unmeasured = sorted(t for t, names in TABLES.items() if t not in args.measure
-                        and any(f"notes.{n}" in missing for n in names))
+                        and any(n in missing for n in names))
     if unmeasured:
         refuse(f"the checkpoint has no {', '.join(unmeasured)} tables: add them to --measure")
     prov = payload.get("provenance", {})
@@ -93,6 +96,8 @@ def main() -> None:
         kit, batches = model.notes.kit.tolist(), model.notes.kit_batches.tolist()
         print(f"drum kit: {kit[0]:.2f} pitches per window, {kit[1]:.2f} per two consecutive windows "
               f"({batches[0]}, {batches[1]} batches)")
+    if model.config.start_pattern:
+        print("start patterns (windows per pattern, bit g: group g sounds):", model.start.patterns.tolist())
     payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
     payload["weights"] = {k: v.half() if args.half and v.is_floating_point() else v
                           for k, v in model.state_dict().items()}
@@ -112,6 +117,8 @@ def measure(model, batch: dict, tables: list[str]) -> None:
         model.notes.update_voicing(planes, mask)
     if model.notes.drum_kit and "kit" in tables:
         model.notes.update_kit(planes, mask, next_planes, next_mask.all(1))
+    if model.config.start_pattern and "patterns" in tables:
+        model.start.count_patterns(planes[:, :, 1].flatten(2).any(-1)[mask.all(1)])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ One model holds the whole chain, so one checkpoint file, one `generate`, one pro
   (w_t, z_{t+1}) -> w_{t+1}, each seeing the band at t), Gaussian outputs,
 - a start distribution: a mixture of diagonal Gaussians over the five latents of one window (5 x D),
   fitted by maximum likelihood to the training windows' latents, so a piece without a primer starts
-  from a window whose instruments belong together (the seed started from N(0, 0.001^2) noise).
+  from a window whose instruments belong together (the seed started from N(0, 0.001^2) noise); with
+  `start_pattern` its sounding groups follow the training windows' joint pattern (`band_start.py`).
 
 Training runs in the one training loop, in two stages inside one run, switched by the model's own step
 count (a buffer: saved, so a resumed run keeps its stage): for the first `ae_steps` optimizer steps
@@ -62,14 +63,15 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from tunesmith.core.errors import UserError
 from tunesmith.data.piece_history import PieceHistory
 from tunesmith.models.band_decoding import DecodingStats
 from tunesmith.models.band_rolls import primer_roll, velocity_rolls, window_sounding
+from tunesmith.models.band_start import StartDistribution
 from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
-from tunesmith.models.latent_predictor import LOGVAR_RANGE, PIANO, LatentPredictors, PianoGate, context_features
+from tunesmith.models.latent_predictor import PIANO, LatentPredictors, PianoGate, context_features
 from tunesmith.models.layers import zero_padded
 from tunesmith.models.window_ae import (
     N_GROUPS,
@@ -99,6 +101,7 @@ class BandConfig:
     codec_from: str = ""  # a band checkpoint (file, run folder, shipped name) whose autoencoder starts this run
     train_codec: bool = True  # false: the autoencoder stays as loaded (predictors and start learn alone)
     start_components: int = 32  # mixture components of the start distribution
+    start_pattern: bool = False  # from nothing: start windows sound the training windows' group patterns
     presence: bool = False  # a "plays in the next window" coin per group before its latent (latent_predictor.py)
     context: int = 0  # predictors read which groups sounded in the last K + 1 windows and before (0: one window)
     gate: bool = False  # a piano gate on the piece-so-far summary decides whether piano plays (context only)
@@ -117,33 +120,6 @@ class BandConfig:
     tables_every: int = 1  # training: update the decoding tables every k-th batch (k > 1: cheaper, see `loss`)
 
 
-class StartDistribution(nn.Module):
-    """A mixture of `components` diagonal Gaussians over a window's five latents, flattened (5 x D):
-    the modes of a band (which instruments play) are discrete, which one Gaussian would blur into
-    windows where every instrument half plays."""
-
-    def __init__(self, size: int, components: int) -> None:
-        super().__init__()
-        self.logits = nn.Parameter(torch.zeros(components))
-        self.mean = nn.Parameter(0.1 * torch.randn(components, size, generator=torch.Generator().manual_seed(0)))
-        self.logvar = nn.Parameter(torch.zeros(components, size))
-
-    def nll(self, z: Tensor) -> Tensor:
-        """Mean negative log-likelihood of z (B, 5, D), nats per dimension."""
-        x = z.flatten(1)[:, None]  # (B, 1, size)
-        logvar = self.logvar.clamp(*LOGVAR_RANGE)
-        log_normal = -0.5 * (logvar + (x - self.mean).pow(2) / logvar.exp() + math.log(2 * math.pi)).sum(-1)
-        log_p = torch.logsumexp(log_normal + self.logits.log_softmax(0), dim=1)
-        return -log_p.mean() / z[0].numel()
-
-    @torch.no_grad()
-    def sample(self, n: int, temperature: float, generator: torch.Generator | None) -> Tensor:
-        """(n, size): a component by its weight, then a draw with its std scaled by `temperature`."""
-        k = torch.multinomial(self.logits.softmax(0), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.mean.shape[1], generator=generator)
-        return self.mean[k] + temperature * eps * (0.5 * self.logvar[k].clamp(*LOGVAR_RANGE)).exp()
-
-
 class BandModel(MusicModel):
     """Five-instrument chain: window autoencoder + latent predictors + start distribution (egrillot)."""
 
@@ -160,7 +136,7 @@ class BandModel(MusicModel):
         self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
         self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence,
                                            c.context, c.gate)
-        self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components)
+        self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components, c.start_pattern)
         self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter, c.kit)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.codec.requires_grad_(c.train_codec)
@@ -224,6 +200,8 @@ class BandModel(MusicModel):
         if refresh := train and int(self.step) % c.tables_every == 0:  # the table updates: 5.3 s of an 8.2-s step
             self.notes.update(torch.sigmoid(logits.detach()), planes, mask, batch["frames"][:, : c.window],
                               next_planes, valid)
+            if c.start_pattern:
+                self.start.count_patterns(planes[:, :, 1].flatten(2).any(-1)[mask.all(1)])
         if train and int(self.step) <= c.ae_steps:
             return {"loss": loss, **logs}
         with torch.no_grad():
@@ -312,14 +290,14 @@ class BandModel(MusicModel):
         `start_sounded` (T0, 5) bool: which groups sound in each window of the primer up to `start`'s (default:
         `start`'s decoding); each written window's decoding adds its row."""
         self.eval()
+        silent = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
         if start is None:
-            band = self.start.sample(n, temperature, generator).reshape(n, N_GROUPS, -1)
+            band = self.start.draw(n, temperature, generator, silent, partial(self._sounding, generator=generator))
         else:
             band = start[None].expand(n, -1, -1)
         now = start_plays[None].expand(n, -1) if start_plays is not None else None
         if now is None and self.config.presence:
             now = self._sounding(band, generator)  # (n, 5)
-        silent = self.codec.encode_groups(torch.zeros(1, N_GROUPS, 2, self.config.window, 128))[0]
         sounded = start_sounded[None].expand(n, -1, -1) if start_sounded is not None else None
         if sounded is None and self.config.context:
             sounded = self._sounding(band, generator)[:, None]  # (n, 1, 5)
