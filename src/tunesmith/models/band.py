@@ -65,13 +65,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tunesmith.core.constants import MULTITRACK_GROUPS
 from tunesmith.core.errors import UserError
 from tunesmith.data.piece_history import PieceHistory
 from tunesmith.models.band_decoding import DecodingStats
+from tunesmith.models.band_gates import GroupGateDraws, PianoGate
 from tunesmith.models.band_rolls import primer_roll, velocity_rolls, window_sounding
 from tunesmith.models.band_start import StartDistribution
 from tunesmith.models.base import MusicModel, SamplePlan, check_choice, check_fraction, check_positive
-from tunesmith.models.latent_predictor import PIANO, LatentPredictors, PianoGate, context_features
+from tunesmith.models.latent_predictor import PIANO, LatentPredictors, context_features
 from tunesmith.models.layers import zero_padded
 from tunesmith.models.window_ae import (
     N_GROUPS,
@@ -108,6 +110,7 @@ class BandConfig:
     gate_odds: float = 1.0  # generation, continuing a primer: the gate's odds are multiplied by this
     prior_gate_odds: float | None = None  # generation from nothing: the same (None: gate_odds)
     gate_draws: int = 8  # generation: candidate piano latents per window where the gate says "plays"
+    group_gates: tuple[str, ...] = ()  # presence gates for these groups, not piano (context only; band_gates.py)
     presence_draw: str = "sample"  # generation: "sample" a coin per window, or "threshold" (plays when p > 1/2)
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
     harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
@@ -135,7 +138,7 @@ class BandModel(MusicModel):
         self.config = c = config
         self.codec = WindowCodec(c.window, c.latent_dim, c.channels)
         self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence,
-                                           c.context, c.gate)
+                                           c.context, c.gate, tuple(map(MULTITRACK_GROUPS.index, c.group_gates)))
         self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components, c.start_pattern)
         self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter, c.kit)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
@@ -152,8 +155,11 @@ class BandModel(MusicModel):
     def validate_config(cls, config: BandConfig) -> None:
         check_codec_config(config)
         check_positive(config, "hidden", "layers", "start_components", "gate_draws", "tables_every")
-        if config.gate and not config.context:
-            raise UserError("model config gate: the piano gate reads the piece so far; it needs context > 0")
+        if (config.gate or config.group_gates) and not config.context:
+            raise UserError("model config gate, group_gates: a gate reads the piece so far; it needs context > 0")
+        for name in config.group_gates:
+            if name not in MULTITRACK_GROUPS[1:]:
+                raise UserError(f"model config group_gates: {name!r} is none of {', '.join(MULTITRACK_GROUPS[1:])}")
         prior = ("prior_gate_odds",) if config.prior_gate_odds is not None else ()  # None: gate_odds
         check_positive(config, "ae_steps", "input_noise", "temperature", "harmony", "context", "piano_temperature",
                        "gate_odds", *prior, minimum=0)
@@ -169,10 +175,10 @@ class BandModel(MusicModel):
             else None
 
     def learning_rate_scale(self, param: Tensor) -> float:
-        """The piano gate, a small head that starts from scratch beside grown predictors, learns at GATE_LR x the
-        rate (as `benchmarks/train_band_context.py` trained it); everything else at the recipe's rate."""
-        gate = self.predictors.gate
-        return GATE_LR if gate is not None and any(param is p for p in gate.parameters()) else 1.0
+        """The gates, small heads that start from scratch beside grown predictors, learn at GATE_LR x the rate (as
+        `benchmarks/train_band_context.py` trained the piano gate); everything else at the recipe's rate."""
+        gates = [m for m in (self.predictors.gate, self.predictors.group_gates) if m is not None]
+        return GATE_LR if any(param is p for m in gates for p in m.parameters()) else 1.0
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         return example_frames(batch_size, 2 * self.config.window)
@@ -212,6 +218,9 @@ class BandModel(MusicModel):
         if c.gate:
             gate = self.predictors.gate_loss(history, plays, valid)
             pred, pred_logs["gate_bce"] = pred + gate, gate.detach()
+        if c.group_gates:
+            gates = self.predictors.group_gates.loss(history, plays, valid)
+            pred, pred_logs["group_gate_bce"] = pred + gates, gates.detach()
         if refresh:
             self.calibrate_counts(z_t, z_next, next_planes, valid, now, history)
         start = self.start.nll(z_t.detach())
@@ -305,14 +314,16 @@ class BandModel(MusicModel):
         if self.config.gate:
             odds = self.config.prior_gate_odds if start is None and self.config.prior_gate_odds is not None \
                 else self.config.gate_odds
-            gate = PianoGate(odds, self.config.gate_draws, lambda z: self._piano_sounds(z, silent))
+            gate = PianoGate(odds, self.config.gate_draws, lambda z: self._group_sounds(z, silent, PIANO))
+        group_gate = GroupGateDraws(self.config.gate_draws, lambda z, g: self._group_sounds(z, silent, g)) \
+            if self.config.group_gates else None
         latents, playing, onsets, sustains = [], [], [], []
         for k in range(n_windows):
             plays = torch.ones(n, N_GROUPS, dtype=torch.bool)
             if k or start is not None:
                 history = context_features(sounded, self.config.context) if self.config.context else None
                 band, plays = self.predictors.step(band, temperature, generator, silent, self.config.presence_draw,
-                                                   now, history, self.config.piano_temperature, gate)
+                                                   now, history, self.config.piano_temperature, gate, group_gate)
                 now = plays
                 if self.config.context:
                     written = self._sounding(band, generator) & plays
@@ -333,13 +344,13 @@ class BandModel(MusicModel):
         """Latents (n, 5, D) of one window -> bool (n, 5): which groups its decoding sounds."""
         return self.decode_latents(band[:, None], generator)[1].flatten(2).any(-1)
 
-    def _piano_sounds(self, z: Tensor, silent: Tensor) -> Tensor:
-        """Piano latents (N, D) -> bool (N,): whether each decodes, alone in a band of empty windows (`silent`
+    def _group_sounds(self, z: Tensor, silent: Tensor, group: int) -> Tensor:
+        """A group's latents (N, D) -> bool (N,): whether each decodes, alone in a band of empty windows (`silent`
         (5, D), their encoding), to a window that sounds in every bar (a window that sounds in one bar leaves
         the other empty)."""
         band = silent[None].repeat(len(z), 1, 1)
-        band[:, PIANO] = z
-        sustain = self.decode_latents(band[:, None], None)[1][:, PIANO]  # (N, window, 128)
+        band[:, group] = z
+        sustain = self.decode_latents(band[:, None], None)[1][:, group]  # (N, window, 128)
         bar = 4 * self.config.steps_per_quarter
         bar = bar if self.config.window % bar == 0 else self.config.window
         return sustain.reshape(len(z), -1, bar * sustain.shape[-1]).any(-1).all(-1)

@@ -58,40 +58,24 @@ latent's variation left unexplained).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from tunesmith.core.constants import MULTITRACK_GROUPS
+from tunesmith.models.band_gates import GroupGateDraws, GroupGates, PianoGate, kept_draw
+from tunesmith.models.layers import SkipMLP, gaussian_draw
 
 N_GROUPS = len(MULTITRACK_GROUPS)
 PIANO = MULTITRACK_GROUPS.index("piano")
 LOGVAR_RANGE = (-9.0, 4.0)  # variances from about 1e-4 to 55: keeps the NLL finite on a flat batch
 
 
-class SkipMLP(nn.Module):
-    """`layers` x [Linear hidden, ReLU, Dropout] -> Linear n_out, plus a linear map of the input."""
-
-    def __init__(self, n_in: int, n_out: int, hidden: int, layers: int, dropout: float) -> None:
-        super().__init__()
-        parts: list[nn.Module] = []
-        for i in range(layers):
-            parts += [nn.Linear(n_in if i == 0 else hidden, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        parts.append(nn.Linear(hidden if layers else n_in, n_out))
-        self.deep = nn.Sequential(*parts)
-        self.linear = nn.Linear(n_in, n_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.deep(x) + self.linear(x)
-
-
 class LatentPredictors(nn.Module):
     """The piano predictor and one conditional predictor per other group (see module docstring)."""
 
     def __init__(self, latent_dim: int, hidden: int, layers: int, dropout: float, presence: bool = False,
-                 context: int = 0, gate: bool = False) -> None:
+                 context: int = 0, gate: bool = False, group_gates: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.latent_dim = d = latent_dim
         self.with_presence = presence
@@ -109,6 +93,9 @@ class LatentPredictors(nn.Module):
         if gate and not self.n_context:
             raise ValueError("a piano gate reads the piece so far: it needs context > 0")
         self.gate = SkipMLP(self.n_context, 1, max(hidden // 8, 1), 1, dropout) if gate else None
+        if group_gates and (not self.n_context or PIANO in group_gates):
+            raise ValueError("group gates read the piece so far (context > 0) and gate groups other than piano")
+        self.group_gates = GroupGates(group_gates, self.n_context, hidden, dropout) if group_gates else None
 
     def carry(self, z: Tensor, plays: Tensor) -> Tensor:
         """The band at t as the predictors read it: latents (B, 5, D), with presence heads beside each group's
@@ -250,20 +237,13 @@ class LatentPredictors(nn.Module):
         p = p * gate.odds / (1 - p + p * gate.odds)
         coin = torch.rand(p.shape, generator=generator, device=p.device) < p
         mean, logvar = self.piano_next(band, None, history, torch.ones_like(p))
-        z = _draw(mean, logvar, temperature, generator)
-        pending = coin.clone()  # items whose kept draw is not yet known to sound
-        for _ in range(gate.draws - 1):  # decoding is the cost: only the pending items are redrawn and checked
-            if not pending.any():
-                break
-            pending[pending.clone()] = ~gate.sounds(z[pending])
-            z = torch.where(pending[:, None], _draw(mean, logvar, temperature, generator), z)
-        return torch.where(coin[:, None], z, silent.to(z.dtype)), coin
+        return kept_draw(mean, logvar, temperature, generator, coin, gate.sounds, gate.draws, silent), coin
 
     @torch.no_grad()
     def step(self, band: Tensor, temperature: float, generator: torch.Generator | None,
              silent: Tensor | None = None, draw: str = "sample", now: Tensor | None = None,
              history: Tensor | None = None, piano_factor: float = 1.0,
-             gate: PianoGate | None = None) -> tuple[Tensor, Tensor]:
+             gate: PianoGate | None = None, group_gate: GroupGateDraws | None = None) -> tuple[Tensor, Tensor]:
         """One window ahead: band (B, 5, D) at t -> (a draw (B, 5, D) at t+1, plays (B, 5) bool), piano first,
         then each other group on the draws before it; the predicted std is scaled by `temperature` (0: the
         means), piano's by `temperature` x `piano_factor`. With presence heads each group's presence is decided
@@ -271,8 +251,12 @@ class LatentPredictors(nn.Module):
         above 1/2), and a silent group's latent is `silent` (5, D), the encoding of an empty window (what the
         predictors read in training); without heads every group plays. `now` (B, 5) bool: which groups play at
         t (heads only; default all). `history` (B, n_context): the piece so far (`context` only). With a piano
-        `gate` (and the model's gate head) piano's presence is the gate's coin (`_gated_piano`)."""
+        `gate` (and the model's gate head) piano's presence is the gate's coin (`_gated_piano`); with group gates
+        (`group_gate`: their draws) so is each gated group's (`band_gates.kept_draw`)."""
         n = band.shape[0]
+        gated = self.group_gates.groups if self.group_gates is not None else ()
+        if gated and group_gate is None:
+            raise ValueError("a latent predictor with group gates steps with its `GroupGateDraws` settings")
         if self.with_presence:
             band = self.carry(band, now if now is not None else torch.ones(band.shape[:2], dtype=torch.bool))
         ahead, plays = [], []
@@ -285,6 +269,14 @@ class LatentPredictors(nn.Module):
                 ahead.append(z)
                 plays.append(coin)
                 continue
+            group = PIANO if j == 0 else _GROUP_OF[j - 1]
+            if group in gated:  # its coin drawn in turn: the groups before it draw as without gates
+                coin = self.group_gates.coin(history, group, generator)
+                stats = self._other(j - 1, band, torch.stack(ahead, 1), None, history)
+                ahead.append(kept_draw(*stats, temperature, generator, coin, lambda z, g=group: group_gate.sounds(z, g),
+                                       group_gate.draws, silent[group]))
+                plays.append(coin)
+                continue
             coin = None
             if self.with_presence:
                 p = torch.sigmoid(self.presence[j](head_input))[:, 0]
@@ -292,24 +284,13 @@ class LatentPredictors(nn.Module):
                 coin = (cut < p).to(band.dtype)
             stats = (self.piano_next(band, coin, history) if j == 0
                      else self._other(j - 1, band, torch.stack(ahead, 1), coin, history))
-            z = _draw(*stats, temperature * (piano_factor if j == 0 else 1.0), generator)
+            z = gaussian_draw(*stats, temperature * (piano_factor if j == 0 else 1.0), generator)
             if coin is not None and silent is not None:
-                group = PIANO if j == 0 else _GROUP_OF[j - 1]
                 z = torch.where(coin[:, None] > 0, z, silent[group].to(z.dtype))
             ahead.append(z)
             plays.append(coin > 0 if coin is not None else torch.ones(n, dtype=torch.bool, device=band.device))
         ordered = torch.stack(plays, 1)
         return _insert(torch.stack(ahead[1:], 1), ahead[0]), _insert(ordered[:, 1:, None], ordered[:, 0:1])[:, :, 0]
-
-
-@dataclass
-class PianoGate:
-    """Generation with a piano gate: its odds multiplied by `odds` (> 1 plays piano more), `draws` candidate
-    latents per window, and `sounds`: latents (N, D) -> bool (N,), whether piano's decoded window sounds."""
-
-    odds: float
-    draws: int
-    sounds: Callable[[Tensor], Tensor]
 
 
 def context_size(context: int) -> int:
@@ -354,11 +335,6 @@ def _order(z: Tensor) -> Tensor:
 def _insert(others: Tensor, piano: Tensor) -> Tensor:
     """(B, 4, D) of the non-piano groups and (B, D) of piano -> (B, 5, D) in group order."""
     return torch.cat([others[:, :PIANO], piano[:, None], others[:, PIANO:]], dim=1)
-
-
-def _draw(mean: Tensor, logvar: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return mean + temperature * eps * (0.5 * logvar).exp()
 
 
 def _masked_var(z: Tensor, valid: Tensor) -> Tensor:

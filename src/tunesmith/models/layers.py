@@ -114,3 +114,25 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor, pad_id: int,
     correct = (flat_logits.argmax(-1) == flat_targets) & mask
     accuracy = correct.sum() / mask.sum().clamp(min=1)
     return loss, accuracy
+
+
+class SkipMLP(nn.Module):
+    """`layers` x [Linear hidden, ReLU, Dropout] -> Linear n_out, plus a linear map of the input."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        parts: list[nn.Module] = []
+        for i in range(layers):
+            parts += [nn.Linear(n_in if i == 0 else hidden, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        parts.append(nn.Linear(hidden if layers else n_in, n_out))
+        self.deep = nn.Sequential(*parts)
+        self.linear = nn.Linear(n_in, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.deep(x) + self.linear(x)
+
+
+def gaussian_draw(mean: Tensor, logvar: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
+    """A draw of the diagonal Gaussian (mean, log-variance), its std scaled by `temperature` (0: the mean)."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + temperature * eps * (0.5 * logvar).exp()
