@@ -3,16 +3,23 @@ gated group, the draw kept where it says "plays", their loss and learning rate i
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from conftest import REALMIDI
 from tunesmith.core.errors import UserError
+from tunesmith.generation.band import band_representation
+from tunesmith.io.midi import read_midi
 from tunesmith.models import build_model, make_config
 from tunesmith.models.band import GATE_LR, BandModel
 from tunesmith.models.band_gates import GroupGateDraws, GroupGates, kept_draw
+from tunesmith.models.base import SamplePlan
+from tunesmith.models.checkpoint import load_model
 from tunesmith.models.latent_predictor import LatentPredictors, context_features, context_size
 
 STRINGS, DRUMS = 3, 4
+MULTITRACK = REALMIDI / "miditok_tests" / "MIDIs_multitrack"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -94,3 +101,16 @@ def test_training_adds_the_group_gates_bce_and_they_learn_at_the_gates_rate():
 def test_group_gates_refuse_a_group_they_cannot_gate(gates, context, match):
     with pytest.raises(UserError, match=match):
         make_config("band", {**BandModel.debug_config(), "context": context, "group_gates": gates}, {})
+
+
+@pytest.mark.parametrize("song", ["All The Small Things.mid", "In Too Deep.mid"])
+def test_the_shipped_band_5_rarely_brings_strings_into_a_piece_without_them(song):
+    # real 4-bar primers without strings (MIT fixtures; neither piece has strings in its next 16 bars), 16
+    # continuations of 8 bars; measured: strings in 6.2 and 9.4 % of the new bars, 26.6 and 32.0 % without the gate
+    model = load_model("band-5").model
+    assert model.config.group_gates == ["strings"]
+    primer = band_representation(model).encode(read_midi(MULTITRACK / song))[:, :64]
+    assert not primer[STRINGS].any()
+    rolls = np.stack(model.sample(SamplePlan(16, 8, primer), torch.Generator().manual_seed(0)))
+    bars = rolls[:, :, 64:].reshape(16, 5, 8, 16, 128).any((3, 4))  # (pieces, groups, new bars)
+    assert bars[:, STRINGS].mean() <= 0.15 and bars[:, DRUMS].mean() >= 0.9  # the drums go on
