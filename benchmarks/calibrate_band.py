@@ -1,8 +1,9 @@
 """Fill a band checkpoint's decoding tables from its training pieces, for a checkpoint trained before the
 training loop measured them: the count calibration (`band_decoding.DecodingStats.count_scale`), with
 `voicing=true` the pitch span and voices per group (`DecodingStats.update_voicing`), with `kit=true` the
-drum kit per window and per two consecutive windows (`DecodingStats.update_kit`), and with `start_pattern=true`
-which groups sound together in each window (`band_start.StartDistribution.count_patterns`).
+drum kit per window and per two consecutive windows (`DecodingStats.update_kit`), with `groove=true` the drum hits
+per pitch and step of the bar (`DecodingStats.update_groove`), and with `start_pattern=true` which groups sound
+together in each window (`band_start.StartDistribution.count_patterns`).
 
 The same updates the training loop runs on every batch (`BandModel.calibrate_counts`,
 `DecodingStats.update_voicing`, `DecodingStats.update_kit`, `count_patterns`), over `--batches` batches of
@@ -11,8 +12,8 @@ measure (default: all the config uses); the others keep the checkpoint's values,
 --measure kit` adds the kit to a shipped model and changes nothing else.
 
 Usage: python benchmarks/calibrate_band.py CKPT --data DIR --out NEW.ckpt [--batches 400]
-       [--generation temperature=T decoding=RULE voicing=true harmony=H kit=true start_pattern=true]
-       [--measure counts voicing kit patterns] [--half]
+       [--generation temperature=T decoding=RULE voicing=true harmony=H kit=true groove=true start_pattern=true]
+       [--measure counts voicing kit groove patterns] [--half]
 (--generation: the checkpoint's generation defaults; fp32 weights unless `--half`, which stores floating-point
 weights as fp16 like `training.checkpoint.export_for_inference(NEW, DST, half=True)`, the shipped format.)
 """
@@ -35,7 +36,7 @@ from tunesmith.models.window_ae import window_planes
 
 TABLES = {"counts": ("notes.count_scale", "notes.count_batches"),
           "voicing": ("notes.span", "notes.voices", "notes.voicing_batches"),
-          "kit": ("notes.kit", "notes.kit_batches"),
+          "kit": ("notes.kit", "notes.kit_batches"), "groove": ("notes.groove",),
           "patterns": ("start.patterns",)}  # what `--measure` names -> its buffers
 NEW = tuple(name for names in TABLES.values() for name in names)  # buffers a checkpoint may lack
 
@@ -45,7 +46,7 @@ def _flag(value: str) -> bool:
 
 
 GENERATION = {"temperature": float, "decoding": str, "voicing": _flag, "harmony": float, "kit": _flag,
-              "start_pattern": _flag}
+              "start_pattern": _flag, "groove": _flag}
 
 
 def main() -> None:
@@ -117,6 +118,8 @@ def measure(model, batch: dict, tables: list[str]) -> None:
         model.notes.update_voicing(planes, mask)
     if model.notes.drum_kit and "kit" in tables:
         model.notes.update_kit(planes, mask, next_planes, next_mask.all(1))
+    if model.notes.drum_groove and "groove" in tables:
+        model.notes.update_groove(planes, mask)
     if model.config.start_pattern and "patterns" in tables:
         model.start.count_patterns(planes[:, :, 1].flatten(2).any(-1)[mask.all(1)])
 

@@ -9,6 +9,9 @@ Per set, over the pieces with drums:
 - drum hits per bar: drum onsets per bar with drums (the count rule's output, which the kit rule of
   `models/band_decoding.py` should leave about as it was);
 - distinct drum pitches per piece;
+- hits on 8th-note steps: the share of drum hits that fall on a bar's 8th-note grid (beats and off-beats), mean
+  over pieces (real grooves keep most hits there; a kit piece running in 16ths puts half of its off it);
+- pieces with a kick (GM 35, 36) and a snare (38, 40);
 - drum overlap area: the mean Yang & Lerch overlapping area of the drum features against the real set
   (`evaluation.multitrack_metrics.group_overlap`), beside the real-vs-real ceiling (even vs odd pieces);
   those features (empty-bar rate, drum-pattern rate) do not look at which drum is hit, so a kit rule that
@@ -45,19 +48,23 @@ from script_exit import refuse  # noqa: E402
 TOP = 4  # kit pieces in the top-k share
 ROWS = (("kit pieces / bar", "kit_per_bar", "%.2f"), (f"top-{TOP} share", "top_share", "%.3f"),
         ("drum hits / bar", "hits_per_bar", "%.2f"), ("drum pitches / piece", "pitches_per_piece", "%.1f"),
+        ("hits on 8th-note steps", "on_eighths", "%.3f"), ("pieces with kick and snare", "kick_and_snare", "%d"),
         ("drum overlap area", "overlap", "%.3f"), ("pieces with drums", "pieces", "%d"), ("kit table", "kit", "%s"))
 
 
 def drum_figures(scores: list) -> dict[str, float]:
     """The per-set drum figures of the module docstring (NaN where no piece has drums)."""
-    per_bar, hits, top, distinct = [], [], [], []
+    per_bar, hits, top, distinct, eighths, backbeat = [], [], [], [], [], 0
     for score in scores:
         table = note_table(score)
         drums = table["is_drum"]
         if not drums.any():
             continue
         start = table["start"][drums]
-        pitch, bar = table["pitch"][drums], np.searchsorted(bar_edges(score, int(start.max()) + 1), start, "right")
+        edges = bar_edges(score, int(start.max()) + 1)
+        pitch, bar = table["pitch"][drums], np.searchsorted(edges, start, "right")
+        eighths.append(float(np.mean((start - edges[bar - 1]) % max(score.ticks_per_quarter // 2, 1) == 0)))
+        backbeat += bool(np.isin(pitch, (35, 36)).any() and np.isin(pitch, (38, 40)).any())
         for b in np.unique(bar):
             per_bar.append(len(np.unique(pitch[bar == b])))
             hits.append(int((bar == b).sum()))
@@ -65,7 +72,8 @@ def drum_figures(scores: list) -> dict[str, float]:
         top.append(counts[:TOP].sum() / counts.sum())
         distinct.append(len(counts))
     return {"kit_per_bar": _mean(per_bar), "top_share": _mean(top), "hits_per_bar": _mean(hits),
-            "pitches_per_piece": _mean(distinct), "pieces": len(top)}
+            "pitches_per_piece": _mean(distinct), "on_eighths": _mean(eighths), "kick_and_snare": backbeat,
+            "pieces": len(top)}
 
 
 def _mean(values: list) -> float:

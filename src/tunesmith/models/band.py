@@ -115,6 +115,7 @@ class BandConfig:
     voicing: bool = False  # decoding: a pitch band per window and voices per step from the data (band_decoding.py)
     harmony: float = 0.0  # decoding: rank units by the band's pooled pitch classes per bar, to this power
     kit: bool = False  # decoding: each window's drums keep the piece's `kit` likeliest drum pitches (band_decoding.py)
+    groove: bool = False  # decoding: drum kit and hit steps ranked by the training hits per pitch and step (same)
     feedback: bool = False  # generation: step on the encoding of each written window (see `chain`)
     decoding: str = "expected"  # generation: "expected", "threshold" or "sample" (band_decoding.py)
     temperature: float = 1.0  # generation: default scale of the predicted std (--temperature overrides)
@@ -140,7 +141,7 @@ class BandModel(MusicModel):
         self.predictors = LatentPredictors(c.latent_dim, c.hidden, c.layers, c.dropout, c.presence,
                                            c.context, c.gate, tuple(map(MULTITRACK_GROUPS.index, c.group_gates)))
         self.start = StartDistribution(N_GROUPS * c.latent_dim, c.start_components, c.start_pattern)
-        self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter, c.kit)
+        self.notes = DecodingStats(c.window, c.voicing, c.harmony, 4 * c.steps_per_quarter, c.kit, c.groove)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.codec.requires_grad_(c.train_codec)
 

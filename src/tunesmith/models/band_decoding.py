@@ -53,6 +53,13 @@ training batch by `update` (exponential averages, rate 1 / batches seen, floored
   per bar unchanged (12.95; real 11.77) (`benchmarks/drum_kit.py`) except where a bar's count exceeds
   what its kit can hold (kit x 16 steps: 3 of 768 bars of band-5 asked for 65-107). Not applied by the
   "sample" rule (nor is voicing); with `feedback` each window decodes alone, so its piece is the window.
+- with `groove` (band-5 since session 10), `groove` (128, bar): drum onsets counted per drum pitch and step of
+  the bar in the training windows (`update_groove`). Decoding ranks the piece's kit on its onset probability x
+  the pitch's share of all training hits (a kick or a snare before a bongo or a splash the decoder gives as
+  much), and each drum unit on its probability x how often that pitch hits at that step of the bar relative to
+  its other steps (kick on the beats, hats on the 8ths). Why: with the kit alone some pieces' kits held no kick
+  and no snare, and the hits of a kit piece ran in 16ths (the decoder is unsure of a hit's step, and the count
+  rule filled every step of the likeliest pitch).
 """
 
 from __future__ import annotations
@@ -73,9 +80,9 @@ class DecodingStats(nn.Module):
     """Per-group decoding thresholds and velocity tables, learned from the training windows."""
 
     def __init__(self, window: int, voicing: bool = False, harmony: float = 0.0, bar: int = 16,
-                 kit: bool = False) -> None:
+                 kit: bool = False, groove: bool = False) -> None:
         super().__init__()
-        self.voicing, self.harmony, self.bar, self.drum_kit = voicing, harmony, bar, kit
+        self.voicing, self.harmony, self.bar, self.drum_kit, self.drum_groove = voicing, harmony, bar, kit, groove
         if voicing:  # no limit until data are seen
             self.register_buffer("span", torch.full((N_GROUPS,), float(N_PITCHES)))
             self.register_buffer("voices", torch.full((N_GROUPS,), float(N_PITCHES)))
@@ -84,6 +91,10 @@ class DecodingStats(nn.Module):
             # (one window, two consecutive windows); no limit until data are seen
             self.register_buffer("kit", torch.full((2,), float(N_PITCHES)))
             self.register_buffer("kit_batches", torch.zeros(2, dtype=torch.int64))
+        if groove:  # the same: hits per drum pitch and step of the bar, none counted yet
+            # counts, not floats: a checkpoint exported to fp16 keeps them exact
+            self.register_buffer("groove", torch.zeros(N_PITCHES, bar if window % bar == 0 else window,
+                                                       dtype=torch.int64))
         self.register_buffer("thresholds", torch.full((N_GROUPS, PLANES), 0.5))
         self.register_buffer("velocity", torch.full((N_GROUPS, N_PITCHES), float(VELOCITY)))
         self.register_buffer("accent", torch.ones(N_GROUPS, window))
@@ -118,6 +129,8 @@ class DecodingStats(nn.Module):
             self.update_voicing(planes, mask)
         if self.drum_kit:
             self.update_kit(planes, mask, next_planes, next_valid)
+        if self.drum_groove:
+            self.update_groove(planes, mask)
 
     @torch.no_grad()
     def update_voicing(self, planes: Tensor, mask: Tensor) -> None:
@@ -153,6 +166,21 @@ class DecodingStats(nn.Module):
             both = drums | (next_planes[:, DRUMS, 0].amax(1) > 0)
             self._blend_kit(1, both[next_valid].sum(-1))
 
+    @torch.no_grad()
+    def update_groove(self, planes: Tensor, mask: Tensor) -> None:
+        """Add one batch's drum onsets at real steps to `groove` (128, bar): planes (B, 5, 2, W, 128), mask (B, W)."""
+        hits = (planes[:, DRUMS, 0] > 0) & mask[:, :, None]  # (B, W, 128)
+        self.groove += hits.reshape(-1, self.groove.shape[1], hits.shape[-1]).sum(0).T.to(self.groove)
+
+    def drum_priors(self) -> tuple[Tensor, Tensor] | None:
+        """(each drum pitch's share of the training hits (128,), each pitch's hit rate at each step of the bar
+        over its mean rate (128, bar)) from `groove`; None before any hit is counted."""
+        if not self.drum_groove or not float(self.groove.sum()):
+            return None
+        hits = self.groove.double()
+        share = hits.sum(1) / hits.sum()
+        return share.float(), (hits / hits.mean(1, keepdim=True).clamp(min=1e-9)).float()
+
     def _blend_kit(self, i: int, pieces: Tensor) -> None:
         """`kit[i]` towards the median of `pieces` (N,) where > 0, at the rate of `update` counted on the
         batches that hold drums."""
@@ -187,13 +215,23 @@ class DecodingStats(nn.Module):
             return torch.rand(probs[:, :, 0].shape, generator=generator) < probs[:, :, 0], probs[:, :, 1] > 0.5
         window = self.accent.shape[1]
         rank = harmonised(probs, self.bar, self.harmony) if self.harmony > 0 else probs
+        priors = self.drum_priors()
+        if priors is not None:  # drum units ranked by where their pitch hits in the bar (the count still from p)
+            steps = torch.arange(probs.shape[3], device=probs.device) % priors[1].shape[1]
+            rank = rank.clone()
+            rank[:, DRUMS] = rank[:, DRUMS] * priors[1][:, steps].T
         allowed = voiced_units(rank[:, :, 1], window, self.span, self.voices)[:, :, None] if self.voicing else None
         if self.drum_kit:  # (n, 5, 1, T, 128): the drums' units, both planes, limited to the window's kit
             allowed = torch.ones_like(probs[:, :, :1], dtype=torch.bool) if allowed is None else allowed.clone()
-            allowed[:, DRUMS] = kit_units(probs[:, DRUMS, 0], window, self.kit[0], self.kit[1])[:, None]
+            allowed[:, DRUMS] = kit_units(probs[:, DRUMS, 0], window, self.kit[0], self.kit[1],
+                                          None if priors is None else priors[0])[:, None]
         if rule == "expected":  # with voicing the count is per bar: a window's count could all land in one bar
             block = self.bar if self.voicing and window % self.bar == 0 else window
             above = expected_units(probs, block, self.count_scale, allowed, rank)
+            if priors is not None:  # each drum pitch its share of the count, on its own likeliest steps
+                kit = allowed[:, DRUMS, 0] if allowed is not None else torch.ones_like(probs[:, DRUMS, 0], dtype=bool)
+                above[:, DRUMS, 0] = drum_hits(probs[:, DRUMS, 0], block, self.count_scale[DRUMS, 0], kit,
+                                               rank[:, DRUMS, 0])
         else:
             above = probs > self.thresholds.to(probs.dtype)[None, :, :, None, None]  # limits (1, 5, 2, 1, 1)
             if allowed is not None:
@@ -231,6 +269,28 @@ def expected_units(probs: Tensor, window: int, scale: Tensor, allowed: Tensor | 
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1]).expand_as(order))
     chosen = rank < count
     return (chosen if allowed is None else chosen & allowed).reshape(probs.shape)
+
+
+def drum_hits(onset: Tensor, block: int, scale: Tensor, allowed: Tensor, rank: Tensor) -> Tensor:
+    """Drum onset probabilities (n, T, 128), T whole blocks -> bool (n, T, 128): in each block, the count of the
+    "expected" rule (round(sum of probabilities x scale)) shared among the `allowed` pitches in proportion to
+    their probability there (largest remainders), each pitch on its `rank`-highest allowed steps. Why not the
+    group's top units, as `expected_units`: they run along the likeliest pitch (a kick or a bongo in 16ths)
+    where real grooves spread the hits over the kit."""
+    n, steps, pitches = onset.shape
+    shape = (n, steps // block, block, pitches)
+    total = (onset.reshape(shape).sum((2, 3)) * scale.to(onset.dtype)).round()  # (n, blocks)
+    mass = (onset * allowed).reshape(shape).sum(2)  # (n, blocks, 128)
+    quota = total[..., None] * mass / mass.sum(-1, keepdim=True).clamp(min=1e-12)
+    base = quota.floor()
+    spare = (total - base.sum(-1)).clamp(min=0)  # (n, blocks): units the floors left
+    order = (quota - base).argsort(dim=-1, descending=True, stable=True)
+    place = torch.empty_like(order).scatter_(-1, order, torch.arange(pitches).expand_as(order))
+    hits = (base + (place < spare[..., None])).clamp(max=block) * (mass > 0)  # (n, blocks, 128)
+    scores = rank.masked_fill(~allowed, -1.0).reshape(shape)
+    order = scores.argsort(dim=2, descending=True, stable=True)
+    place = torch.empty_like(order).scatter_(2, order, torch.arange(block)[None, None, :, None].expand_as(order))
+    return ((place < hits[:, :, None]) & allowed.reshape(shape)).reshape(n, steps, pitches)
 
 
 def harmonised(probs: Tensor, bar: int, power: float) -> Tensor:
@@ -277,13 +337,16 @@ def voiced_units(sound: Tensor, window: int, span: Tensor, voices: Tensor) -> Te
     return allowed
 
 
-def kit_units(onset: Tensor, window: int, kit: Tensor | float, pair_kit: Tensor | float | None = None) -> Tensor:
+def kit_units(onset: Tensor, window: int, kit: Tensor | float, pair_kit: Tensor | float | None = None,
+              prior: Tensor | None = None) -> Tensor:
     """Drum onset probabilities (n, T, 128), T whole windows -> bool (n, T, 128): in each window the
     round(kit) drum pitches ranked on the window's share of onset probability per pitch plus the whole
     piece's (T), so a piece keeps one kit across windows (as `voiced_units` keeps one register) instead of
     each window picking its own rare pieces. With `pair_kit` (the kit of two consecutive windows), only
-    among the piece's kit: its `piece_kit_size` pitches of the most probability over the whole piece."""
+    among the piece's kit: its `piece_kit_size` pitches of the most probability over the whole piece. With
+    `prior` (128,), each pitch's share of the training hits, pitches are ranked on probability x prior."""
     n, steps, pitches = onset.shape
+    onset = onset if prior is None else onset * prior
     share, piece = window_and_piece_share(onset.reshape(n, steps // window, window, pitches).sum(2))
     k = int(min(max(round(float(kit)), 1), pitches))
     if pair_kit is not None:
