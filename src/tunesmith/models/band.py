@@ -49,6 +49,9 @@ gate learns at `GATE_LR` x the rate, `learning_rate_scale`). Recipe `band-5-cont
 (`trainer.init_from`) on its frozen autoencoder; a joint run (`train_codec: true`) trains as without context.
 The chain tracks what each window it writes sounds. The gate's odds are multiplied by `gate_odds` when a primer is
 continued and by `prior_gate_odds` from nothing (band-5: 20 and 12; at 1 the chain loses piano over 32 bars).
+`group_gates` (e.g. [strings]) adds coins for other groups (`band_gates.py`); `start_pattern` starts a piece from
+nothing with the instruments of a training window's pattern (`band_start.py`); `groove` ranks the drum kit and the
+drums' steps by the training hits per pitch and step of the bar (`band_decoding.py`).
 The training loop calls `start_training` before the first step of a new run (the `codec_from` autoencoder is loaded
 there). `tables_every` k > 1 updates the decoding tables only on every k-th training batch (running averages; their
 decoder passes cost most of a frozen-autoencoder step). Drums are hits of one step.

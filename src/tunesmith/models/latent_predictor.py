@@ -48,6 +48,9 @@ Latents are per instrument group, (B, 5, D), from the shared window autoencoder 
   28-36 % of the bars where real piano did, although at odds x1000 the gate said "plays" in most windows).
   Where the coin says "plays", a drawn latent that sounds is kept (`_gated_piano`). Latents drift, the summary's
   0/1 flags do not (the session-5 presence heads read the chain's own blurred latents as a fading piano).
+- With `group_gates` (context only; band-5 since session 10: strings): the same kind of coin for other groups, from
+  one head (`band_gates.GroupGates`); their predictors do not read it, a gated group's draw is redrawn until its
+  window sounds where the coin says "plays" (`band_gates.py` says why and what was tried).
 
 Logs: "pred_nll" (nats per latent dimension; the loss is the squared error / 2 plus this NLL),
 "pred_mse/GROUP" (mean squared error of the predicted mean per dimension: the seed's figure; piano 0.029
