@@ -22,6 +22,7 @@ from tunesmith.models import build_model, make_config
 from tunesmith.models.band import GATE_LR, BandModel
 from tunesmith.models.band_latents import encode_pieces
 from tunesmith.models.band_rolls import window_sounding
+from tunesmith.models.base import SamplePlan
 from tunesmith.models.checkpoint import load_checkpoint, load_model
 from tunesmith.models.latent_predictor import context_features
 from tunesmith.resources import shipped_recipe
@@ -123,3 +124,21 @@ def test_a_context_band_refuses_a_batch_without_the_piece_so_far_and_scores_one_
     model.eval()
     logs = model.loss(batch)
     assert torch.isfinite(logs["loss"]) and float(logs["gate_bce"]) > 0
+
+
+def test_start_patterns_a_strings_gate_and_the_groove_train_in_the_loop_and_resume_exactly(tmp_path):
+    extra = [*CONTEXT, "model.config.group_gates=[strings]", "model.config.start_pattern=true",
+             "model.config.groove=true", "model.config.kit=true"]
+    whole = train(load_config(shipped_recipe("debug/band"), [*extra, "trainer.max_steps=4"]), tmp_path / "whole")
+    train(load_config(shipped_recipe("debug/band"), [*extra, "trainer.max_steps=2", "trainer.checkpoint_every=2"]),
+          tmp_path / "part")
+    resumed = train(load_config(tmp_path / "part" / "config.yaml", ["trainer.max_steps=4"]), tmp_path / "part",
+                    resume=True)
+    a, b = (load_model(run / "checkpoints" / "last.ckpt").model for run in (whole, resumed))
+    for name, weight in a.state_dict().items():
+        assert torch.equal(weight, b.state_dict()[name]), name
+    assert a.config.group_gates == ["strings"] and int(a.start.patterns.sum()) > 0 and int(a.notes.groove.sum()) > 0
+    with open(whole / "metrics.csv") as f:
+        assert "group_gate_bce" in {r["name"] for r in csv.DictReader(f) if r["split"] == "valid"}
+    rolls = a.sample(SamplePlan(2, 4), torch.Generator().manual_seed(0))
+    assert len(rolls) == 2 and rolls[0].shape == (5, 64, 128)
