@@ -33,6 +33,7 @@ from tunesmith.generation.band import band_representation
 from tunesmith.models import build_model, make_config
 from tunesmith.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from tunesmith.models.window_ae import window_planes
+from tunesmith.training.checkpoint import slim_payload
 
 TABLES = {"counts": ("notes.count_scale", "notes.count_batches"),
           "voicing": ("notes.span", "notes.voices", "notes.voicing_batches"),
@@ -67,14 +68,10 @@ def main() -> None:
         if key not in GENERATION:
             refuse(f"--generation sets {', '.join(GENERATION)}, not {key!r}")
         payload["model"]["config"][key] = GENERATION[key](value)
-    model = build_model("band", make_config("band", payload["model"]["config"], {}))
+    model, missing = band_from(payload, NEW)
     if model.config.context and "counts" in args.measure:  # its predictors read the piece so far, not these pairs
         refuse("calibrate_band measures the count calibration of one-window predictors; for a context checkpoint "
-                "name the other tables (--measure voicing kit)")
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
-    missing = model.load_state_dict(weights, strict=False).missing_keys
-    if set(missing) - set(NEW):
-        refuse(f"not a band checkpoint of this version: missing {sorted(set(missing) - set(NEW))}")
+               "name the other tables (--measure voicing kit groove patterns)")
     unmeasured = sorted(t for t, names in TABLES.items() if t not in args.measure
                         and any(n in missing for n in names))
     if unmeasured:
@@ -99,10 +96,19 @@ def main() -> None:
               f"({batches[0]}, {batches[1]} batches)")
     if model.config.start_pattern:
         print("start patterns (windows per pattern, bit g: group g sounds):", model.start.patterns.tolist())
-    payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
-    payload["weights"] = {k: v.half() if args.half and v.is_floating_point() else v
-                          for k, v in model.state_dict().items()}
-    save_checkpoint(payload, args.out)
+    save_checkpoint(slim_payload(payload, model.state_dict(), args.half), args.out)
+
+
+def band_from(payload: dict, may_lack: tuple[str, ...]) -> tuple:
+    """(the band model of `payload`'s config, as the caller edited it, with the payload's weights as fp32; the
+    names of the weights it lacks). Refuses a checkpoint that lacks one whose name does not start with one of
+    `may_lack` (the tables or heads the caller adds)."""
+    model = build_model("band", make_config("band", payload["model"]["config"], {}))
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
+    missing = model.load_state_dict(weights, strict=False).missing_keys
+    if lacking := sorted(k for k in missing if not k.startswith(may_lack)):
+        refuse(f"not a band checkpoint of this version: missing {lacking[0]}")
+    return model, missing
 
 
 @torch.no_grad()

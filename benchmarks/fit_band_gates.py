@@ -19,14 +19,15 @@ import argparse
 from pathlib import Path
 
 import torch
+from calibrate_band import band_from  # benchmarks/: the band model of an edited config, its weights loaded
 from multitrack import held_out  # benchmarks/: the checkpoint's own split of DIR
 from script_exit import refuse  # benchmarks/: one sentence, exit 2
 
 from tunesmith.core.constants import MULTITRACK_GROUPS
 from tunesmith.data.piece_history import HistoryPairs
 from tunesmith.generation.band import band_representation
-from tunesmith.models import build_model, make_config
 from tunesmith.models.checkpoint import load_model, save_checkpoint
+from tunesmith.training.checkpoint import slim_payload
 
 
 def gate_pairs(model, scores: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,19 +82,12 @@ def main() -> None:
                f"(got {', '.join(unknown) or 'a bad number'})")
     payload["model"]["config"]["group_gates"] = list(args.groups)
     torch.manual_seed(0)  # the head's first weights
-    model = build_model("band", make_config("band", payload["model"]["config"], {}))
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["weights"].items()}
-    missing = model.load_state_dict(weights, strict=False).missing_keys
-    if any(not k.startswith("predictors.group_gates.") for k in missing):
-        refuse(f"not a band checkpoint of this version: missing {sorted(missing)[0]}")
+    model = band_from(payload, ("predictors.group_gates.",))[0]
     train = gate_pairs(model, held_out(loaded, args.data, 10**9, "train"))
     valid = gate_pairs(model, held_out(loaded, args.data, 10**9, "valid"))
     print(f"{len(train[0])} training pairs, {len(valid[0])} held-out pairs; groups {', '.join(args.groups)}")
     fit(model.predictors.group_gates, train, valid, args.epochs, args.lr)
-    payload = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
-    payload["weights"] = {k: v.half() if args.half and v.is_floating_point() else v
-                          for k, v in model.state_dict().items()}
-    save_checkpoint(payload, args.out)
+    save_checkpoint(slim_payload(payload, model.state_dict(), args.half), args.out)
 
 
 if __name__ == "__main__":

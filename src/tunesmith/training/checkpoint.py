@@ -52,9 +52,16 @@ def export_for_inference(src: Path | str, dst: Path | str, half: bool = False) -
     `half=True` stores floating-point weights as fp16 (they are cast back to fp32 on load by
     `load_state_dict`); returns the payload written.
     """
-    payload = load_checkpoint(src)
-    slim = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
-    if half:
-        slim["weights"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["weights"].items()}
+    slim = slim_payload(load_checkpoint(src), half=half)
     save_checkpoint(slim, Path(dst))
+    return slim
+
+
+def slim_payload(payload: dict[str, Any], weights: dict[str, torch.Tensor] | None = None,
+                 half: bool = False) -> dict[str, Any]:
+    """`payload` without optimizer, RNG or resume position, with `weights` (default: its own), floating-point
+    ones as fp16 when `half`: what `export_for_inference` writes, for scripts that change a model's tables."""
+    slim = {k: v for k, v in payload.items() if k not in ("optimizer", "rng", "position", "format")}
+    weights = payload["weights"] if weights is None else weights
+    slim["weights"] = {k: v.half() if half and v.is_floating_point() else v for k, v in weights.items()}
     return slim
