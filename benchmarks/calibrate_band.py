@@ -127,7 +127,7 @@ def measure(model, batch: dict, tables: list[str]) -> None:
     if model.notes.drum_groove and "groove" in tables:
         model.notes.update_groove(planes, mask)
     if model.config.start_pattern and "patterns" in tables:
-        model.start.count_patterns(planes[:, :, 1].flatten(2).any(-1)[mask.all(1)])
+        model.start.count_patterns(planes, mask)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_a_pattern_is_the_sum_of_its_sounding_groups_bits():
     start = StartDistribution(10, 2, patterns=True)
-    start.count_patterns(torch.tensor([[1, 0, 0, 0, 1], [1, 0, 0, 0, 1], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0]]).bool())
+    sounds = torch.tensor([[1, 0, 0, 0, 1], [1, 0, 0, 0, 1], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]]).bool()
+    planes = torch.zeros(5, 5, 2, 8, 128)
+    planes[:, :, 1, 3, 60] = sounds.float()  # a note in each sounding group's sustain plane
+    mask = torch.ones(5, 8, dtype=torch.bool)
+    mask[4, 6:] = False  # the last window is cut short: not a whole window, not counted
+    start.count_patterns(planes, mask)
     assert start.patterns.nonzero().flatten().tolist() == [0, 14, 17]
     assert start.patterns[[0, 14, 17]].tolist() == [1, 1, 2] and len(start.patterns) == N_PATTERNS == 32
 

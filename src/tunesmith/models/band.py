@@ -211,7 +211,7 @@ class BandModel(MusicModel):
             self.notes.update(torch.sigmoid(logits.detach()), planes, mask, batch["frames"][:, : c.window],
                               next_planes, valid)
             if c.start_pattern:
-                self.start.count_patterns(planes[:, :, 1].flatten(2).any(-1)[mask.all(1)])
+                self.start.count_patterns(planes, mask)
         if train and int(self.step) <= c.ae_steps:
             return {"loss": loss, **logs}
         with torch.no_grad():

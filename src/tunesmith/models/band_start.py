@@ -54,8 +54,10 @@ class StartDistribution(nn.Module):
         return self.mean[k] + temperature * eps * (0.5 * self.logvar[k].clamp(*LOGVAR_RANGE)).exp()
 
     @torch.no_grad()
-    def count_patterns(self, sounds: Tensor) -> None:
-        """Add windows' patterns: sounds (B, 5) bool, which groups sound in each real training window."""
+    def count_patterns(self, planes: Tensor, mask: Tensor) -> None:
+        """Add the patterns of a batch's whole real windows: planes (B, 5, 2, W, 128), mask (B, W) of real steps;
+        a group sounds in a window where its sustain plane holds a note."""
+        sounds = planes[:, :, 1].flatten(2).any(-1)[mask.all(1)]  # (whole windows, 5)
         codes = (sounds.long().cpu() * BITS).sum(1)
         self.patterns += torch.bincount(codes, minlength=N_PATTERNS).to(self.patterns)
 
