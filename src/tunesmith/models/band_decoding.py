@@ -216,10 +216,6 @@ class DecodingStats(nn.Module):
         window = self.accent.shape[1]
         rank = harmonised(probs, self.bar, self.harmony) if self.harmony > 0 else probs
         priors = self.drum_priors()
-        if priors is not None:  # drum units ranked by where their pitch hits in the bar (the count still from p)
-            steps = torch.arange(probs.shape[3], device=probs.device) % priors[1].shape[1]
-            rank = rank.clone()
-            rank[:, DRUMS] = rank[:, DRUMS] * priors[1][:, steps].T
         allowed = voiced_units(rank[:, :, 1], window, self.span, self.voices)[:, :, None] if self.voicing else None
         if self.drum_kit:  # (n, 5, 1, T, 128): the drums' units, both planes, limited to the window's kit
             allowed = torch.ones_like(probs[:, :, :1], dtype=torch.bool) if allowed is None else allowed.clone()
@@ -228,10 +224,12 @@ class DecodingStats(nn.Module):
         if rule == "expected":  # with voicing the count is per bar: a window's count could all land in one bar
             block = self.bar if self.voicing and window % self.bar == 0 else window
             above = expected_units(probs, block, self.count_scale, allowed, rank)
-            if priors is not None:  # each drum pitch its share of the count, on its own likeliest steps
-                kit = allowed[:, DRUMS, 0] if allowed is not None else torch.ones_like(probs[:, DRUMS, 0], dtype=bool)
-                above[:, DRUMS, 0] = drum_hits(probs[:, DRUMS, 0], block, self.count_scale[DRUMS, 0], kit,
-                                               rank[:, DRUMS, 0])
+            if priors is not None:  # each drum pitch its share of the count, on the steps where it usually hits
+                onset = probs[:, DRUMS, 0]
+                kit = allowed[:, DRUMS, 0] if allowed is not None else torch.ones_like(onset, dtype=torch.bool)
+                steps = torch.arange(onset.shape[1], device=onset.device) % priors[1].shape[1]
+                above[:, DRUMS, 0] = drum_hits(onset, block, self.count_scale[DRUMS, 0], kit,
+                                               onset * priors[1][:, steps].T)
         else:
             above = probs > self.thresholds.to(probs.dtype)[None, :, :, None, None]  # limits (1, 5, 2, 1, 1)
             if allowed is not None:
@@ -265,10 +263,16 @@ def expected_units(probs: Tensor, window: int, scale: Tensor, allowed: Tensor | 
     if allowed is not None:
         allowed = allowed.expand_as(probs).reshape(blocks.shape)
         blocks = blocks.masked_fill(~allowed, -1.0)
-    order = blocks.argsort(dim=-1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1]).expand_as(order))
-    chosen = rank < count
+    chosen = places(blocks, -1) < count
     return (chosen if allowed is None else chosen & allowed).reshape(probs.shape)
+
+
+def places(scores: Tensor, dim: int) -> Tensor:
+    """Each score's place (0: the highest) along `dim`, ties in index order: `places(...) < k` keeps the top k."""
+    order = scores.argsort(dim=dim, descending=True, stable=True)
+    shape = [1] * scores.dim()
+    shape[dim] = scores.shape[dim]
+    return torch.empty_like(order).scatter_(dim, order, torch.arange(scores.shape[dim]).reshape(shape).expand_as(order))
 
 
 def drum_hits(onset: Tensor, block: int, scale: Tensor, allowed: Tensor, rank: Tensor) -> Tensor:
@@ -284,13 +288,9 @@ def drum_hits(onset: Tensor, block: int, scale: Tensor, allowed: Tensor, rank: T
     quota = total[..., None] * mass / mass.sum(-1, keepdim=True).clamp(min=1e-12)
     base = quota.floor()
     spare = (total - base.sum(-1)).clamp(min=0)  # (n, blocks): units the floors left
-    order = (quota - base).argsort(dim=-1, descending=True, stable=True)
-    place = torch.empty_like(order).scatter_(-1, order, torch.arange(pitches).expand_as(order))
-    hits = (base + (place < spare[..., None])).clamp(max=block) * (mass > 0)  # (n, blocks, 128)
-    scores = rank.masked_fill(~allowed, -1.0).reshape(shape)
-    order = scores.argsort(dim=2, descending=True, stable=True)
-    place = torch.empty_like(order).scatter_(2, order, torch.arange(block)[None, None, :, None].expand_as(order))
-    return ((place < hits[:, :, None]) & allowed.reshape(shape)).reshape(n, steps, pitches)
+    hits = (base + (places(quota - base, -1) < spare[..., None])).clamp(max=block) * (mass > 0)  # (n, blocks, 128)
+    steps_kept = places(rank.masked_fill(~allowed, -1.0).reshape(shape), 2) < hits[:, :, None]
+    return (steps_kept & allowed.reshape(shape)).reshape(n, steps, pitches)
 
 
 def harmonised(probs: Tensor, bar: int, power: float) -> Tensor:
